@@ -49,9 +49,9 @@ type Options struct {
 
 // Tree is a fake sysfs tree on disk.
 type Tree struct {
-	Root     sysfs.Root
-	Opts     Options
-	Adapters []*BuiltAdapter
+	Root      sysfs.Root
+	Opts      Options
+	Adapters  []*BuiltAdapter
 	nextIOMMU int
 }
 
@@ -96,6 +96,11 @@ func NewTree(dir string, opts Options) (*Tree, error) {
 		if err := t.ensureDriver(d); err != nil {
 			return nil, err
 		}
+	}
+	// Every namespace has a loopback device; class/net lists it.
+	lo := Netdev{Name: "lo", MAC: "00:00:00:00:00:00", MTU: 65536, Type: 772}
+	if err := t.writeNetdev("devices/virtual", lo); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -297,8 +302,10 @@ func (t *Tree) writeNetdev(devDir string, n Netdev) error {
 			return err
 		}
 	}
-	if err := t.link(devDir, nd+"/device"); err != nil {
-		return err
+	if devDir != "devices/virtual" {
+		if err := t.link(devDir, nd+"/device"); err != nil {
+			return err
+		}
 	}
 	return t.link(nd, "class/net/"+n.Name)
 }

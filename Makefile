@@ -1,0 +1,52 @@
+# chelsio-sriov: SR-IOV networking for Kubernetes pods on Chelsio T4/T5/T6 adapters.
+# `make help` lists the targets. Targets that touch network namespaces need root.
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+TOOLS     := $(BIN)/tools
+FUZZTIME  ?= 30s
+TESTFLAGS ?=
+# Packages with fuzz targets; `make fuzz` runs every target in each for FUZZTIME.
+FUZZPKGS  := ./pkg/sysfs ./pkg/vf
+
+.PHONY: help build test test-unit lint demo bench fuzz clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build the binaries into bin/ (static, CGO off)
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/... $(wildcard ./plugins/*/)
+
+test: ## vet, then every test with the race detector (root runs the privileged ones too)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m $(TESTFLAGS) ./...
+
+test-unit: ## the tests that need no root, quickly
+	$(GO) test -count=1 -short ./...
+
+lint: ## gofmt, go vet and golangci-lint (installed into bin/tools on first use)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'run gofmt -w on the files above'; exit 1; }
+	$(GO) vet ./...
+	@test -x $(TOOLS)/golangci-lint || GOBIN=$(TOOLS) $(GO) install $(GOLANGCI)
+	$(TOOLS)/golangci-lint run ./...
+
+demo: build ## the reference flow on an emulated two-worker node (root)
+	./scripts/demo.sh
+
+bench: ## Go benchmarks of the hot paths
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
+	@for pkg in $(FUZZPKGS); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean: ## remove bin/
+	rm -rf $(BIN)

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
+)
+
+func cmdList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("list", "list [--json] [--sysfs-root DIR] [--t7]", stderr)
+	asJSON := fs.Bool("json", false, "print a JSON array, one object per VF")
+	root := fs.String("sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
+	t7 := fs.Bool("t7", false, "also list T7 VFs (IDs not confirmed by upstream Linux)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	node, derr := vf.Discover(sysfs.Root(*root), vf.Options{AllowT7: *t7})
+	if node == nil {
+		return derr
+	}
+	vfs := node.VFs()
+	if *asJSON {
+		if vfs == nil {
+			vfs = []*vf.VF{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(vfs); err != nil {
+			return err
+		}
+	} else if err := writeTable(stdout, node, vfs); err != nil {
+		return err
+	}
+	if derr != nil {
+		// Broken devices are left out of the list; say which and why, and fail so
+		// that scripts notice.
+		fmt.Fprintf(stderr, "chelsio-vf list: some Chelsio devices were skipped:\n%v\n", derr)
+		return errReported
+	}
+	return nil
+}
+
+func writeTable(w io.Writer, node *vf.Node, vfs []*vf.VF) error {
+	if len(node.Adapters) == 0 {
+		_, err := fmt.Fprintln(w, "No Chelsio adapter found.")
+		return err
+	}
+	for _, a := range node.Adapters {
+		n := 0
+		for _, pf := range a.PFs {
+			n += len(pf.VFs)
+		}
+		fmt.Fprintf(w, "Adapter %s: %s %s, %d ports, NUMA %s, %d VFs\n", a.Slot, a.Product.Chip, a.Model(), a.NumPorts, numa(a.NUMANode), n)
+		for _, pf := range a.PFs {
+			mg := pf.MgmtNetdev
+			if mg == "" {
+				mg = "-"
+			}
+			fmt.Fprintf(w, "  PF%d %s: %d/%d VFs, driver %s, mgmt %s\n", pf.Number, pf.Addr, pf.NumVFs, pf.TotalVFs, dash(pf.Driver), mg)
+		}
+	}
+	if len(vfs) == 0 {
+		_, err := fmt.Fprintln(w, "\nNo VFs: create them with `echo N > /sys/bus/pci/devices/<PF0-3>/sriov_numvfs`.")
+		return err
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PCI ADDRESS\tMODEL\tPF\tVF\tPORT\tDRIVER\tNETDEV\tMAC\tNUMA\tIOMMU")
+	derived := false
+	for _, v := range vfs {
+		port := strconv.Itoa(v.Port)
+		if v.PortDerived {
+			port += "*"
+			derived = true
+		}
+		model := v.Model
+		if model == "" {
+			model = fmt.Sprintf("%s 0x%04x", v.Chip, v.DeviceID)
+		}
+		group := "-"
+		if v.IOMMUGroup >= 0 {
+			group = strconv.Itoa(v.IOMMUGroup)
+		}
+		fmt.Fprintf(tw, "%s\t%s\tPF%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Addr, model, v.PFNumber, v.VFIndex, port, dash(v.Driver), dash(v.Netdev), dash(v.MAC), numa(v.NUMANode), group)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if derived {
+		_, err := fmt.Fprintln(w, "* port derived from the PF number (no netdev to read dev_port from)")
+		return err
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func numa(n int) string {
+	if n < 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}

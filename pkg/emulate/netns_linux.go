@@ -1,0 +1,76 @@
+package emulate
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// createNetns makes a named network namespace under /run/netns (as `ip netns add`)
+// and brings its loopback up. The calling goroutine's namespace is left unchanged.
+func createNetns(name string) (retErr error) {
+	if _, err := os.Stat(netnsPath(name)); err == nil {
+		return fmt.Errorf("create netns %s: %w", name, fs.ErrExist)
+	}
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("create netns %s: %w", name, err)
+	}
+	defer orig.Close()
+	h, err := netns.NewNamed(name)
+	if setErr := netns.Set(orig); setErr != nil {
+		// The thread is in the wrong namespace: keep it locked so that the runtime
+		// discards it when the goroutine ends.
+		return errors.Join(err, fmt.Errorf("return to the original netns: %w", setErr))
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		return fmt.Errorf("create netns %s: %w", name, err)
+	}
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h)
+	if err != nil {
+		return fmt.Errorf("netlink in netns %s: %w", name, err)
+	}
+	defer nh.Close()
+	lo, err := nh.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("netns %s: %w", name, err)
+	}
+	if err := nh.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("netns %s: set lo up: %w", name, err)
+	}
+	return nil
+}
+
+// deleteNetns removes a named namespace (as `ip netns del`); a missing one is fine.
+func deleteNetns(name string) error {
+	if _, err := os.Stat(netnsPath(name)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := netns.DeleteNamed(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete netns %s: %w", name, err)
+	}
+	return nil
+}
+
+// handleAt opens a netlink handle inside a named namespace.
+func handleAt(name string) (*netlink.Handle, netns.NsHandle, error) {
+	ns, err := netns.GetFromPath(netnsPath(name))
+	if err != nil {
+		return nil, netns.None(), fmt.Errorf("open netns %s: %w", name, err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		ns.Close()
+		return nil, netns.None(), fmt.Errorf("netlink in netns %s: %w", name, err)
+	}
+	return h, ns, nil
+}
