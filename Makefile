@@ -19,7 +19,7 @@ help: ## list the targets
 
 build: ## build the binaries into bin/ (static, CGO off)
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/... $(wildcard ./plugins/*/)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/... $(dir $(wildcard ./plugins/*/main.go))
 
 test: ## vet, then every test with the race detector (root runs the privileged ones too)
 	$(GO) vet ./...

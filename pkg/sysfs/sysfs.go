@@ -87,7 +87,10 @@ func (r Root) ReadHex(rel string, bits int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	h := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+	h, ok := strings.CutPrefix(s, "0x")
+	if !ok {
+		h, _ = strings.CutPrefix(s, "0X") // one prefix at most: "0x0X1" is not a number
+	}
 	v, err := strconv.ParseUint(h, 16, bits)
 	if err != nil || h == "" {
 		return 0, &ParseError{Path: r.Path(rel), Value: cut(s), Want: fmt.Sprintf("a %d-bit hexadecimal number", bits)}
