@@ -87,13 +87,17 @@ func (r Root) ReadHex(rel string, bits int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return parseHexValue(r.Path(rel), s, bits)
+}
+
+func parseHexValue(path, s string, bits int) (uint64, error) {
 	h, ok := strings.CutPrefix(s, "0x")
 	if !ok {
 		h, _ = strings.CutPrefix(s, "0X") // one prefix at most: "0x0X1" is not a number
 	}
 	v, err := strconv.ParseUint(h, 16, bits)
 	if err != nil || h == "" {
-		return 0, &ParseError{Path: r.Path(rel), Value: cut(s), Want: fmt.Sprintf("a %d-bit hexadecimal number", bits)}
+		return 0, &ParseError{Path: path, Value: cut(s), Want: fmt.Sprintf("a %d-bit hexadecimal number", bits)}
 	}
 	return v, nil
 }
@@ -111,9 +115,13 @@ func (r Root) LinkBase(rel string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b := filepath.Base(t)
-	if b == "." || b == "/" || b == "" {
-		return "", &ParseError{Path: r.Path(rel), Value: cut(t), Want: "a link to a named entry"}
+	return linkBase(r.Path(rel), t)
+}
+
+func linkBase(path, target string) (string, error) {
+	b := filepath.Base(target)
+	if b == "." || b == "/" || b == "" || b == ".." {
+		return "", &ParseError{Path: path, Value: cut(target), Want: "a link to a named entry"}
 	}
 	return b, nil
 }

@@ -51,54 +51,29 @@ func Discover(root sysfs.Root, opts Options) (*Node, error) {
 		numa    = map[PCIAddr]int{}
 	)
 	fail := func(addr string, err error) { errs = append(errs, &DeviceError{Addr: addr, Err: err}) }
+	vfDirs := map[PCIAddr]*sysfs.Dir{}
+	defer func() {
+		for _, d := range vfDirs {
+			_ = d.Close()
+		}
+	}()
 	for _, name := range names {
-		vendor, err := root.ReadHex(devPath(name, "vendor"), 16)
+		d, err := openFunc(root, name)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				continue // not a PCI function we can identify; not ours to judge
+				continue // vanished since the listing
 			}
 			fail(name, err)
 			continue
 		}
-		if vendor != VendorID {
-			continue
-		}
-		addr, err := ParsePCIAddr(name)
+		keep, err := discoverFunc(d, name, opts, &pfs, &pf4s, &vfAddrs, devIDs, numa)
 		if err != nil {
 			fail(name, err)
-			continue
 		}
-		dev, err := root.ReadHex(devPath(name, "device"), 16)
-		if err != nil {
-			fail(name, err)
-			continue
-		}
-		id := uint16(dev)
-		if _, ok := ChipOf(id); !ok {
-			continue
-		}
-		switch KindOf(id) {
-		case FuncPF03:
-			pf, err := readPF(root, addr, id)
-			if err != nil {
-				fail(name, err)
-				continue
-			}
-			pfs = append(pfs, pf)
-			devIDs[addr], numa[addr] = id, pf.NUMANode
-		case FuncPF4:
-			pf4, n, err := readPF4(root, addr)
-			if err != nil {
-				fail(name, err)
-				continue
-			}
-			pf4s = append(pf4s, pf4)
-			devIDs[addr], numa[addr] = id, n
-		case FuncVF:
-			if IsVFID(id, opts.AllowT7) {
-				vfAddrs = append(vfAddrs, addr)
-				devIDs[addr] = id
-			}
+		if keep != nil {
+			vfDirs[*keep] = d
+		} else {
+			_ = d.Close()
 		}
 	}
 
@@ -135,8 +110,15 @@ func Discover(root sysfs.Root, opts Options) (*Node, error) {
 		slices.SortFunc(a.PFs, func(x, y *PF) int { return x.Number - y.Number })
 	}
 
+	parent := func(pfAddr PCIAddr) (*PF, int, error) {
+		pf, ok := pfByAddr[pfAddr]
+		if !ok {
+			return nil, 0, nil
+		}
+		return pf, adapters[pfAddr.Slot()].NumPorts, nil
+	}
 	for _, addr := range vfAddrs {
-		v, err := readVF(root, addr, devIDs[addr], pfByAddr, adapters)
+		v, err := readVF(root, vfDirs[addr], addr, devIDs[addr], parent)
 		if err != nil {
 			fail(addr.String(), err)
 			continue
@@ -156,9 +138,15 @@ func Discover(root sysfs.Root, opts Options) (*Node, error) {
 	return n, errors.Join(errs...)
 }
 
+// openFunc opens the directory of a PCI function: reads through it resolve the
+// bus/pci/devices link once.
+func openFunc(root sysfs.Root, addr string) (*sysfs.Dir, error) {
+	return root.OpenDir(devicesDir + "/" + addr)
+}
+
 // readNUMA reads numa_node: -1 when the kernel has no NUMA (no file) or does not know.
-func readNUMA(root sysfs.Root, addr string) (int, error) {
-	n, err := root.ReadInt(devPath(addr, "numa_node"))
+func readNUMA(d *sysfs.Dir) (int, error) {
+	n, err := d.ReadInt("numa_node")
 	if errors.Is(err, fs.ErrNotExist) {
 		return -1, nil
 	}
@@ -166,81 +154,82 @@ func readNUMA(root sysfs.Root, addr string) (int, error) {
 		return 0, err
 	}
 	if n < -1 {
-		return 0, &sysfs.ParseError{Path: root.Path(devPath(addr, "numa_node")), Value: strconv.Itoa(n), Want: "a NUMA node (-1 or more)"}
+		return 0, &sysfs.ParseError{Path: d.Path("numa_node"), Value: strconv.Itoa(n), Want: "a NUMA node (-1 or more)"}
 	}
 	return n, nil
 }
 
 // readDriver returns the base of the driver link, "" when unbound.
-func readDriver(root sysfs.Root, addr string) (string, error) {
-	d, err := root.LinkBase(devPath(addr, "driver"))
+func readDriver(d *sysfs.Dir) (string, error) {
+	drv, err := d.LinkBase("driver")
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
-	return d, err
+	return drv, err
 }
 
 // readNet lists the netdevs of a function in this netns; none when net/ is absent.
-func readNet(root sysfs.Root, addr string) ([]string, error) {
-	names, err := root.ReadDir(devPath(addr, "net"))
+func readNet(d *sysfs.Dir) ([]string, error) {
+	names, err := d.ReadDir("net")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	return names, err
 }
 
-func readPF(root sysfs.Root, addr PCIAddr, id uint16) (*PF, error) {
-	a := addr.String()
+func readPF(d *sysfs.Dir, addr PCIAddr, id uint16) (*PF, error) {
 	pf := &PF{Addr: addr, Number: int(addr.Function), DeviceID: id}
 	if addr.Function > 3 {
 		return nil, fmt.Errorf("PF0-3 device ID 0x%04x on function %d", id, addr.Function)
 	}
 	var err error
-	if pf.Driver, err = readDriver(root, a); err != nil {
+	if pf.Driver, err = readDriver(d); err != nil {
 		return nil, err
 	}
-	if pf.NUMANode, err = readNUMA(root, a); err != nil {
+	if pf.NUMANode, err = readNUMA(d); err != nil {
 		return nil, err
 	}
-	if pf.TotalVFs, err = root.ReadInt(devPath(a, "sriov_totalvfs")); err != nil {
+	if pf.TotalVFs, err = d.ReadInt("sriov_totalvfs"); err != nil {
 		return nil, err
 	}
-	if pf.NumVFs, err = root.ReadInt(devPath(a, "sriov_numvfs")); err != nil {
+	if pf.NumVFs, err = d.ReadInt("sriov_numvfs"); err != nil {
 		return nil, err
 	}
-	net, err := readNet(root, a)
+	net, err := readNet(d)
 	if err != nil {
 		return nil, err
 	}
 	if len(net) > 0 {
 		pf.MgmtNetdev = net[0]
 	}
+	if pf.virtfns, err = readVirtfns(d); err != nil {
+		return nil, err
+	}
 	return pf, nil
 }
 
-func readPF4(root sysfs.Root, addr PCIAddr) (*PF4, int, error) {
-	a := addr.String()
+func readPF4(d *sysfs.Dir, addr PCIAddr) (*PF4, int, error) {
 	p := &PF4{Addr: addr}
 	var err error
-	if p.Driver, err = readDriver(root, a); err != nil {
+	if p.Driver, err = readDriver(d); err != nil {
 		return nil, 0, err
 	}
-	numa, err := readNUMA(root, a)
+	numa, err := readNUMA(d)
 	if err != nil {
 		return nil, 0, err
 	}
-	net, err := readNet(root, a)
+	net, err := readNet(d)
 	if err != nil {
 		return nil, 0, err
 	}
 	for i, name := range net {
 		port := Port{Index: i, Netdev: name}
-		if dp, err := root.ReadInt(devPath(a, "net", name, "dev_port")); err == nil {
+		if dp, err := d.ReadInt("net/" + name + "/dev_port"); err == nil {
 			port.Index = dp
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return nil, 0, err
 		}
-		if mac, err := root.ReadString(devPath(a, "net", name, "address")); err == nil {
+		if mac, err := d.ReadString("net/" + name + "/address"); err == nil {
 			port.MAC = mac
 		}
 		p.Ports = append(p.Ports, port)
@@ -249,12 +238,14 @@ func readPF4(root sysfs.Root, addr PCIAddr) (*PF4, int, error) {
 	return p, numa, nil
 }
 
-// virtfnIndex finds N such that <PF>/virtfnN links to the VF.
-func virtfnIndex(root sysfs.Root, pf, vf string) (int, error) {
-	names, err := root.ReadDir(devicesDir + "/" + pf)
+// readVirtfns maps each VF address to the N of the PF's virtfnN link to it. The
+// PF's directory is listed once, not once per VF.
+func readVirtfns(d *sysfs.Dir) (map[string]int, error) {
+	names, err := d.ReadDir("")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	m := map[string]int{}
 	for _, n := range names {
 		num, ok := strings.CutPrefix(n, "virtfn")
 		if !ok {
@@ -264,11 +255,11 @@ func virtfnIndex(root sysfs.Root, pf, vf string) (int, error) {
 		if err != nil {
 			continue
 		}
-		if b, err := root.LinkBase(devPath(pf, n)); err == nil && b == vf {
-			return idx, nil
+		if b, err := d.LinkBase(n); err == nil {
+			m[b] = idx
 		}
 	}
-	return 0, fmt.Errorf("no %s entry links to this VF", root.Path(devPath(pf, "virtfn*")))
+	return m, nil
 }
 
 // PortOfPF is the firmware's default VF-to-port rule: the VFs of PFn use port
@@ -280,63 +271,124 @@ func PortOfPF(pfNumber, ports int) int {
 	return pfNumber % ports
 }
 
-func readVF(root sysfs.Root, addr PCIAddr, id uint16, pfs map[PCIAddr]*PF, adapters map[string]*Adapter) (*VF, error) {
+// parentFunc returns the PF at pfAddr with its adapter's port count (Adapter.NumPorts),
+// or a nil PF when pfAddr is not a usable Chelsio PF0-3.
+type parentFunc func(pfAddr PCIAddr) (pf *PF, numPorts int, err error)
+
+// readVF reads one VF whose device ID is id: Discover and LookupVF share it, and
+// differ only in how they find the parent PF.
+func readVF(root sysfs.Root, d *sysfs.Dir, addr PCIAddr, id uint16, parent parentFunc) (*VF, error) {
 	a := addr.String()
 	chip, _ := ChipOf(id)
 	v := &VF{Addr: addr, VendorID: VendorID, DeviceID: id, Chip: chip, IOMMUGroup: -1}
 	if p, _, ok := LookupID(id); ok {
 		v.Model = p.Model
 	}
-	physfn, err := root.LinkBase(devPath(a, "physfn"))
+	physfn, err := d.LinkBase("physfn")
 	if err != nil {
 		return nil, err
 	}
 	pfAddr, err := ParsePCIAddr(physfn)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", root.Path(devPath(a, "physfn")), err)
+		return nil, fmt.Errorf("%s: %w", d.Path("physfn"), err)
 	}
-	pf, ok := pfs[pfAddr]
-	if !ok {
-		return nil, fmt.Errorf("parent %s (%s) is not a usable Chelsio PF0-3", physfn, root.Path(devPath(a, "physfn")))
+	pf, numPorts, err := parent(pfAddr)
+	if err != nil {
+		return nil, err
+	}
+	if pf == nil {
+		return nil, fmt.Errorf("parent %s (%s) is not a usable Chelsio PF0-3", physfn, d.Path("physfn"))
 	}
 	if pf.DeviceID>>12 != id>>12 || uint8(pf.DeviceID) != uint8(id) {
 		return nil, fmt.Errorf("device 0x%04x does not belong to its parent PF's device 0x%04x", id, pf.DeviceID)
 	}
 	v.PF, v.PFNumber, v.MgmtNetdev = pfAddr, pf.Number, pf.MgmtNetdev
-	if v.VFIndex, err = virtfnIndex(root, physfn, a); err != nil {
+	idx, ok := pf.virtfns[a]
+	if !ok {
+		return nil, fmt.Errorf("no %s entry links to this VF", root.Path(devPath(physfn, "virtfn*")))
+	}
+	v.VFIndex = idx
+	if v.Driver, err = readDriver(d); err != nil {
 		return nil, err
 	}
-	if v.Driver, err = readDriver(root, a); err != nil {
+	if v.NUMANode, err = readNUMA(d); err != nil {
 		return nil, err
 	}
-	if v.NUMANode, err = readNUMA(root, a); err != nil {
-		return nil, err
-	}
-	if g, err := root.LinkBase(devPath(a, "iommu_group")); err == nil {
+	if g, err := d.LinkBase("iommu_group"); err == nil {
 		if v.IOMMUGroup, err = strconv.Atoi(g); err != nil || v.IOMMUGroup < 0 {
-			return nil, &sysfs.ParseError{Path: root.Path(devPath(a, "iommu_group")), Value: g, Want: "a link to an IOMMU group number"}
+			return nil, &sysfs.ParseError{Path: d.Path("iommu_group"), Value: g, Want: "a link to an IOMMU group number"}
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	net, err := readNet(root, a)
+	net, err := readNet(d)
 	if err != nil {
 		return nil, err
 	}
 	v.PortDerived = true
-	v.Port = PortOfPF(pf.Number, adapters[pfAddr.Slot()].NumPorts)
+	v.Port = PortOfPF(pf.Number, numPorts)
 	if len(net) > 0 {
 		v.Netdev = net[0]
-		dp, err := root.ReadInt(devPath(a, "net", v.Netdev, "dev_port"))
+		dp, err := d.ReadInt("net/" + v.Netdev + "/dev_port")
 		switch {
 		case err == nil:
 			v.Port, v.PortDerived = dp, false
 		case !errors.Is(err, fs.ErrNotExist):
 			return nil, err
 		}
-		if v.MAC, err = root.ReadString(devPath(a, "net", v.Netdev, "address")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if v.MAC, err = d.ReadString("net/" + v.Netdev + "/address"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 	}
 	return v, nil
+}
+
+// discoverFunc classifies one PCI function and reads it when it is a Chelsio PF; a
+// VF's address is returned so that its directory stays open for readVF.
+func discoverFunc(d *sysfs.Dir, name string, opts Options, pfs *[]*PF, pf4s *[]*PF4, vfAddrs *[]PCIAddr, devIDs map[PCIAddr]uint16, numa map[PCIAddr]int) (*PCIAddr, error) {
+	vendor, err := d.ReadHex("vendor", 16)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil // not a PCI function we can identify; not ours to judge
+		}
+		return nil, err
+	}
+	if vendor != VendorID {
+		return nil, nil
+	}
+	addr, err := ParsePCIAddr(name)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := d.ReadHex("device", 16)
+	if err != nil {
+		return nil, err
+	}
+	id := uint16(dev)
+	if _, ok := ChipOf(id); !ok {
+		return nil, nil
+	}
+	switch KindOf(id) {
+	case FuncPF03:
+		pf, err := readPF(d, addr, id)
+		if err != nil {
+			return nil, err
+		}
+		*pfs = append(*pfs, pf)
+		devIDs[addr], numa[addr] = id, pf.NUMANode
+	case FuncPF4:
+		pf4, n, err := readPF4(d, addr)
+		if err != nil {
+			return nil, err
+		}
+		*pf4s = append(*pf4s, pf4)
+		devIDs[addr], numa[addr] = id, n
+	case FuncVF:
+		if IsVFID(id, opts.AllowT7) {
+			*vfAddrs = append(*vfAddrs, addr)
+			devIDs[addr] = id
+			return &addr, nil
+		}
+	}
+	return nil, nil
 }

@@ -448,12 +448,11 @@ func deviceErrors(err error) []*vf.DeviceError {
 	var out []*vf.DeviceError
 	var walk func(error)
 	walk = func(err error) {
-		var de *vf.DeviceError
-		if errors.As(err, &de) && err == error(de) {
+		if de, ok := err.(*vf.DeviceError); ok { //nolint:errorlint // walking the tree itself
 			out = append(out, de)
 			return
 		}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
+		if j, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // walking the tree itself
 			for _, e := range j.Unwrap() {
 				walk(e)
 			}
@@ -806,10 +805,18 @@ func TestPortOfPF(t *testing.T) {
 	tests := []struct {
 		pf, ports, want int
 	}{
-		{0, 2, 0}, {1, 2, 1}, {2, 2, 0}, {3, 2, 1},
-		{0, 4, 0}, {1, 4, 1}, {2, 4, 2}, {3, 4, 3},
-		{0, 1, 0}, {3, 1, 0},
-		{2, 0, 0}, {2, -1, 0},
+		{0, 2, 0},
+		{1, 2, 1},
+		{2, 2, 0},
+		{3, 2, 1},
+		{0, 4, 0},
+		{1, 4, 1},
+		{2, 4, 2},
+		{3, 4, 3},
+		{0, 1, 0},
+		{3, 1, 0},
+		{2, 0, 0},
+		{2, -1, 0},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("PF%d of %d ports", tt.pf, tt.ports), func(t *testing.T) {

@@ -85,6 +85,8 @@ type PF struct {
 	MgmtNetdev string
 	NUMANode   int   // bus/pci/devices/<PF>/numa_node; -1 when unknown
 	VFs        []*VF // by VF index
+
+	virtfns map[string]int // VF address → N of bus/pci/devices/<PF>/virtfnN
 }
 
 // VF is a Chelsio Virtual Function.

@@ -84,10 +84,12 @@ type Netdev struct {
 	Type    int // ARPHRD: 1 ether, 65534 none
 }
 
-// NewTree starts an empty tree (bus/pci/devices, drivers, class/net) under dir.
+// NewTree starts an empty tree (bus/pci/devices, drivers, class/net) under dir. The
+// tree holds the vf.EmulatedMarker directory, so that vf.NewMgmt plays its management
+// netdevs with vf.EmulatedMgmt.
 func NewTree(dir string, opts Options) (*Tree, error) {
 	t := &Tree{Root: sysfs.Root(dir), Opts: opts, nextIOMMU: 40}
-	for _, d := range []string{"bus/pci/devices", "bus/pci/drivers", "class/net", "kernel/iommu_groups", "devices/virtual/net"} {
+	for _, d := range []string{"bus/pci/devices", "bus/pci/drivers", "class/net", "kernel/iommu_groups", "devices/virtual/net", vf.EmulatedMarker} {
 		if err := os.MkdirAll(t.Root.Path(d), 0o755); err != nil {
 			return nil, err
 		}
