@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// hostLocalModule is the host-local IPAM plugin the tests run, pinned.
+const hostLocalModule = "github.com/containernetworking/plugins/plugins/ipam/host-local@v1.9.1"
+
 var (
 	buildOnce sync.Once
 	binDir    string
@@ -26,10 +29,17 @@ func bin(t *testing.T, name string) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "github.com/chelsio-k8s/chelsio-sriov/cmd/...")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "github.com/chelsio-k8s/chelsio-sriov/cmd/...", "github.com/chelsio-k8s/chelsio-sriov/plugins/...")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
+			buildErr = &buildError{err: err, out: string(out)}
+			return
+		}
+		// The reference IPAM plugin, from the module proxy, as users install it.
+		cmd = exec.Command("go", "install", hostLocalModule)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOBIN="+binDir, "GOFLAGS=-mod=mod")
+		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = &buildError{err: err, out: string(out)}
 		}
 	})

@@ -1,0 +1,486 @@
+package cni
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ipam"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
+)
+
+// lookupVF finds the VF of the NetConf and refuses what cannot be attached.
+func (p *Plugin) lookupVF(c *NetConf) (*vf.VF, error) {
+	if c.VF.IsZero() {
+		return nil, configError("no VF given: set \"deviceID\" (or \"pciBusID\", or runtimeConfig.deviceID through the deviceID capability); with Multus, annotate the NetworkAttachmentDefinition with k8s.v1.cni.cncf.io/resourceName")
+	}
+	v, err := vf.LookupVF(p.Root, c.VF, vf.Options{})
+	switch {
+	case errors.Is(err, vf.ErrNotChelsioVF):
+		return nil, configError("deviceID %s: %v", c.VF, err)
+	case isNotExist(err):
+		return nil, configError("deviceID %s: no such PCI device in %s", c.VF, p.Root.Path("bus/pci/devices"))
+	case err != nil:
+		return nil, withCode(CodeIOFailure, fmt.Errorf("deviceID %s: %w", c.VF, err))
+	}
+	switch v.Driver {
+	case vf.DriverCxgb4VF, vf.DriverVFIO:
+	case "":
+		return nil, configError("deviceID %s: the VF is bound to no driver; bind it to cxgb4vf (kernel netdev) or vfio-pci (DPDK)", c.VF)
+	default:
+		return nil, configError("deviceID %s: the VF is bound to %s; chelsio-sriov takes cxgb4vf (kernel netdev) or vfio-pci (DPDK) VFs", c.VF, v.Driver)
+	}
+	if c.HasPFSettings() && v.MgmtNetdev == "" {
+		return nil, configError("deviceID %s: VF-level settings (vlan, mac, max_tx_rate, link_state) go through the PF's management netdev, and %s has none", c.VF, p.Root.Path("bus/pci/devices", v.PF.String(), "net"))
+	}
+	if c.MaxTxRate != nil && *c.MaxTxRate > 0 {
+		if err := p.checkRate(v, *c.MaxTxRate); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// checkRate refuses what cxgb4 refuses for max_tx_rate: port link down, or a rate
+// above the port's speed.
+func (p *Plugin) checkRate(v *vf.VF, rate int) error {
+	pf4 := v.PF
+	pf4.Function = 4
+	names, err := p.Root.ReadDir("bus/pci/devices/" + pf4.String() + "/net")
+	if err != nil {
+		return nil // no port netdevs to judge by: let cxgb4 decide
+	}
+	for _, n := range names {
+		base := "bus/pci/devices/" + pf4.String() + "/net/" + n + "/"
+		dp, err := p.Root.ReadInt(base + "dev_port")
+		if err != nil || dp != v.Port {
+			continue
+		}
+		if c, err := p.Root.ReadString(base + "carrier"); err == nil && c != "1" {
+			return configError("\"max_tx_rate\" %d: cxgb4 needs the port's link up, and port %d (%s) is down", rate, v.Port, n)
+		}
+		if sp, err := p.Root.ReadInt(base + "speed"); err == nil && sp > 0 && rate > sp {
+			return configError("\"max_tx_rate\" %d is above the speed of port %d (%s): %d Mbps", rate, v.Port, n, sp)
+		}
+	}
+	return nil
+}
+
+// Add attaches the VF to the pod and returns the result, in the NetConf's version.
+func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
+	inv, err := p.begin(args, "ADD")
+	if err != nil {
+		return nil, err
+	}
+	defer inv.close()
+	c, log := inv.conf, inv.log
+	defer func() {
+		if retErr != nil {
+			log.Error("ADD failed", "err", retErr)
+		}
+	}()
+	if err := checkKey(args.ContainerID, args.IfName); err != nil {
+		return nil, err
+	}
+	v, err := p.lookupVF(c)
+	if err != nil {
+		return nil, err
+	}
+	dpdk := v.IsVFIO()
+	log = log.With("vf", v.Addr.String())
+	if err := inv.store.ensure(); err != nil {
+		return nil, err
+	}
+	unlock, err := inv.store.Lock(v.Addr.String(), p.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	if err := p.checkOwner(inv, v, args); err != nil {
+		return nil, err
+	}
+	host, releaseHost, err := p.hostNS()
+	if err != nil {
+		return nil, err
+	}
+	defer releaseHost()
+
+	var pod ns.NetNS
+	if !dpdk {
+		p, gone, err := openPodNS(args.Netns)
+		if err != nil {
+			return nil, err
+		}
+		if gone {
+			return nil, withCode(types8, fmt.Errorf("CNI_NETNS %q is not a network namespace", args.Netns))
+		}
+		pod = p
+		defer pod.Close()
+	}
+
+	a := &Attachment{
+		ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns, Network: c.Name,
+		VF: v.Addr.String(), Phase: PhaseAdding, DPDK: dpdk, IPAMType: c.IPAMType,
+		NetConf: json.RawMessage(c.Raw), Created: time.Now().UTC(),
+	}
+	var hostLink netlink.Link
+	if !dpdk {
+		err := inNS(host, func(h *netlink.Handle) error {
+			hostLink = findHostLink(h, v)
+			if hostLink == nil {
+				return fmt.Errorf("deviceID %s: the VF netdev is not in the host namespace (still in another pod, or on its way back); try again", v.Addr)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, withCode(CodeTryAgainLater, err)
+		}
+		at := hostLink.Attrs()
+		a.HostName, a.HostMTU, a.HostMAC = at.Name, at.MTU, at.HardwareAddr.String()
+		// The spec: ADD fails if the pod already has an interface of that name.
+		err = inNS(pod, func(h *netlink.Handle) error {
+			if _, err := h.LinkByName(args.IfName); err == nil {
+				return configError("CNI_IFNAME %s: the pod already has an interface of that name", args.IfName)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	mgmt := vf.NewMgmt(p.Root)
+	if c.HasPFSettings() {
+		orig, err := mgmt.VFConfig(v.MgmtNetdev, v.VFIndex)
+		if err != nil {
+			return nil, fmt.Errorf("read the VF's PF-side config: %w", err)
+		}
+		a.PF = &PFState{
+			Mgmt: v.MgmtNetdev, VFIndex: v.VFIndex, Orig: orig,
+			SetVLAN: c.VLAN != nil, SetMAC: c.PodMAC != nil, SetRate: c.MaxTxRate != nil, SetState: c.State != "",
+		}
+	}
+
+	// From here on every change has its undo, run in reverse order on failure.
+	var undo []func() error
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		var errs []error
+		for i := len(undo) - 1; i >= 0; i-- {
+			if err := undo[i](); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) > 0 {
+			retErr = fmt.Errorf("%w; undoing the ADD also failed: %w", retErr, errors.Join(errs...))
+		} else {
+			log.Info("ADD undone", "err", retErr)
+		}
+	}()
+	step := func(name string, undoFn func() error) error {
+		if undoFn != nil {
+			undo = append(undo, undoFn)
+		}
+		return p.fault(name)
+	}
+
+	if err := inv.store.SaveAttachment(a); err != nil {
+		return nil, err
+	}
+	if err := step(StepState, func() error { return inv.store.RemoveAttachment(a.ContainerID, a.IfName, a.VF) }); err != nil {
+		return nil, err
+	}
+
+	if pf := a.PF; pf != nil {
+		if pf.SetVLAN {
+			if err := mgmt.SetVFVLAN(pf.Mgmt, pf.VFIndex, *c.VLAN); err != nil {
+				return nil, fmt.Errorf("\"vlan\" %d: %w", *c.VLAN, err)
+			}
+			if err := step(StepPFVLAN, func() error { return mgmt.SetVFVLAN(pf.Mgmt, pf.VFIndex, pf.Orig.VLAN) }); err != nil {
+				return nil, err
+			}
+		}
+		if pf.SetMAC {
+			if err := mgmt.SetVFMAC(pf.Mgmt, pf.VFIndex, c.PodMAC); err != nil {
+				hint := ""
+				if v.PFNumber >= 2 {
+					hint = " (kernels 5.9-6.12 without commit 356983f569c1 cannot set the MAC of VFs of PF2/PF3)"
+				}
+				return nil, fmt.Errorf("MAC %s: %w%s", c.PodMAC, err, hint)
+			}
+			if err := step(StepPFMAC, func() error { return restorePFMAC(mgmt, pf) }); err != nil {
+				return nil, err
+			}
+		}
+		if pf.SetRate {
+			if err := mgmt.SetVFRate(pf.Mgmt, pf.VFIndex, *c.MaxTxRate); err != nil {
+				return nil, fmt.Errorf("\"max_tx_rate\" %d: %w", *c.MaxTxRate, err)
+			}
+			if err := step(StepPFRate, func() error { return mgmt.SetVFRate(pf.Mgmt, pf.VFIndex, pf.Orig.MaxTxRate) }); err != nil {
+				return nil, err
+			}
+		}
+		if pf.SetState {
+			if err := mgmt.SetVFLinkState(pf.Mgmt, pf.VFIndex, c.State); err != nil {
+				return nil, fmt.Errorf("\"link_state\" %s: %w", c.State, err)
+			}
+			if err := step(StepPFState, func() error { return mgmt.SetVFLinkState(pf.Mgmt, pf.VFIndex, orState(pf.Orig.LinkState)) }); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, DNS: c.DNS}
+	iface := &current.Interface{Name: args.IfName, PciID: v.Addr.String()}
+	if !dpdk {
+		iface.Sandbox = args.Netns
+		if err := moveLink(host, hostLink.Attrs().Index, pod, args.IfName); err != nil {
+			return nil, err
+		}
+		if err := step(StepMove, func() error { return p.moveBack(pod, host, args.IfName, a) }); err != nil {
+			return nil, err
+		}
+		err := inNS(pod, func(h *netlink.Handle) error {
+			l, err := h.LinkByName(args.IfName)
+			if err != nil {
+				return fmt.Errorf("find %s in the pod: %w", args.IfName, err)
+			}
+			if c.MTU != nil && *c.MTU != l.Attrs().MTU {
+				if err := h.LinkSetMTU(l, *c.MTU); err != nil {
+					return fmt.Errorf("\"mtu\" %d: set on %s: %w", *c.MTU, args.IfName, err)
+				}
+				// Undone by moveBack, which restores the host MTU.
+			}
+			if err := step(StepMTU, nil); err != nil {
+				return err
+			}
+			if c.PodMAC != nil {
+				if err := h.LinkSetHardwareAddr(l, c.PodMAC); err != nil {
+					return fmt.Errorf("MAC %s: set on %s: %w", c.PodMAC, args.IfName, err)
+				}
+			}
+			if err := step(StepMAC, nil); err != nil {
+				return err
+			}
+			if err := h.LinkSetUp(l); err != nil {
+				return fmt.Errorf("set %s up: %w", args.IfName, err)
+			}
+			if err := step(StepUp, nil); err != nil {
+				return err
+			}
+			l, err = h.LinkByName(args.IfName)
+			if err != nil {
+				return err
+			}
+			iface.Mac, iface.Mtu = l.Attrs().HardwareAddr.String(), l.Attrs().MTU
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else if c.PodMAC != nil {
+		iface.Mac = c.PodMAC.String()
+	}
+	result.Interfaces = []*current.Interface{iface}
+
+	if c.IPAMType != "" {
+		r, err := p.execIPAM("ADD", c.IPAMType, c.Raw, args)
+		if err != nil {
+			return nil, err
+		}
+		if err := step(StepIPAM, func() error {
+			_, err := p.execIPAM("DEL", c.IPAMType, c.Raw, args)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		ir, err := current.NewResultFromResult(r)
+		if err != nil {
+			return nil, fmt.Errorf("IPAM %s result: %w", c.IPAMType, err)
+		}
+		if len(ir.IPs) == 0 {
+			return nil, fmt.Errorf("IPAM %s returned no IP address", c.IPAMType)
+		}
+		zero := 0
+		for _, ip := range ir.IPs {
+			ip.Interface = &zero
+		}
+		result.IPs, result.Routes = ir.IPs, ir.Routes
+		if len(ir.DNS.Nameservers) > 0 || ir.DNS.Domain != "" {
+			result.DNS = ir.DNS
+		}
+		if !dpdk {
+			err := pod.Do(func(ns.NetNS) error { return ipam.ConfigureIface(args.IfName, result) })
+			if err != nil {
+				return nil, fmt.Errorf("configure addresses of %s: %w", args.IfName, err)
+			}
+			// Addresses and routes go with the netdev when moveBack moves it out.
+			if err := step(StepAddresses, nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	rb, err := json.Marshal(result)
+	if err != nil {
+		return nil, err
+	}
+	a.Phase, a.Result = PhaseAttached, rb
+	if err := inv.store.SaveAttachment(a); err != nil {
+		return nil, err
+	}
+	if err := step(StepAttached, nil); err != nil {
+		return nil, err
+	}
+	log.Info("attached", "netdev", a.HostName, "dpdk", dpdk, "mtu", iface.Mtu, "mac", iface.Mac)
+	if c.CNIVersion == "" || c.CNIVersion == current.ImplementedSpecVersion {
+		return result, nil
+	}
+	out, err := result.GetAsVersion(c.CNIVersion)
+	if err != nil {
+		return nil, withCode(types.ErrIncompatibleCNIVersion, fmt.Errorf("convert the result to cniVersion %s: %w", c.CNIVersion, err))
+	}
+	return out, nil
+}
+
+// findHostLink returns the VF's netdev in the host namespace: by the name sysfs
+// gives, else by its parent device among the host's links; nil when it is not there.
+func findHostLink(h *netlink.Handle, v *vf.VF) netlink.Link {
+	if v.Netdev != "" {
+		if l, err := h.LinkByName(v.Netdev); err == nil && linkIsVFOrUnknown(l, v.Addr) {
+			return l
+		}
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		return nil
+	}
+	for _, l := range links {
+		if linkIsVF(l, v.Addr) {
+			return l
+		}
+	}
+	return nil
+}
+
+// linkIsVFOrUnknown accepts a link that is the VF, or that carries no parent
+// information at all (kernels before IFLA_PARENT_DEV_NAME): sysfs named it.
+func linkIsVFOrUnknown(l netlink.Link, addr vf.PCIAddr) bool {
+	a := l.Attrs()
+	if a.ParentDev == "" && emulatedAddr(a) == "" {
+		return true
+	}
+	return linkIsVF(l, addr)
+}
+
+// orState maps an unreported link state to auto, cxgb4's default.
+func orState(s vf.LinkState) vf.LinkState {
+	if s == "" {
+		return vf.LinkStateAuto
+	}
+	return s
+}
+
+// restorePFMAC gives the VF back its original PF-side MAC; cxgb4 cannot clear one,
+// so an original of none (or zero) is left as set.
+func restorePFMAC(m vf.Mgmt, pf *PFState) error {
+	hw, err := net.ParseMAC(pf.Orig.MAC)
+	if err != nil || vf.ValidateMAC(hw) != nil {
+		return nil
+	}
+	return m.SetVFMAC(pf.Mgmt, pf.VFIndex, hw)
+}
+
+// checkOwner refuses a VF that another live attachment holds.
+func (p *Plugin) checkOwner(inv *invocation, v *vf.VF, args *skel.CmdArgs) error {
+	o, err := inv.store.Owner(v.Addr.String())
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return withCode(CodeIOFailure, err)
+	}
+	if o.ContainerID == args.ContainerID && o.IfName == args.IfName {
+		if a, err := inv.store.LoadAttachment(args.ContainerID, args.IfName); err == nil && a.Phase == PhaseAttached {
+			return configError("container %s already has %s attached as %s; DEL it first", args.ContainerID, v.Addr, args.IfName)
+		}
+		return nil // a failed or interrupted ADD of this attachment: start over
+	}
+	if alive(o.Netns) {
+		return withCode(CodeVFBusy, fmt.Errorf("deviceID %s is attached to container %s as %s (netns %s); refusing to take it", v.Addr, o.ContainerID, o.IfName, o.Netns))
+	}
+	inv.log.Warn("taking over a VF whose previous pod is gone", "previous", o.ContainerID, "netns", o.Netns)
+	return nil
+}
+
+// alive reports whether a netns path still names a network namespace.
+func alive(path string) bool {
+	if path == "" {
+		return false
+	}
+	if _, err := os.Stat(path); err != nil {
+		return false
+	}
+	n, err := ns.GetNS(path)
+	if err != nil {
+		return false
+	}
+	_ = n.Close()
+	return true
+}
+
+// moveBack returns the VF netdev from the pod to the host, with the host name, MTU
+// and MAC it had, admin down. The netdev is found by the pod-side name.
+func (p *Plugin) moveBack(pod, host ns.NetNS, podName string, a *Attachment) error {
+	var idx int
+	err := inNS(pod, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(podName)
+		if err != nil {
+			return fmt.Errorf("find %s in the pod: %w", podName, err)
+		}
+		idx = l.Attrs().Index
+		return restoreLink(h, l, a)
+	})
+	if err != nil {
+		return err
+	}
+	name := a.HostName
+	if name == "" {
+		name = podName
+	}
+	if err := moveLink(pod, idx, host, name); err != nil {
+		return err
+	}
+	return nil
+}
+
+// restoreLink sets a link down and gives it the host MTU and MAC of the attachment.
+func restoreLink(h *netlink.Handle, l netlink.Link, a *Attachment) error {
+	var errs []error
+	if err := h.LinkSetDown(l); err != nil {
+		errs = append(errs, fmt.Errorf("set %s down: %w", l.Attrs().Name, err))
+	}
+	if a.HostMTU > 0 && l.Attrs().MTU != a.HostMTU {
+		if err := h.LinkSetMTU(l, a.HostMTU); err != nil {
+			errs = append(errs, fmt.Errorf("restore MTU %d of %s: %w", a.HostMTU, l.Attrs().Name, err))
+		}
+	}
+	if hw, err := net.ParseMAC(a.HostMAC); err == nil && !strings.EqualFold(l.Attrs().HardwareAddr.String(), a.HostMAC) {
+		if err := h.LinkSetHardwareAddr(l, hw); err != nil {
+			errs = append(errs, fmt.Errorf("restore MAC %s of %s: %w", a.HostMAC, l.Attrs().Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,175 @@
+package cni
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+func TestLoadRefusesBadInput(t *testing.T) {
+	const base = `"cniVersion":"1.0.0","name":"n","type":"chelsio-sriov","deviceID":"0000:81:01.0"`
+	tests := []struct {
+		name    string
+		conf    string
+		args    string
+		code    uint
+		mention string // the key the message must name
+	}{
+		{"unknown key", `{` + base + `,"vlna":5}`, "", 7, "vlna"},
+		{"vlan too big", `{` + base + `,"vlan":4095}`, "", 7, `"vlan"`},
+		{"vlan negative", `{` + base + `,"vlan":-1}`, "", 7, `"vlan"`},
+		{"vlanQoS set", `{` + base + `,"vlan":5,"vlanQoS":3}`, "", 7, `"vlanQoS"`},
+		{"vlanQoS out of range", `{` + base + `,"vlan":5,"vlanQoS":9}`, "", 7, `"vlanQoS"`},
+		{"802.1ad", `{` + base + `,"vlan":5,"vlanProto":"802.1ad"}`, "", 7, `"vlanProto"`},
+		{"bad vlanProto", `{` + base + `,"vlan":5,"vlanProto":"qinq"}`, "", 7, `"vlanProto"`},
+		{"spoofchk on", `{` + base + `,"spoofchk":"on"}`, "", 7, `"spoofchk"`},
+		{"trust on", `{` + base + `,"trust":"on"}`, "", 7, `"trust"`},
+		{"trust garbage", `{` + base + `,"trust":"yes"}`, "", 7, `"trust"`},
+		{"min_tx_rate", `{` + base + `,"min_tx_rate":100}`, "", 7, `"min_tx_rate"`},
+		{"negative max_tx_rate", `{` + base + `,"max_tx_rate":-5}`, "", 7, `"max_tx_rate"`},
+		{"bad link_state", `{` + base + `,"link_state":"up"}`, "", 7, `"link_state"`},
+		{"mtu too small", `{` + base + `,"mtu":80}`, "", 7, `"mtu"`},
+		{"mtu too big", `{` + base + `,"mtu":9601}`, "", 7, `"mtu"`},
+		{"bad mac", `{` + base + `,"mac":"zz:00:00:00:00:01"}`, "", 7, `"mac"`},
+		{"multicast mac", `{` + base + `,"mac":"01:00:5e:00:00:01"}`, "", 7, `"mac"`},
+		{"zero mac in CNI_ARGS", `{` + base + `}`, "IgnoreUnknown=1;MAC=00:00:00:00:00:00", 7, "CNI_ARGS MAC"},
+		{"bad runtimeConfig.mac", `{` + base + `,"runtimeConfig":{"mac":"nope"}}`, "", 7, "runtimeConfig.mac"},
+		{"bad deviceID", `{"cniVersion":"1.0.0","name":"n","type":"t","deviceID":"../../etc"}`, "", 7, `"deviceID"`},
+		{"deviceID with NUL", `{"cniVersion":"1.0.0","name":"n","type":"t","deviceID":"0000:81:01.0\u0000"}`, "", 7, `"deviceID"`},
+		{"bad pciBusID", `{"cniVersion":"1.0.0","name":"n","type":"t","pciBusID":"81:1.0"}`, "", 7, `"pciBusID"`},
+		{"relative dataDir", `{` + base + `,"dataDir":"state"}`, "", 7, `"dataDir"`},
+		{"dataDir traversal", `{` + base + `,"dataDir":"/var/lib/../../etc"}`, "", 7, `"dataDir"`},
+		{"dataDir NUL", `{` + base + `,"dataDir":"/var/lib/x\u0000y"}`, "", 7, `"dataDir"`},
+		{"logFile relative", `{` + base + `,"logFile":"x.log"}`, "", 7, `"logFile"`},
+		{"bad logLevel", `{` + base + `,"logLevel":"loud"}`, "", 7, `"logLevel"`},
+		{"ipam without type", `{` + base + `,"ipam":{"subnet":"198.51.100.0/24"}}`, "", 7, `"ipam"`},
+		{"ipam type with slash", `{` + base + `,"ipam":{"type":"../host-local"}}`, "", 7, `"ipam"`},
+		{"vlan of wrong type", `{` + base + `,"vlan":"5"}`, "", 6, `vlan`},
+		{"not JSON", `{`, "", 6, "decode"},
+		{"old cniVersion", `{"cniVersion":"0.2.0","name":"n","type":"t"}`, "", 1, "cniVersion"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load([]byte(tt.conf), tt.args)
+			if err == nil {
+				t.Fatalf("Load() = %+v, want an error", c)
+			}
+			ce := AsCNIError(err)
+			if ce.Code != tt.code {
+				t.Errorf("code %d, want %d (%v)", ce.Code, tt.code, err)
+			}
+			if !strings.Contains(ce.Msg, tt.mention) {
+				t.Errorf("message %q does not name %s", ce.Msg, tt.mention)
+			}
+			if strings.Contains(ce.Msg, "\n") {
+				t.Errorf("message spans lines: %q", ce.Msg)
+			}
+		})
+	}
+}
+
+func TestLoadAcceptsSriovCNIKeys(t *testing.T) {
+	conf := `{"cniVersion":"0.3.1","name":"sriov-network","type":"chelsio-sriov",
+		"deviceID":"0000:81:01.0","pciBusID":"0000:81:01.0","vlan":100,"vlanQoS":0,"vlanProto":"802.1Q",
+		"mac":"0a:58:c6:33:64:01","spoofchk":"off","trust":"off","link_state":"enable",
+		"min_tx_rate":0,"max_tx_rate":10000,"mtu":9000,"logLevel":"debug","logFile":"/var/log/chelsio-sriov.log",
+		"dataDir":"/run/chelsio-sriov","ipam":{"type":"host-local","subnet":"198.51.100.0/24","anything":[1,2]},
+		"dns":{"nameservers":["198.51.100.53"]},"capabilities":{"mac":true},"args":{"cni":{"x":1}},
+		"runtimeConfig":{"mac":"0a:58:c6:33:64:02","ips":["198.51.100.7/24"],"deviceID":"0000:81:01.4"}}`
+	c, err := Load([]byte(conf), "IgnoreUnknown=true;MAC=0a:58:c6:33:64:03;IgnoreUnknown=1")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.VF.String() != "0000:81:01.0" {
+		t.Errorf("VF %s, want deviceID 0000:81:01.0 (deviceID wins over pciBusID and runtimeConfig)", c.VF)
+	}
+	if c.PodMAC.String() != "0a:58:c6:33:64:02" {
+		t.Errorf("MAC %s, want runtimeConfig.mac", c.PodMAC)
+	}
+	if c.IPAMType != "host-local" || *c.MTU != 9000 || *c.VLAN != 100 || c.State != "enable" || c.DataDir != "/run/chelsio-sriov" {
+		t.Errorf("unexpected %+v", c)
+	}
+	if !c.HasPFSettings() {
+		t.Error("HasPFSettings() = false with vlan, mac, rate and link_state")
+	}
+}
+
+func TestLoadDeviceIDPrecedenceAndDefaults(t *testing.T) {
+	tests := []struct {
+		name, conf, args, wantVF, wantMAC string
+		pf                                bool
+	}{
+		{"pciBusID only", `{"cniVersion":"1.0.0","name":"n","type":"t","pciBusID":"0000:81:01.4"}`, "", "0000:81:01.4", "", false},
+		{"runtimeConfig only", `{"cniVersion":"1.0.0","name":"n","type":"t","runtimeConfig":{"deviceID":"81:02.0"}}`, "", "0000:81:02.0", "", false},
+		{"none", `{"cniVersion":"1.0.0","name":"n","type":"t"}`, "", "", "", false},
+		{"CNI_ARGS MAC over mac", `{"cniVersion":"1.0.0","name":"n","type":"t","mac":"0a:58:c6:33:64:01"}`, "MAC=0a:58:c6:33:64:03", "", "0a:58:c6:33:64:03", true},
+		{"seed NAD", `{"type":"chelsio-sriov","cniVersion":"0.3.1","name":"sriov-network","ipam":{"type":"host-local","subnet":"102.100.2.0/24","routes":[{"dst":"0.0.0.0/0"}],"gateway":"102.100.2.1"},"deviceID":"0000:81:01.0","pciBusID":"0000:81:01.0"}`, "", "0000:81:01.0", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load([]byte(tt.conf), tt.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if !c.VF.IsZero() {
+				got = c.VF.String()
+			}
+			if got != tt.wantVF {
+				t.Errorf("VF %q, want %q", got, tt.wantVF)
+			}
+			gotMAC := ""
+			if c.PodMAC != nil {
+				gotMAC = c.PodMAC.String()
+			}
+			if gotMAC != tt.wantMAC {
+				t.Errorf("MAC %q, want %q", gotMAC, tt.wantMAC)
+			}
+			if c.HasPFSettings() != tt.pf {
+				t.Errorf("HasPFSettings() = %v, want %v", c.HasPFSettings(), tt.pf)
+			}
+			if c.DataDir != DefaultDataDir {
+				t.Errorf("dataDir %q, want the default", c.DataDir)
+			}
+		})
+	}
+}
+
+func TestAsCNIError(t *testing.T) {
+	if e := AsCNIError(errors.New("boom")); e.Code != types.ErrInternal {
+		t.Errorf("plain error code %d, want 999", e.Code)
+	}
+	if e := AsCNIError(withCode(CodeVFBusy, errors.New("busy"))); e.Code != CodeVFBusy || e.Msg != "busy" {
+		t.Errorf("coded error = %+v", e)
+	}
+	if AsCNIError(nil) != nil {
+		t.Error("AsCNIError(nil) != nil")
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(`{"cniVersion":"1.0.0","name":"n","type":"chelsio-sriov","deviceID":"0000:81:01.0","vlan":5,"mtu":9000}`), "MAC=0a:58:c6:33:64:03")
+	f.Add([]byte(`{"cniVersion":"0.3.1","name":"n","type":"t","ipam":{"type":"host-local"},"runtimeConfig":{"mac":"x"}}`), "")
+	f.Add([]byte(`{"dataDir":"/a/../b","logFile":"/tmp/x"}`), "IgnoreUnknown=1;IgnoreUnknown=true")
+	f.Fuzz(func(t *testing.T, conf []byte, args string) {
+		c, err := Load(conf, args)
+		if err != nil {
+			if e := AsCNIError(err); e.Code == 0 || e.Msg == "" {
+				t.Fatalf("error without code or message: %v", err)
+			}
+			return
+		}
+		if c.MTU != nil && (*c.MTU < MinMTU || *c.MTU > MaxMTU) {
+			t.Fatalf("accepted mtu %d", *c.MTU)
+		}
+		if c.VLAN != nil && (*c.VLAN < 0 || *c.VLAN > 4094) {
+			t.Fatalf("accepted vlan %d", *c.VLAN)
+		}
+		if slices.Contains(strings.Split(c.DataDir, "/"), "..") || !strings.HasPrefix(c.DataDir, "/") {
+			t.Fatalf("accepted dataDir %q", c.DataDir)
+		}
+	})
+}

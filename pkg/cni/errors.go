@@ -1,0 +1,54 @@
+package cni
+
+import (
+	"errors"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// Error codes of the CNI spec that the plugin returns, and its own.
+const (
+	CodeInvalidEnv    = types.ErrInvalidEnvironmentVariables // 4: bad CNI_* value
+	CodeIOFailure     = types.ErrIOFailure                   // 5
+	CodeDecoding      = types.ErrDecodingFailure             // 6
+	CodeInvalidConfig = types.ErrInvalidNetworkConfig        // 7: NetConf refused
+	CodeTryAgainLater = types.ErrTryAgainLater               // 11: VF lock held, VF in transit
+	CodeNotAvailable  = 50                                   // STATUS: cannot serve ADDs
+	CodeVFBusy        = 101                                  // the VF belongs to another live attachment
+	CodeVFNotFound    = 102                                  // no such VF, or no netdev for it
+)
+
+// codedError carries a CNI error code to the outermost layer.
+type codedError struct {
+	code uint
+	err  error
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
+
+// withCode tags err with a CNI error code; nil stays nil.
+func withCode(code uint, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &codedError{code: code, err: err}
+}
+
+// AsCNIError turns any error of the plugin into the *types.Error printed to the
+// runtime: the code of the outermost codedError, else 999 (internal).
+func AsCNIError(err error) *types.Error {
+	if err == nil {
+		return nil
+	}
+	var te *types.Error
+	if errors.As(err, &te) {
+		return te
+	}
+	code := types.ErrInternal
+	var ce *codedError
+	if errors.As(err, &ce) {
+		code = ce.code
+	}
+	return &types.Error{Code: code, Msg: err.Error()}
+}

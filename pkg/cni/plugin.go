@@ -1,0 +1,121 @@
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
+)
+
+// Plugin is the chelsio-sriov CNI plugin. The zero value is not usable; New fills
+// the defaults of a real node.
+type Plugin struct {
+	// Root is the sysfs root the VFs are read from.
+	Root sysfs.Root
+	// HostNS is the node's network namespace, where VF netdevs live when no pod has
+	// them; nil means the calling thread's.
+	HostNS ns.NetNS
+	// Stderr receives log lines when the NetConf names no logFile.
+	Stderr io.Writer
+	// LockTimeout bounds the wait for a VF's lock (then code 11).
+	LockTimeout time.Duration
+	// ReturnTimeout bounds DEL's wait for a VF netdev that the kernel is bringing
+	// back to the host after its pod's namespace was destroyed.
+	ReturnTimeout time.Duration
+	// IPAMTimeout bounds each call of the IPAM plugin.
+	IPAMTimeout time.Duration
+	// Fault, when set, is called after each change ADD or DEL makes, with the step's
+	// name; an error it returns fails the operation there (fault injection in tests).
+	Fault func(step string) error
+}
+
+// New returns a Plugin for the node whose sysfs is at root.
+func New(root sysfs.Root, stderr io.Writer) *Plugin {
+	return &Plugin{Root: root, Stderr: stderr, LockTimeout: 60 * time.Second, ReturnTimeout: 5 * time.Second, IPAMTimeout: 60 * time.Second}
+}
+
+// Steps of ADD that change something, in order; Fault receives these names.
+const (
+	StepState     = "state"     // the attachment's state file (phase adding)
+	StepPFVLAN    = "pf-vlan"   // ip link set <mgmt> vf N vlan V
+	StepPFMAC     = "pf-mac"    // ip link set <mgmt> vf N mac M
+	StepPFRate    = "pf-rate"   // ip link set <mgmt> vf N max_tx_rate R
+	StepPFState   = "pf-state"  // ip link set <mgmt> vf N state S
+	StepMove      = "move"      // ip link set <vf> netns <pod> name <ifname>
+	StepMTU       = "mtu"       // ip link set <ifname> mtu M (in the pod)
+	StepMAC       = "mac"       // ip link set <ifname> address M (in the pod)
+	StepUp        = "up"        // ip link set <ifname> up
+	StepIPAM      = "ipam"      // IPAM ADD
+	StepAddresses = "addresses" // addresses and routes in the pod
+	StepAttached  = "attached"  // the state file (phase attached)
+)
+
+// AddSteps lists ADD's steps in order (for fault-injection tests).
+var AddSteps = []string{StepState, StepPFVLAN, StepPFMAC, StepPFRate, StepPFState, StepMove, StepMTU, StepMAC, StepUp, StepIPAM, StepAddresses, StepAttached}
+
+func (p *Plugin) fault(step string) error {
+	if p.Fault == nil {
+		return nil
+	}
+	if err := p.Fault(step); err != nil {
+		return fmt.Errorf("injected fault after %s: %w", step, err)
+	}
+	return nil
+}
+
+// errIPAMMissing marks an IPAM plugin that is not in CNI_PATH.
+var errIPAMMissing = errors.New("IPAM plugin not found")
+
+// execIPAM runs the IPAM plugin for one verb with the runtime's arguments.
+func (p *Plugin) execIPAM(command, typ string, netconf []byte, args *skel.CmdArgs) (types.Result, error) {
+	paths := filepath.SplitList(args.Path)
+	path, err := invoke.FindInPath(typ, paths)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q in CNI_PATH %q", errIPAMMissing, typ, args.Path)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.IPAMTimeout)
+	defer cancel()
+	a := &invoke.Args{Command: command, ContainerID: args.ContainerID, NetNS: args.Netns, PluginArgsStr: args.Args, IfName: args.IfName, Path: args.Path}
+	if command == "ADD" {
+		r, err := invoke.ExecPluginWithResult(ctx, path, netconf, a, nil)
+		if err != nil {
+			return nil, fmt.Errorf("IPAM %s ADD: %w", typ, err)
+		}
+		return r, nil
+	}
+	if err := invoke.ExecPluginWithoutResult(ctx, path, netconf, a, nil); err != nil {
+		return nil, fmt.Errorf("IPAM %s %s: %w", typ, command, err)
+	}
+	return nil, nil
+}
+
+// invocation is what every verb starts with: the NetConf, its logger, the store.
+type invocation struct {
+	conf  *NetConf
+	log   *slog.Logger
+	store Store
+	close func()
+}
+
+func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
+	conf, err := Load(args.StdinData, args.Args)
+	if err != nil {
+		return nil, err
+	}
+	log, closeLog := openLog(conf, p.Stderr)
+	log = log.With("verb", verb, "container", args.ContainerID, "ifname", args.IfName)
+	return &invocation{conf: conf, log: log, store: Store{Dir: conf.DataDir}, close: closeLog}, nil
+}
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
