@@ -10,7 +10,9 @@ TOOLS     := $(BIN)/tools
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
 # Packages with fuzz targets; `make fuzz` runs every target in each for FUZZTIME.
-FUZZPKGS  := ./pkg/sysfs ./pkg/vf
+FUZZPKGS  := ./pkg/sysfs ./pkg/vf ./pkg/cni
+K         ?= 50
+BENCHTIME ?= 1s
 
 .PHONY: help build test test-unit lint demo bench fuzz clean
 
@@ -37,14 +39,17 @@ lint: ## gofmt, go vet and golangci-lint (installed into bin/tools on first use)
 demo: build ## the reference flow on an emulated two-worker node (root)
 	./scripts/demo.sh
 
-bench: ## Go benchmarks of the hot paths
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+bench: build ## Go benchmarks of the hot paths, then (root) CNI ADD/DEL against the floor; K=50 cycles
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/...
+	$(GO) build -o $(BIN)/floor ./test/bench/floor
+	$(GO) build -o $(BIN)/cnibench ./test/bench/cnibench
+	K=$(K) ./scripts/bench.sh
 
 fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
 	@for pkg in $(FUZZPKGS); do \
 	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg || exit 1; \
 	  done; \
 	done
 
