@@ -14,7 +14,7 @@ FUZZPKGS  := ./pkg/sysfs ./pkg/vf ./pkg/cni
 K         ?= 50
 BENCHTIME ?= 1s
 
-.PHONY: help build test test-unit lint demo bench fuzz clean
+.PHONY: help build test test-unit lint demo bench fuzz clean cni-plugins
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,13 @@ lint: ## gofmt, go vet and golangci-lint (installed into bin/tools on first use)
 	@test -x $(TOOLS)/golangci-lint || GOBIN=$(TOOLS) $(GO) install $(GOLANGCI)
 	$(TOOLS)/golangci-lint run ./...
 
-demo: build ## the reference flow on an emulated two-worker node (root)
+CNIBIN    := $(BIN)/cni
+CNI_PLUGINS_VERSION := v1.9.1
+
+cni-plugins: ## install the reference CNI plugins (host-local) from the module proxy into bin/cni
+	@test -x $(CNIBIN)/host-local || GOBIN=$(CNIBIN) CGO_ENABLED=0 $(GO) install github.com/containernetworking/plugins/plugins/ipam/host-local@$(CNI_PLUGINS_VERSION)
+
+demo: build cni-plugins ## the reference flow on an emulated two-worker node (root)
 	./scripts/demo.sh
 
 bench: build ## Go benchmarks of the hot paths, then (root) CNI ADD/DEL against the floor; K=50 cycles
