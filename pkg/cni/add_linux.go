@@ -107,8 +107,15 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 	}
 	defer unlock()
 
-	if err := p.checkOwner(inv, v, args); err != nil {
+	tookOver, err := p.checkOwner(inv, v, args)
+	if err != nil {
 		return nil, err
+	}
+	if tookOver {
+		// The previous attachment's VF was restored: read it again.
+		if v, err = p.lookupVF(c); err != nil {
+			return nil, err
+		}
 	}
 	host, releaseHost, err := p.hostNS()
 	if err != nil {
@@ -352,6 +359,17 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 	if err != nil {
 		return nil, withCode(types.ErrIncompatibleCNIVersion, fmt.Errorf("convert the result to cniVersion %s: %w", c.CNIVersion, err))
 	}
+	// types/100 converts 1.1.0 to 1.0.0 by relabelling only: drop the interface
+	// fields that 1.1.0 added (mtu, socketPath, pciID).
+	if r, ok := out.(*current.Result); ok && r.CNIVersion == "1.0.0" {
+		ifs := make([]*current.Interface, len(r.Interfaces))
+		for i, in := range r.Interfaces {
+			cp := *in
+			cp.Mtu, cp.SocketPath, cp.PciID = 0, "", ""
+			ifs[i] = &cp
+		}
+		r.Interfaces = ifs
+	}
 	return out, nil
 }
 
@@ -403,26 +421,41 @@ func restorePFMAC(m vf.Mgmt, pf *PFState) error {
 	return m.SetVFMAC(pf.Mgmt, pf.VFIndex, hw)
 }
 
-// checkOwner refuses a VF that another live attachment holds.
-func (p *Plugin) checkOwner(inv *invocation, v *vf.VF, args *skel.CmdArgs) error {
+// checkOwner refuses a VF that another live attachment holds. A VF whose previous
+// pod is gone without a DEL is taken over: first given back as that attachment
+// found it, so that this ADD records the VF's true original state.
+func (p *Plugin) checkOwner(inv *invocation, v *vf.VF, args *skel.CmdArgs) (bool, error) {
 	o, err := inv.store.Owner(v.Addr.String())
 	if isNotExist(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return withCode(CodeIOFailure, err)
+		return false, withCode(CodeIOFailure, err)
 	}
 	if o.ContainerID == args.ContainerID && o.IfName == args.IfName {
 		if a, err := inv.store.LoadAttachment(args.ContainerID, args.IfName); err == nil && a.Phase == PhaseAttached {
-			return configError("container %s already has %s attached as %s; DEL it first", args.ContainerID, v.Addr, args.IfName)
+			return false, configError("container %s already has %s attached as %s; DEL it first", args.ContainerID, v.Addr, args.IfName)
 		}
-		return nil // a failed or interrupted ADD of this attachment: start over
+		return false, nil // a failed or interrupted ADD of this attachment: start over
 	}
 	if alive(o.Netns) {
-		return withCode(CodeVFBusy, fmt.Errorf("deviceID %s is attached to container %s as %s (netns %s); refusing to take it", v.Addr, o.ContainerID, o.IfName, o.Netns))
+		return false, withCode(CodeVFBusy, fmt.Errorf("deviceID %s is attached to container %s as %s (netns %s); refusing to take it", v.Addr, o.ContainerID, o.IfName, o.Netns))
 	}
 	inv.log.Warn("taking over a VF whose previous pod is gone", "previous", o.ContainerID, "netns", o.Netns)
-	return nil
+	old, err := inv.store.LoadAttachment(o.ContainerID, o.IfName)
+	if err != nil {
+		return false, nil // no record of what it was: take it as it is
+	}
+	prev := &skel.CmdArgs{ContainerID: old.ContainerID, IfName: old.IfName, Netns: old.Netns}
+	if err := p.restoreVF(inv, prev, v.Addr, old); err != nil {
+		if errors.Is(err, errVFMissing) {
+			return false, withCode(CodeTryAgainLater, fmt.Errorf("deviceID %s: its netdev has not come back from container %s's namespace yet; try again", v.Addr, o.ContainerID))
+		}
+		return false, fmt.Errorf("give %s back from container %s first: %w", v.Addr, o.ContainerID, err)
+	}
+	// The old attachment's state stays for its own DEL (or GC), which frees its lease
+	// and, seeing the VF is ours now, leaves the VF alone.
+	return true, nil
 }
 
 // alive reports whether a netns path still names a network namespace.

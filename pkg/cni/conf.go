@@ -99,7 +99,7 @@ func Load(stdin []byte, cniArgs string) (*NetConf, error) {
 		var ute *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &ute):
-			return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: key %q: want a %s, got a JSON %s", ute.Field, ute.Type, ute.Value))
+			return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: key %q: want %s, got JSON %s", ute.Field, ute.Type, ute.Value))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			key := strings.TrimPrefix(err.Error(), "json: unknown field ")
 			return nil, configError("unknown key %s in the network config (see the chelsio-sriov README for the keys it takes)", key)

@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -19,7 +20,7 @@ import (
 func (p *Plugin) Del(args *skel.CmdArgs) (retErr error) {
 	inv, err := p.begin(args, "DEL")
 	if err != nil {
-		return err
+		return p.delRefusedConf(args, err)
 	}
 	defer inv.close()
 	defer func() {
@@ -40,6 +41,39 @@ func (p *Plugin) Del(args *skel.CmdArgs) (retErr error) {
 		a = nil
 	}
 	return p.release(inv, args, a, true)
+}
+
+// delRefusedConf handles a DEL whose config Load refuses. An ADD with that config
+// was refused before it changed anything, so there is nothing to free, unless a
+// state file says otherwise (a config that was accepted when ADD ran): then the
+// state's own config releases it.
+func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
+	if err := checkKey(args.ContainerID, args.IfName); err != nil {
+		return err
+	}
+	dataDir := DefaultDataDir
+	var m map[string]any
+	if json.Unmarshal(args.StdinData, &m) == nil {
+		if d, ok := m["dataDir"].(string); ok && checkAbsPath("dataDir", d) == nil {
+			dataDir = d
+		}
+	}
+	a, err := Store{Dir: dataDir}.LoadAttachment(args.ContainerID, args.IfName)
+	if err != nil {
+		if p.Stderr != nil {
+			fmt.Fprintf(p.Stderr, "chelsio-sriov: DEL %s %s: the config is refused (%v), and no state records an attachment: nothing to free\n", args.ContainerID, args.IfName, loadErr)
+		}
+		return nil
+	}
+	sub := *args
+	sub.StdinData = a.NetConf
+	inv, err := p.begin(&sub, "DEL")
+	if err != nil {
+		return fmt.Errorf("config refused (%w), and the state's own config too: %w", loadErr, err)
+	}
+	defer inv.close()
+	inv.log.Warn("config refused; releasing with the config ADD recorded", "err", loadErr)
+	return p.release(inv, &sub, a, true)
 }
 
 // release is DEL's work, shared with GC (which runs IPAM GC itself afterwards).
@@ -85,7 +119,14 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 			// The VF now belongs to another pod (ours is long gone): leave it alone.
 			inv.log.Info("VF belongs to another attachment; not touching it", "vf", addr.String(), "owner", owner.ContainerID)
 		} else if err := p.restoreVF(inv, args, addr, a); err != nil {
-			errs = append(errs, err)
+			if !errors.Is(err, errVFMissing) {
+				errs = append(errs, err)
+			} else {
+				// Nothing more to free now; keep the state so that GC, or an ADD that
+				// finds the pod gone, can still give the VF back as it was.
+				inv.log.Warn("VF netdev not found in the pod or the host; state kept for GC", "vf", addr.String())
+				return nil
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -105,14 +146,25 @@ func addrString(a vf.PCIAddr) string {
 	return a.String()
 }
 
-// restoreVF brings the VF netdev home and restores its PF-side settings.
+// errVFMissing reports a VF netdev found neither in the pod nor in the host.
+var errVFMissing = errors.New("VF netdev not found in the pod or the host")
+
+// restoreVF brings the VF netdev home and restores its PF-side settings. Without a
+// state file (a == nil) it only fetches the VF out of the pod: a VF in the host may
+// be free or another pod's, and there is nothing known to restore it to.
 func (p *Plugin) restoreVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr, a *Attachment) error {
+	known := a != nil
 	if a == nil {
 		a = &Attachment{VF: addr.String()}
 	}
+	netnsPath := args.Netns
+	if netnsPath == "" {
+		// CNI_NETNS may be empty on DEL; the state remembers where the VF went.
+		netnsPath = a.Netns
+	}
 	var errs []error
 	if !a.DPDK {
-		if err := p.bringHome(inv, args, addr, a); err != nil {
+		if err := p.bringHome(inv, netnsPath, args.IfName, addr, a, known); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -142,52 +194,64 @@ func restorePF(m vf.Mgmt, pf *PFState) error {
 	return errors.Join(errs...)
 }
 
-// bringHome finds the VF netdev in the pod, or in the host (where the kernel puts
-// it when the pod's namespace is destroyed), and restores it there.
-func (p *Plugin) bringHome(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr, a *Attachment) error {
+// bringHome finds the VF netdev in the pod (by name, else by identity: something
+// may have renamed it), or in the host, where the kernel puts it when the pod's
+// namespace is destroyed, and restores it there. It waits up to ReturnTimeout for a
+// netdev on its way back from a destroyed namespace.
+func (p *Plugin) bringHome(inv *invocation, netnsPath, ifName string, addr vf.PCIAddr, a *Attachment, known bool) error {
 	host, releaseHost, err := p.hostNS()
 	if err != nil {
 		return err
 	}
 	defer releaseHost()
-	pod, gone, err := openPodNS(args.Netns)
+	pod, gone, err := openPodNS(netnsPath)
 	if err != nil {
 		return err
 	}
 	if !gone {
 		defer pod.Close()
-		found := false
+		podName := ""
 		err := inNS(pod, func(h *netlink.Handle) error {
-			l, err := h.LinkByName(args.IfName)
-			if err != nil || !linkIsVF(l, addr) {
-				return nil // not in the pod: look in the host
+			if l, err := h.LinkByName(ifName); err == nil && linkIsVF(l, addr) {
+				podName = ifName
+				return nil
 			}
-			found = true
+			links, err := h.LinkList()
+			if err != nil {
+				return fmt.Errorf("list links of the pod: %w", err)
+			}
+			for _, l := range links {
+				if linkIsVF(l, addr) {
+					podName = l.Attrs().Name
+				}
+			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if found {
-			name := a.HostName
-			if name == "" {
+		if podName != "" {
+			b := *a
+			if b.HostName == "" {
 				// No state: name it as the kernel would on its way home.
-				err := inNS(host, func(h *netlink.Handle) error { name = freeName(h, args.IfName); return nil })
+				err := inNS(host, func(h *netlink.Handle) error { b.HostName = freeName(h, podName); return nil })
 				if err != nil {
 					return err
 				}
 			}
-			b := *a
-			b.HostName = name
-			if err := p.moveBack(pod, host, args.IfName, &b); err != nil {
+			if err := p.moveBack(pod, host, podName, &b); err != nil {
 				return fmt.Errorf("return %s to the host: %w", addr, err)
 			}
-			inv.log.Info("VF returned to the host", "vf", addr.String(), "netdev", name)
+			inv.log.Info("VF returned to the host", "vf", addr.String(), "netdev", b.HostName)
 			return nil
 		}
 	}
-	// In the host: by its sysfs net/ entry. After a namespace is destroyed the
-	// kernel brings the netdev back asynchronously: wait a little for it.
+	if !known {
+		return nil
+	}
+	// In the host. After a namespace is destroyed the kernel brings the netdev back
+	// asynchronously: wait a little for it then.
+	wait := netnsPath != "" && gone
 	deadline := time.Now().Add(p.ReturnTimeout)
 	for {
 		v, err := vf.LookupVF(p.Root, addr, vf.Options{})
@@ -201,31 +265,33 @@ func (p *Plugin) bringHome(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr,
 		if v.Driver != vf.DriverCxgb4VF {
 			return nil // rebound meanwhile: no netdev to restore
 		}
-		if v.Netdev != "" {
-			return inNS(host, func(h *netlink.Handle) error {
-				l, err := h.LinkByName(v.Netdev)
-				if err != nil {
-					return fmt.Errorf("find VF netdev %s in the host: %w", v.Netdev, err)
-				}
-				if err := restoreLink(h, l, a); err != nil {
-					return err
-				}
-				if a.HostName != "" && a.HostName != v.Netdev {
-					if _, err := h.LinkByName(a.HostName); err == nil {
-						return fmt.Errorf("rename %s back to %s: the host has another %s", v.Netdev, a.HostName, a.HostName)
-					}
-					if err := h.LinkSetName(l, a.HostName); err != nil {
-						return fmt.Errorf("rename %s back to %s: %w", v.Netdev, a.HostName, err)
-					}
-				}
-				inv.log.Info("VF restored in the host", "vf", addr.String(), "netdev", a.HostName)
+		restored := false
+		err = inNS(host, func(h *netlink.Handle) error {
+			l := findHostLink(h, v)
+			if l == nil {
 				return nil
-			})
-		}
-		if !gone || time.Now().After(deadline) {
-			// Nowhere to be seen: the runtime's later DEL or GC finds it.
-			inv.log.Warn("VF netdev not found in the pod or the host; a later ADD of it waits until it is back", "vf", addr.String())
+			}
+			restored = true
+			name := l.Attrs().Name
+			if err := restoreLink(h, l, a); err != nil {
+				return err
+			}
+			if a.HostName != "" && a.HostName != name {
+				if _, err := h.LinkByName(a.HostName); err == nil {
+					return fmt.Errorf("rename %s back to %s: the host has another %s", name, a.HostName, a.HostName)
+				}
+				if err := h.LinkSetName(l, a.HostName); err != nil {
+					return fmt.Errorf("rename %s back to %s: %w", name, a.HostName, err)
+				}
+			}
+			inv.log.Info("VF restored in the host", "vf", addr.String(), "netdev", a.HostName)
 			return nil
+		})
+		if err != nil || restored {
+			return err
+		}
+		if !wait || time.Now().After(deadline) {
+			return errVFMissing
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // createNetns makes a named network namespace under /run/netns (as `ip netns add`)
@@ -67,10 +68,37 @@ func handleAt(name string) (*netlink.Handle, netns.NsHandle, error) {
 	if err != nil {
 		return nil, netns.None(), fmt.Errorf("open netns %s: %w", name, err)
 	}
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		ns.Close()
 		return nil, netns.None(), fmt.Errorf("netlink in netns %s: %w", name, err)
 	}
 	return h, ns, nil
+}
+
+// scratchNetns makes a new, unnamed network namespace that lives only as long as the
+// returned handle (and whatever a caller moves out of it before closing it). The
+// calling goroutine's namespace is left unchanged.
+func scratchNetns() (netns.NsHandle, error) {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return netns.None(), fmt.Errorf("create scratch netns: %w", err)
+	}
+	defer orig.Close()
+	h, err := netns.New()
+	if setErr := netns.Set(orig); setErr != nil {
+		// The thread is in the wrong namespace: keep it locked so that the runtime
+		// discards it when the goroutine ends.
+		if err == nil {
+			h.Close()
+		}
+		return netns.None(), errors.Join(err, fmt.Errorf("return to the original netns: %w", setErr))
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		return netns.None(), fmt.Errorf("create scratch netns: %w", err)
+	}
+	return h, nil
 }

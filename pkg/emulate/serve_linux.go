@@ -20,9 +20,24 @@ import (
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
 )
 
+// scanInterval is how often the watcher looks for the VF netdevs that are away from
+// their worker (see Serve).
+const scanInterval = 100 * time.Millisecond
+
 // Serve is the watcher: it keeps every worker's sysfs tree in step with the links of
 // the worker's namespace until ctx ends. It writes watcher.pid, then watcher.ready
 // once every namespace is subscribed.
+//
+// While a VF netdev is away from its worker (in a pod), Serve also emulates what the
+// kernel does with a physical VF netdev when the pod's namespace is destroyed: it
+// returns the netdev to the host. A veth end dies with its namespace, and its peer
+// with it, so the watcher looks for every away VF by its alternative name in every
+// namespace it can reach (scan) every 100 ms, and at once when a VF end leaves
+// its worker namespace. When neither end of a VF's veth is found (in two consecutive
+// scans, or in one scan that follows an RTM_DELLINK of an end in its worker
+// namespace), it recreates the pair: each end in its own worker namespace (the fabric
+// end in the fabric namespace), under the name, MAC and MTU it was last seen with
+// (dev%d, the lowest free, when that name is taken there), down. See refund.
 func Serve(ctx context.Context, runDir, name string, log io.Writer) error {
 	st, err := Load(runDir, name)
 	if err != nil {
@@ -45,13 +60,14 @@ func Serve(ctx context.Context, runDir, name string, log io.Writer) error {
 		defer logMu.Unlock()
 		fmt.Fprintf(log, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
 	}
+	wt := newWatch(st, logf)
 	ready := make(chan struct{}, len(st.Workers))
 	for i := range st.Workers {
-		w := &st.Workers[i]
+		ww := wt.forWorker(&st.Workers[i])
 		wg.Go(func() {
-			if err := watchWorker(ctx, st.Config.Name, w, ready, logf); err != nil && ctx.Err() == nil {
+			if err := ww.run(ctx, ready); err != nil && ctx.Err() == nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("worker %d: %w", w.Index, err))
+				errs = append(errs, fmt.Errorf("worker %d: %w", ww.w.Index, err))
 				mu.Unlock()
 				cancel()
 			}
@@ -64,9 +80,12 @@ func Serve(ctx context.Context, runDir, name string, log io.Writer) error {
 		}
 	}
 	if ctx.Err() == nil {
+		wg.Go(func() { wt.scanLoop(ctx) })
 		if err := os.WriteFile(filepath.Join(dir, "watcher.ready"), nil, 0o600); err != nil {
 			cancel()
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
 		}
 		logf("watching %d workers", len(st.Workers))
 	}
@@ -74,28 +93,154 @@ func Serve(ctx context.Context, runDir, name string, log io.Writer) error {
 	return errors.Join(errs...)
 }
 
-// tracked is one netdev of the tree that the watcher follows.
-type tracked struct {
-	dev     vf.PCIAddr
-	devPort int
-	current string // name of its net/ entry in the tree; "" while away
+// watch is the state the watcher's goroutines share: one goroutine per worker
+// follows the links of the worker's namespace and writes its tree; the scanner
+// follows the VF ends that are away and refunds destroyed pairs. mu guards every
+// tracked and pair, and the trees.
+type watch struct {
+	name  string
+	every time.Duration
+	logf  func(string, ...any)
+	kick  chan struct{} // a VF end left its worker namespace: scan now
+
+	mu    sync.Mutex
+	byAlt map[string]*tracked // every worker netdev and fabric VF end
+	pairs []*pair             // the veths of the VF cables
 }
 
-func watchWorker(ctx context.Context, name string, w *Worker, ready chan<- struct{}, logf func(string, ...any)) error {
-	tree := &vftest.Tree{Root: w.Root(), Opts: vftest.Options{AbsoluteLinks: true}}
-	byAlt := map[string]*tracked{}
-	for _, v := range w.VFs {
-		t := &tracked{dev: v.Addr, devPort: v.Port}
-		if names, err := w.Root().ReadDir(vftest.DevicePath(v.Addr) + "/net"); err == nil && len(names) > 0 {
-			t.current = names[0]
+// tracked is one netdev that the watcher follows: a VF or port netdev of a worker,
+// or the fabric namespace's end of an unpaired worker's VF.
+type tracked struct {
+	worker  int    // 1-based; 0 for a fabric end
+	netns   string // its home namespace
+	alt     string // its alternative name
+	dev     vf.PCIAddr
+	devPort int
+	current string   // name of its net/ entry in the worker's tree; "" while away
+	seen    sighting // where and as what it was last seen
+	pair    *pair    // the veth it is an end of; nil for ports
+}
+
+// sighting is where, and as what, an event or a scan last saw a netdev.
+type sighting struct {
+	netns string // a name under /run/netns, another mount point of a namespace, or "pid N"
+	ino   uint64 // inode of that namespace; 0 when seen through an event
+	name  string
+	mac   string
+	mtu   int
+}
+
+// pair is the veth of one VF cable.
+type pair struct {
+	ends     [2]*tracked
+	misses   int    // consecutive conclusive scans that found neither end
+	dellinks uint64 // RTM_DELLINKs of an end in its worker namespace
+	checked  uint64 // how many of those a conclusive scan has followed
+	failures int    // failed refunds in a row
+}
+
+// maxRefundFailures is how many refunds of one pair may fail in a row before the
+// watcher gives up on that pair.
+const maxRefundFailures = 3
+
+// watched reports whether the scanner looks for the pair: one of its worker ends is
+// away, or an RTM_DELLINK of one of its ends is not followed yet. Call with mu held.
+func (p *pair) watched() bool {
+	if p.failures >= maxRefundFailures {
+		return false
+	}
+	if p.dellinks > p.checked {
+		return true
+	}
+	for _, t := range p.ends {
+		if t.worker > 0 && t.current == "" {
+			return true
 		}
-		byAlt[v.AltName] = t
 	}
-	for _, p := range w.Ports {
-		byAlt[p.AltName] = &tracked{dev: p.Addr, devPort: p.Index, current: p.Netdev}
+	return false
+}
+
+func newWatch(st *State, logf func(string, ...any)) *watch {
+	wt := &watch{
+		name:  st.Config.Name,
+		every: scanInterval,
+		logf:  logf,
+		kick:  make(chan struct{}, 1),
+		byAlt: map[string]*tracked{},
 	}
-	byIndex := map[int]*tracked{}
-	prefix := fmt.Sprintf("%s-w%d.", name, w.Index)
+	mtu := st.Config.MTU
+	for _, w := range st.Workers {
+		for _, v := range w.VFs {
+			t := &tracked{
+				worker: w.Index, netns: w.Netns, alt: v.AltName, dev: v.Addr, devPort: v.Port,
+				seen: sighting{netns: w.Netns, name: v.Netdev, mac: v.MAC, mtu: mtu},
+			}
+			if names, err := w.Root().ReadDir(vftest.DevicePath(v.Addr) + "/net"); err == nil && len(names) > 0 {
+				t.current = names[0]
+			}
+			wt.byAlt[v.AltName] = t
+		}
+		for _, p := range w.Ports {
+			wt.byAlt[p.AltName] = &tracked{worker: w.Index, netns: w.Netns, alt: p.AltName, dev: p.Addr, devPort: p.Index, current: p.Netdev}
+		}
+	}
+	link := func(a, b *tracked) {
+		p := &pair{ends: [2]*tracked{a, b}}
+		a.pair, b.pair = p, p
+		wt.pairs = append(wt.pairs, p)
+	}
+	for _, w := range st.Workers {
+		switch {
+		case w.PeerOf > w.Index && w.PeerOf <= len(st.Workers):
+			peer := st.Workers[w.PeerOf-1]
+			for k, v := range w.VFs {
+				if k < len(peer.VFs) {
+					link(wt.byAlt[v.AltName], wt.byAlt[peer.VFs[k].AltName])
+				}
+			}
+		case w.PeerOf == 0 && st.FabricNS != "":
+			for k, v := range w.VFs {
+				f := &tracked{
+					netns: st.FabricNS, alt: fabricAltName(st.Config.Name, v.Addr.String()), dev: v.Addr,
+					seen: sighting{netns: st.FabricNS, name: fabricVF(k), mtu: mtu},
+				}
+				wt.byAlt[f.alt] = f
+				link(wt.byAlt[v.AltName], f)
+			}
+		}
+	}
+	return wt
+}
+
+// scanNow asks the scanner for a scan without waiting for it.
+func (wt *watch) scanNow() {
+	select {
+	case wt.kick <- struct{}{}:
+	default:
+	}
+}
+
+// workerWatch follows the links of one worker's namespace.
+type workerWatch struct {
+	wt      *watch
+	w       *Worker
+	tree    *vftest.Tree
+	prefix  string
+	byIndex map[int]*tracked // used by the worker's goroutine only
+}
+
+func (wt *watch) forWorker(w *Worker) *workerWatch {
+	return &workerWatch{
+		wt:      wt,
+		w:       w,
+		tree:    &vftest.Tree{Root: w.Root(), Opts: vftest.Options{AbsoluteLinks: true}},
+		prefix:  fmt.Sprintf("%s-w%d.", wt.name, w.Index),
+		byIndex: map[int]*tracked{},
+	}
+}
+
+func (ww *workerWatch) run(ctx context.Context, ready chan<- struct{}) error {
+	w, logf := ww.w, ww.wt.logf
 	signalled := false
 	for ctx.Err() == nil {
 		ns, err := netns.GetFromPath(w.NetnsPath())
@@ -121,6 +266,11 @@ func watchWorker(ctx context.Context, name string, w *Worker, ready chan<- struc
 			return fmt.Errorf("subscribe to links of netns %s: %w", w.Netns, err)
 		}
 		if !signalled {
+			// Ready means the tree matches the namespace now, not once the
+			// subscription's own listing has been read.
+			if err := ww.syncAll(); err != nil {
+				logf("worker %d: initial sync: %v", w.Index, err)
+			}
 			ready <- struct{}{}
 			signalled = true
 		}
@@ -139,7 +289,7 @@ func watchWorker(ctx context.Context, name string, w *Worker, ready chan<- struc
 					logf("worker %d: subscription closed; resubscribing", w.Index)
 					break loop
 				}
-				if err := apply(tree, u, prefix, byAlt, byIndex, logf, w.Index); err != nil {
+				if err := ww.apply(u); err != nil {
 					logf("worker %d: %v", w.Index, err)
 				}
 			}
@@ -149,44 +299,73 @@ func watchWorker(ctx context.Context, name string, w *Worker, ready chan<- struc
 	return nil
 }
 
+// syncAll applies every link of the worker's namespace as if it had just appeared.
+func (ww *workerWatch) syncAll() error {
+	h, nsh, err := handleAt(ww.w.Netns)
+	if err != nil {
+		return err
+	}
+	defer nsh.Close()
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range links {
+		errs = append(errs, ww.apply(netlink.LinkUpdate{Header: unix.NlMsghdr{Type: unix.RTM_NEWLINK}, Link: l}))
+	}
+	return errors.Join(errs...)
+}
+
 // apply updates the tree for one link message.
-func apply(tree *vftest.Tree, u netlink.LinkUpdate, prefix string, byAlt map[string]*tracked, byIndex map[int]*tracked, logf func(string, ...any), wi int) error {
+func (ww *workerWatch) apply(u netlink.LinkUpdate) error {
+	wt, wi := ww.wt, ww.w.Index
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
 	a := u.Attrs()
 	var t *tracked
 	for _, alt := range a.AltNames {
-		if strings.HasPrefix(alt, prefix) {
-			t = byAlt[alt]
+		if strings.HasPrefix(alt, ww.prefix) {
+			t = wt.byAlt[alt]
 			break
 		}
 	}
 	if t == nil {
-		t = byIndex[a.Index]
+		t = ww.byIndex[a.Index]
 	}
 	if t == nil {
 		return nil // not one of ours: lo, or something a test made
 	}
+	// Where it was last seen: here, also when it just left (moved or destroyed).
+	t.seen = sighting{netns: ww.w.Netns, name: a.Name, mac: a.HardwareAddr.String(), mtu: a.MTU}
 	if u.Header.Type == unix.RTM_DELLINK {
-		delete(byIndex, a.Index)
+		delete(ww.byIndex, a.Index)
+		if t.pair != nil {
+			// Moved into a pod, or destroyed with its peer: the scanner tells which.
+			t.pair.dellinks++
+			wt.scanNow()
+		}
 		if t.current == "" {
 			return nil
 		}
-		logf("worker %d: %s (%s) left the namespace", wi, t.current, t.dev)
-		err := tree.RemoveNetdev(t.dev, t.current)
+		wt.logf("worker %d: %s (%s) left the namespace", wi, t.current, t.dev)
+		err := ww.tree.RemoveNetdev(t.dev, t.current)
 		t.current = ""
 		return err
 	}
-	byIndex[a.Index] = t
+	ww.byIndex[a.Index] = t
 	if t.current != a.Name {
 		if t.current != "" {
-			if err := tree.RemoveNetdev(t.dev, t.current); err != nil {
+			if err := ww.tree.RemoveNetdev(t.dev, t.current); err != nil {
 				return err
 			}
-			logf("worker %d: %s (%s) renamed to %s", wi, t.current, t.dev, a.Name)
+			wt.logf("worker %d: %s (%s) renamed to %s", wi, t.current, t.dev, a.Name)
 		} else {
-			logf("worker %d: %s (%s) is in the namespace", wi, a.Name, t.dev)
+			wt.logf("worker %d: %s (%s) is in the namespace", wi, a.Name, t.dev)
 		}
 		t.current = ""
-		if err := tree.AddNetdev(t.dev, vftest.Netdev{Name: a.Name, MAC: a.HardwareAddr.String(), MTU: a.MTU, DevPort: t.devPort, Type: 1}); err != nil {
+		if err := ww.tree.AddNetdev(t.dev, vftest.Netdev{Name: a.Name, MAC: a.HardwareAddr.String(), MTU: a.MTU, DevPort: t.devPort, Type: 1}); err != nil {
 			return err
 		}
 		t.current = a.Name
@@ -199,7 +378,11 @@ func apply(tree *vftest.Tree, u netlink.LinkUpdate, prefix string, byAlt map[str
 		"mtu": strconv.Itoa(a.MTU), "address": a.HardwareAddr.String(),
 		"operstate": operstate(a.OperState), "carrier": carrier,
 	} {
-		if err := tree.SetNetdevAttr(a.Name, attr, val); err != nil {
+		// Rewrite only what changed: a reader never sees an unchanged file empty.
+		if cur, err := ww.tree.Root.ReadString("class/net/" + a.Name + "/" + attr); err == nil && cur == val {
+			continue
+		}
+		if err := ww.tree.SetNetdevAttr(a.Name, attr, val); err != nil {
 			return err
 		}
 	}

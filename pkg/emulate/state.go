@@ -129,6 +129,12 @@ func altName(name string, worker int, id string) string {
 	return fmt.Sprintf("%s-w%d.%s", name, worker, strings.ReplaceAll(id, ":", "."))
 }
 
+// fabricAltName is the alternative name of the fabric namespace's end of a cable whose
+// other end is the unpaired worker's netdev id.
+func fabricAltName(name, id string) string {
+	return fmt.Sprintf("%s-fabric.%s", name, strings.ReplaceAll(id, ":", "."))
+}
+
 // ErrNotUp reports that no emulated node of that name is up.
 var ErrNotUp = errors.New("emulated node is not up")
 

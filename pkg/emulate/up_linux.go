@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
@@ -121,9 +123,11 @@ func buildWorker(cfg Config, prod vf.Product, w int) (*Worker, error) {
 	return wk, nil
 }
 
-// end is one side of a veth cable.
+// end is one side of a veth cable: the namespace it goes into, its name, MAC ("" lets
+// the kernel choose), MTU and alternative name ("" for none).
 type end struct {
 	netns, name, mac, alt string
+	mtu                   int
 }
 
 // cable creates the veths: VF k and port p of worker 2i-1 face those of worker 2i;
@@ -145,24 +149,21 @@ func cable(st *State, log io.Writer) error {
 			}
 			peerNS = st.FabricNS
 		}
-		pair := func(x end, y end) error {
-			return addVeth(x, y, cfg.MTU)
-		}
 		for k, v := range a.VFs {
-			y := end{netns: peerNS, name: fmt.Sprintf("fab%d", k)}
+			y := end{netns: peerNS, name: fabricVF(k), alt: fabricAltName(cfg.Name, v.Addr.String()), mtu: cfg.MTU}
 			if b != nil {
-				y = end{netns: peerNS, name: b.VFs[k].Netdev, mac: b.VFs[k].MAC, alt: b.VFs[k].AltName}
+				y = end{netns: peerNS, name: b.VFs[k].Netdev, mac: b.VFs[k].MAC, alt: b.VFs[k].AltName, mtu: cfg.MTU}
 			}
-			if err := pair(end{a.Netns, v.Netdev, v.MAC, v.AltName}, y); err != nil {
+			if err := addVeth(end{a.Netns, v.Netdev, v.MAC, v.AltName, cfg.MTU}, y); err != nil {
 				return err
 			}
 		}
 		for k, p := range a.Ports {
-			y := end{netns: peerNS, name: fmt.Sprintf("fabp%d", k)}
+			y := end{netns: peerNS, name: fmt.Sprintf("fabp%d", k), alt: fabricAltName(cfg.Name, "port"+strconv.Itoa(p.Index)), mtu: cfg.MTU}
 			if b != nil {
-				y = end{netns: peerNS, name: b.Ports[k].Netdev, mac: b.Ports[k].MAC, alt: b.Ports[k].AltName}
+				y = end{netns: peerNS, name: b.Ports[k].Netdev, mac: b.Ports[k].MAC, alt: b.Ports[k].AltName, mtu: cfg.MTU}
 			}
-			if err := pair(end{a.Netns, p.Netdev, p.MAC, p.AltName}, y); err != nil {
+			if err := addVeth(end{a.Netns, p.Netdev, p.MAC, p.AltName, cfg.MTU}, y); err != nil {
 				return err
 			}
 			if err := setUp(a.Netns, p.Netdev); err != nil {
@@ -179,23 +180,54 @@ func cable(st *State, log io.Writer) error {
 	return nil
 }
 
-func addVeth(x, y end, mtu int) error {
-	hx, nsx, err := handleAt(x.netns)
+// fabricVF is the name of the fabric namespace's end of the cable of the unpaired
+// worker's VF k.
+func fabricVF(k int) string { return fmt.Sprintf("fab%d", k) }
+
+// addVeth creates the veth x <-> y between two named namespaces.
+func addVeth(x, y end) error {
+	nsx, err := netns.GetFromPath(netnsPath(x.netns))
 	if err != nil {
-		return err
+		return fmt.Errorf("open netns %s: %w", x.netns, err)
+	}
+	defer nsx.Close()
+	nsy, err := netns.GetFromPath(netnsPath(y.netns))
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", y.netns, err)
+	}
+	defer nsy.Close()
+	if err := addVethAt(nsx, nsy, x, y); err != nil {
+		return fmt.Errorf("netns %s <-> netns %s: %w", x.netns, y.netns, err)
+	}
+	return nil
+}
+
+// addVethAt creates the veth x <-> y with x in namespace nsx and y in nsy, each end
+// with its MAC, MTU and alternative name; the ends stay down. The netns fields of x
+// and y are not used. Equivalent to:
+//
+//	ip -n X link add X.name address X.mac mtu X.mtu type veth peer name Y.name address Y.mac mtu Y.mtu netns Y
+//	ip -n X link property add dev X.name altname X.alt
+//	ip -n Y link property add dev Y.name altname Y.alt
+//
+// The kernel announces an alternative name only for a link that is up, so a watcher
+// of X or Y sees the new ends without theirs (refund works around that).
+func addVethAt(nsx, nsy netns.NsHandle, x, y end) (retErr error) {
+	hx, err := netlink.NewHandleAt(nsx, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
 	}
 	defer hx.Close()
-	defer nsx.Close()
-	hy, nsy, err := handleAt(y.netns)
+	hy, err := netlink.NewHandleAt(nsy, unix.NETLINK_ROUTE)
 	if err != nil {
-		return err
+		return fmt.Errorf("netlink: %w", err)
 	}
 	defer hy.Close()
-	defer nsy.Close()
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: x.name, MTU: mtu},
+		LinkAttrs:     netlink.LinkAttrs{Name: x.name, MTU: x.mtu},
 		PeerName:      y.name,
 		PeerNamespace: netlink.NsFd(nsy),
+		PeerMTU:       uint32(max(y.mtu, 0)),
 	}
 	if x.mac != "" {
 		if veth.HardwareAddr, err = net.ParseMAC(x.mac); err != nil {
@@ -208,8 +240,16 @@ func addVeth(x, y end, mtu int) error {
 		}
 	}
 	if err := hx.LinkAdd(veth); err != nil {
-		return fmt.Errorf("add veth %s (netns %s) <-> %s (netns %s): %w", x.name, x.netns, y.name, y.netns, err)
+		return fmt.Errorf("add veth %s <-> %s: %w", x.name, y.name, err)
 	}
+	defer func() {
+		if retErr != nil {
+			// Deleting one end deletes the pair.
+			if err := hx.LinkDel(veth); err != nil {
+				retErr = errors.Join(retErr, fmt.Errorf("delete veth %s: %w", x.name, err))
+			}
+		}
+	}()
 	for _, e := range []struct {
 		h *netlink.Handle
 		end
@@ -219,10 +259,10 @@ func addVeth(x, y end, mtu int) error {
 		}
 		l, err := e.h.LinkByName(e.name)
 		if err != nil {
-			return fmt.Errorf("netns %s: %w", e.netns, err)
+			return err
 		}
 		if err := e.h.LinkAddAltName(l, e.alt); err != nil {
-			return fmt.Errorf("netns %s: add altname %s to %s: %w", e.netns, e.alt, e.name, err)
+			return fmt.Errorf("add altname %s to %s: %w", e.alt, e.name, err)
 		}
 	}
 	return nil

@@ -238,9 +238,6 @@ type vfHome struct {
 	Up   bool
 }
 
-// link is the part of vfHome that workerLink reads.
-func (h vfHome) link() hostLink { return hostLink{Name: h.Name, MTU: h.MTU, MAC: h.MAC} }
-
 // listTry is emuNode.list for test t that returns the failure instead of ending the
 // test: a list can catch the watcher halfway through rewriting a netdev's attribute
 // files (an empty dev_port), so callers retry.
@@ -475,7 +472,7 @@ func (e *cniEnv) rawExec(t *testing.T, w int, command, containerID, ifName strin
 	return (&invoke.RawExec{Stderr: io.Discard}).ExecPlugin(ctx30(t), filepath.Join(e.wrapDirs[w], "chelsio-sriov"), conf, args.AsEnv())
 }
 
-// setPodLink changes the pod's interface with f (inside the pod's namespace).
+// setPodLink changes the link called name of a namespace (a pod's, or a worker's) with f.
 func setPodLink(t *testing.T, pod ns.NetNS, name string, f func(l netlink.Link) error) {
 	t.Helper()
 	err := pod.Do(func(ns.NetNS) error {

@@ -4,9 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +31,7 @@ type listed struct {
 	Port       int    `json:"port"`
 	Driver     string `json:"driver"`
 	Netdev     string `json:"netdev"`
+	MAC        string `json:"mac"`
 	MgmtNetdev string `json:"mgmtNetdev"`
 }
 
@@ -169,10 +172,16 @@ func TestPrivilegedEmulateVFMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Poll the tree, then list once: the tree's writes are not atomic (vftest writes
+	// a netdev's files one by one), so a list in the middle of one can fail.
+	sys := filepath.Join(n.runDir, n.name, "w1", "sys")
 	eventually(t, "VF netdev gone from worker sysfs", 5*time.Second, func() (bool, string) {
-		nd, ok := netdevOf(n.list(1), addr)
-		return ok && nd == "", "netdev=" + nd
+		names, _ := os.ReadDir(filepath.Join(sys, "bus/pci/devices", addr, "net"))
+		return len(names) == 0, fmt.Sprintf("net/ holds %d entries", len(names))
 	})
+	if nd, ok := netdevOf(n.list(1), addr); !ok || nd != "" {
+		t.Errorf("list shows VF %s (listed %v) with netdev %q while it is in the pod", addr, ok, nd)
+	}
 	if _, err := os.Lstat(filepath.Join(n.runDir, n.name, "w1", "sys", "class", "net", home)); err == nil {
 		t.Errorf("class/net/%s still exists while the VF is in the pod", home)
 	}
@@ -199,14 +208,12 @@ func TestPrivilegedEmulateVFMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys := filepath.Join(n.runDir, n.name, "w1", "sys")
 	eventually(t, "VF back in worker sysfs as net1", 5*time.Second, func() (bool, string) {
-		nd, _ := netdevOf(n.list(1), addr)
-		got, _ := os.ReadFile(filepath.Join(sys, "class/net/net1/address"))
-		return nd == "net1" && strings.TrimSpace(string(got)) == mac, "netdev=" + nd + " address=" + string(got)
+		got := n.treeNetdev(1, addr, "net1")
+		return got == mac+" 1500", "net1: " + got
 	})
-	if b, _ := os.ReadFile(filepath.Join(sys, "bus/pci/devices", addr, "net/net1/mtu")); strings.TrimSpace(string(b)) != "1500" {
-		t.Errorf("mtu in sysfs = %q, want 1500", b)
+	if nd, _ := netdevOf(n.list(1), addr); nd != "net1" {
+		t.Errorf("list shows VF %s as %q, want net1", addr, nd)
 	}
 	// Rename back in the worker.
 	err = worker.Do(func(ns.NetNS) error {
@@ -220,9 +227,12 @@ func TestPrivilegedEmulateVFMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "VF renamed back in worker sysfs", 5*time.Second, func() (bool, string) {
-		nd, _ := netdevOf(n.list(1), addr)
-		return nd == home, "netdev=" + nd
+		got := n.treeNetdev(1, addr, home)
+		return got == mac+" 1500", home + ": " + got
 	})
+	if nd, _ := netdevOf(n.list(1), addr); nd != home {
+		t.Errorf("list shows VF %s as %q, want %s", addr, nd, home)
+	}
 
 	// VF k of worker 1 is cabled to VF k of worker 2: a TCP connection crosses it.
 	w2, err := ns.GetNS(filepath.Join("/run/netns", n.netns(2)))
@@ -340,6 +350,274 @@ func TestPrivilegedEmulateDownRemovesMovedVFs(t *testing.T) {
 		return nil
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPrivilegedEmulateRefundOnNetnsDeletion deletes the namespace of a pod that holds
+// a VF netdev and checks that the watcher returns the VF to its worker as the kernel
+// returns a physical VF netdev to the host: under its name in the pod, or dev%d when
+// that is taken, with the pod's MAC and MTU; and that the VF's cable peer, which dies
+// with it as a veth does, comes back too.
+func TestPrivilegedEmulateRefundOnNetnsDeletion(t *testing.T) {
+	roottest.Require(t)
+	const (
+		addr  = "0000:81:01.0"
+		other = "0000:81:01.4"
+		mac   = "0a:58:c6:33:64:09"
+		mac2  = "0a:58:cb:00:71:0a"
+	)
+
+	t.Run("pod name", func(t *testing.T) {
+		n := upNode(t, "--vfs", "2")
+		w1, w2 := n.workerNS(1), n.workerNS(2)
+		home1, _ := netdevOf(n.list(1), addr)
+		home2, _ := netdevOf(n.list(2), addr)
+		pod := podNS(t)
+		moveLinkNS(t, w1, home1, pod)
+		configureLink(t, pod, home1, "net1", mac, 1400)
+		n.waitSeen(t, 1, addr, pod, "net1", mac, 1400)
+
+		took := n.deleteAndWait(t, pod, func() (bool, string) {
+			got1 := n.treeNetdev(1, addr, "net1")
+			got2 := n.treeNetdev(2, addr, home2)
+			return got1 == mac+" 1400" && got2 != "", "worker 1 net1: " + got1 + "; worker 2 " + home2 + ": " + got2
+		})
+		t.Logf("VF back in both workers' trees %v after the pod namespace was deleted", took)
+		l1, l2 := n.list(1), n.list(2)
+		if nd, _ := netdevOf(l1, addr); nd != "net1" {
+			t.Errorf("worker 1: list shows VF %s as %q, want net1", addr, nd)
+		}
+		if nd, _ := netdevOf(l2, addr); nd != home2 {
+			t.Errorf("worker 2: list shows VF %s as %q, want %s (its name before)", addr, nd, home2)
+		}
+		assertVethPeers(t, w1, "net1", false, w2, home2)
+		n.waitLog(t, fmt.Sprintf("worker 1: %s returned to the host as net1 (pod namespace gone)", addr))
+	})
+
+	t.Run("name taken", func(t *testing.T) {
+		n := upNode(t, "--vfs", "2")
+		w1 := n.workerNS(1)
+		home1, _ := netdevOf(n.list(1), addr)
+		homeOther, _ := netdevOf(n.list(1), other)
+		// Worker 1 already has a net1 when the VF comes back.
+		configureLink(t, w1, homeOther, "net1", "", 0)
+		pod := podNS(t)
+		moveLinkNS(t, w1, home1, pod)
+		configureLink(t, pod, home1, "net1", mac, 1400)
+		n.waitSeen(t, 1, addr, pod, "net1", mac, 1400)
+
+		took := n.deleteAndWait(t, pod, func() (bool, string) {
+			got := n.treeNetdev(1, addr, "dev0")
+			return got == mac+" 1400", "worker 1 dev0: " + got
+		})
+		t.Logf("VF back in worker 1's tree %v after the pod namespace was deleted", took)
+		l := n.list(1)
+		if nd, _ := netdevOf(l, addr); nd != "dev0" {
+			t.Errorf("worker 1: list shows VF %s as %q, want dev0 (net1 is taken)", addr, nd)
+		}
+		if nd, _ := netdevOf(l, other); nd != "net1" {
+			t.Errorf("worker 1: list shows VF %s as %q, want net1 (untouched)", other, nd)
+		}
+	})
+
+	t.Run("both ends in pods", func(t *testing.T) {
+		n := upNode(t, "--vfs", "2")
+		w1, w2 := n.workerNS(1), n.workerNS(2)
+		home1, _ := netdevOf(n.list(1), addr)
+		home2, _ := netdevOf(n.list(2), addr)
+		podA, podB := podNS(t), podNS(t)
+		moveLinkNS(t, w1, home1, podA)
+		configureLink(t, podA, home1, "net1", mac, 1400)
+		moveLinkNS(t, w2, home2, podB)
+		configureLink(t, podB, home2, "net2", mac2, 1450)
+		n.waitSeen(t, 1, addr, podA, "net1", mac, 1400)
+		n.waitSeen(t, 2, addr, podB, "net2", mac2, 1450)
+
+		took := n.deleteAndWait(t, podA, func() (bool, string) {
+			got1 := n.treeNetdev(1, addr, "net1")
+			got2 := n.treeNetdev(2, addr, "net2")
+			return got1 == mac+" 1400" && got2 == mac2+" 1450", "worker 1 net1: " + got1 + "; worker 2 net2: " + got2
+		})
+		t.Logf("both ends back in their workers' trees %v after one pod namespace was deleted", took)
+		if nd, _ := netdevOf(n.list(1), addr); nd != "net1" {
+			t.Errorf("worker 1: list shows VF %s as %q, want net1", addr, nd)
+		}
+		if nd, _ := netdevOf(n.list(2), addr); nd != "net2" {
+			t.Errorf("worker 2: list shows VF %s as %q, want net2 (its name in the other pod)", addr, nd)
+		}
+		// The emulation artifact: the peer left the pod that still exists.
+		if err := podB.Do(func(ns.NetNS) error {
+			_, err := netlink.LinkByName("net2")
+			return err
+		}); err == nil {
+			t.Error("worker 2's VF is still in its pod; its veth should have died with the peer")
+		}
+		assertVethPeers(t, w1, "net1", false, w2, "net2")
+	})
+}
+
+// workerNS opens worker w's namespace for the rest of the test.
+func (n *emuNode) workerNS(w int) ns.NetNS {
+	n.t.Helper()
+	h, err := ns.GetNS(filepath.Join("/run/netns", n.netns(w)))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { _ = h.Close() })
+	return h
+}
+
+// treeNetdev returns "<address> <mtu>" of netdev name in worker w's tree if it is the
+// VF's (bus/pci/devices/<addr>/net/<name>) and complete (its class/net link, which
+// the tree adds last, is there), and "" otherwise.
+func (n *emuNode) treeNetdev(w int, addr, name string) string {
+	sys := filepath.Join(n.runDir, n.name, fmt.Sprintf("w%d", w), "sys")
+	if _, err := os.Stat(filepath.Join(sys, "bus/pci/devices", addr, "net", name)); err != nil {
+		return ""
+	}
+	a, err1 := os.ReadFile(filepath.Join(sys, "class/net", name, "address"))
+	m, err2 := os.ReadFile(filepath.Join(sys, "class/net", name, "mtu"))
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(a)) + " " + strings.TrimSpace(string(m))
+}
+
+// waitLog waits until the watcher's log has a line containing want.
+func (n *emuNode) waitLog(t *testing.T, want string) {
+	t.Helper()
+	p := filepath.Join(n.runDir, n.name, "watcher.log")
+	eventually(t, "watcher log line "+strconv.Quote(want), 5*time.Second, func() (bool, string) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(string(b), want), "log:\n" + string(b)
+	})
+}
+
+// waitSeen waits until the watcher has seen worker w's VF in the pod with these
+// values. The watcher learns them by looking into the pod every 100 ms (it may not
+// keep a pod namespace open); a real pod lives longer than that.
+func (n *emuNode) waitSeen(t *testing.T, w int, addr string, pod ns.NetNS, name, mac string, mtu int) {
+	t.Helper()
+	n.waitLog(t, fmt.Sprintf("worker %d: %s is in netns %s as %s (%s, mtu %d)", w, addr, filepath.Base(pod.Path()), name, mac, mtu))
+}
+
+// deleteAndWait deletes the pod's namespace, as the container runtime does, waits
+// until cond holds, and returns how long that took.
+func (n *emuNode) deleteAndWait(t *testing.T, pod ns.NetNS, cond func() (bool, string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if err := deletePodNS(pod); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "refund after the pod namespace was deleted", 5*time.Second, cond)
+	return time.Since(start)
+}
+
+// podNS makes a pod network namespace, deleted at the end of the test if the test
+// has not deleted it.
+func podNS(t *testing.T) ns.NetNS {
+	t.Helper()
+	pod, err := testutils.NewNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := os.Stat(pod.Path()); err == nil {
+			_ = deletePodNS(pod)
+		}
+	})
+	return pod
+}
+
+func deletePodNS(pod ns.NetNS) error {
+	_ = pod.Close()
+	return testutils.UnmountNS(pod)
+}
+
+// moveLinkNS moves the link called name from one namespace into another.
+func moveLinkNS(t *testing.T, from ns.NetNS, name string, to ns.NetNS) {
+	t.Helper()
+	if err := from.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetNsFd(l, int(to.Fd()))
+	}); err != nil {
+		t.Fatalf("move %s: %v", name, err)
+	}
+}
+
+// configureLink renames a link of the namespace and sets its MAC and MTU ("" and 0 keep
+// them).
+func configureLink(t *testing.T, nsh ns.NetNS, name, newName, mac string, mtu int) {
+	t.Helper()
+	if err := nsh.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetName(l, newName); err != nil {
+			return err
+		}
+		if mac != "" {
+			hw, err := net.ParseMAC(mac)
+			if err != nil {
+				return err
+			}
+			if err := netlink.LinkSetHardwareAddr(l, hw); err != nil {
+				return err
+			}
+		}
+		if mtu != 0 {
+			return netlink.LinkSetMTU(l, mtu)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("set %s: %v", name, err)
+	}
+}
+
+// assertVethPeers checks that link a of namespace na is a veth whose peer is link b of
+// namespace nb, that a is up or down as wantUp says, and that it has its
+// alternative name.
+func assertVethPeers(t *testing.T, na ns.NetNS, a string, wantUp bool, nb ns.NetNS, b string) {
+	t.Helper()
+	var peerIndex int
+	if err := na.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(a)
+		if err != nil {
+			return err
+		}
+		if up := l.Attrs().Flags&net.FlagUp != 0; up != wantUp {
+			t.Errorf("%s: up=%v, want %v", a, up, wantUp)
+		}
+		if len(l.Attrs().AltNames) == 0 {
+			t.Errorf("%s has no alternative name", a)
+		}
+		v, ok := l.(*netlink.Veth)
+		if !ok {
+			return fmt.Errorf("%s is a %s, not a veth", a, l.Type())
+		}
+		peerIndex, err = netlink.VethPeerIndex(v)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nb.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(b)
+		if err != nil {
+			return err
+		}
+		if l.Attrs().Index != peerIndex {
+			t.Errorf("%s's veth peer has index %d; %s has %d", a, peerIndex, b, l.Attrs().Index)
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -143,12 +143,32 @@ func (t *Tree) link(target, rel string) error {
 }
 
 // WriteFile writes an attribute file (relative to the root), creating its directory.
+// The content is replaced atomically (temporary file, rename): another process
+// reading the tree, as the emulated node's tools do, never sees an empty file.
 func (t *Tree) WriteFile(rel, content string) error {
 	p := t.Root.Path(rel)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(p, []byte(content+"\n"), 0o644)
+	return writeAtomic(p, content+"\n")
+}
+
+func writeAtomic(p, content string) error {
+	f, err := os.CreateTemp(filepath.Dir(p), ".vftest-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.WriteString(content)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), 0o644)); err != nil {
+		_ = os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		_ = os.Remove(f.Name())
+		return err
+	}
+	return nil
 }
 
 func (t *Tree) ensureDriver(name string) error {
@@ -341,7 +361,7 @@ func (t *Tree) SetNetdevAttr(name, attr, value string) error {
 	if !t.Root.Exists(p) {
 		return fmt.Errorf("set %s: no such netdev attribute in the tree", t.Root.Path(p))
 	}
-	return os.WriteFile(t.Root.Path(p), []byte(value+"\n"), 0o644)
+	return writeAtomic(t.Root.Path(p), value+"\n")
 }
 
 func checkName(name string) error {

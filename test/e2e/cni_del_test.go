@@ -1,0 +1,336 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
+)
+
+// The DEL matrix. Each case ADDs (or not) through libcni and the real binary on an
+// emulated node with MTU 1500 VFs, asking for MTU 9000 and a MAC so that a missed
+// restoration shows, then DELs; afterwards the VF must be back in its worker with
+// the name, MTU and MAC it had before the ADD, its PF-side settings (a VLAN and the
+// MAC are set through the PF) as before, its lease freed and no state left.
+
+const (
+	delVF  = "0000:81:01.0"
+	delMAC = "0a:58:c6:33:64:21"
+)
+
+// delConf is the seed NAD at cniVersion 1.0.0 (libcni passes prevResult to DEL)
+// with mtu 9000, a MAC and VLAN 100.
+func delConf(e *cniEnv, addr, mac string) []byte {
+	return e.conf(1, addr, map[string]any{"cniVersion": "1.0.0", "mtu": 9000, "mac": mac, "vlan": 100})
+}
+
+// addOK runs ADD through libcni and checks that the pod got net1 as asked.
+func addOK(t *testing.T, e *cniEnv, containerID string, pod ns.NetNS, conf []byte, mtu int, mac string) podIface {
+	t.Helper()
+	if _, err := e.add(1, containerID, pod, conf); err != nil {
+		t.Fatalf("ADD %s: %v", containerID, err)
+	}
+	pi, ok := podIfaceOf(t, pod, "net1")
+	if !ok {
+		t.Fatalf("ADD %s: the pod has no net1", containerID)
+	}
+	if pi.MTU != mtu || pi.MAC != mac || !pi.Up || len(pi.Addrs) != 1 {
+		t.Fatalf("ADD %s: net1 = %+v, want MTU %d, MAC %s, up, one address", containerID, pi, mtu, mac)
+	}
+	return pi
+}
+
+// assertReleased checks what every DEL must leave: the VF in worker 1 as before
+// the ADD (name, MTU, MAC; PF-side settings unless beforePF is nil), no lease, no
+// state file.
+func assertReleased(t *testing.T, e *cniEnv, addr string, before vfHome, beforePF *vf.VFConfig) {
+	t.Helper()
+	if beforePF != nil {
+		if diff := cmp.Diff(*beforePF, e.pfConfig(t, 1, addr)); diff != "" {
+			t.Errorf("PF-side VF settings mismatch (-before ADD +now):\n%s", diff)
+		}
+	}
+	if l := e.leases(); len(l) != 0 {
+		t.Errorf("leases left: %v", l)
+	}
+	if f := e.stateFiles(t, 1); len(f) != 0 {
+		t.Errorf("state files left: %v", f)
+	}
+	e.waitHome(t, 1, addr, before, false)
+}
+
+// TestPrivilegedCNIDelRepeated: a second and a third DEL succeed and change nothing.
+func TestPrivilegedCNIDelRepeated(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2")
+	e := newCNIEnv(t, node)
+	before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+	conf := delConf(e, delVF, delMAC)
+	pod := newPod(t)
+	addOK(t, e, "pod-rep", pod, conf, 9000, delMAC)
+
+	if err := e.del(1, "pod-rep", pod, conf); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	assertReleased(t, e, delVF, before, &beforePF)
+	after := e.homes(t, 1)
+	for i := 2; i <= 3; i++ {
+		if err := e.del(1, "pod-rep", pod, conf); err != nil {
+			t.Fatalf("DEL #%d: %v", i, err)
+		}
+		assertReleased(t, e, delVF, before, &beforePF)
+		if diff := cmp.Diff(after, e.homes(t, 1)); diff != "" {
+			t.Errorf("DEL #%d changed the worker's VFs (-after the first DEL +now):\n%s", i, diff)
+		}
+	}
+	if _, ok := podIfaceOf(t, pod, "net1"); ok {
+		t.Error("net1 still in the pod")
+	}
+}
+
+// TestPrivilegedCNIDelNetnsGone: the runtime destroys the pod's namespace before DEL;
+// the emulator brings the VF back into its worker as the kernel does (named net1,
+// with the pod's MTU and MAC); DEL with the same, now dangling, CNI_NETNS restores
+// its name, MTU and MAC and frees the lease. Once with DEL racing the VF's return,
+// once after it is back.
+func TestPrivilegedCNIDelNetnsGone(t *testing.T) {
+	roottest.Require(t)
+	for _, waitRefund := range []bool{false, true} {
+		name := "DEL while the VF returns"
+		if waitRefund {
+			name = "DEL after the VF returned"
+		}
+		t.Run(name, func(t *testing.T) {
+			node := upNode(t, "--vfs", "2")
+			e := newCNIEnv(t, node)
+			before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+			conf := delConf(e, delVF, delMAC)
+			pod := podNS(t)
+			addOK(t, e, "pod-gone", pod, conf, 9000, delMAC)
+			node.waitSeen(t, 1, delVF, pod, "net1", delMAC, 9000)
+			if err := deletePodNS(pod); err != nil {
+				t.Fatal(err)
+			}
+			if waitRefund {
+				e.waitHome(t, 1, delVF, vfHome{Name: "net1", MTU: 9000, MAC: delMAC}, false)
+			}
+			start := time.Now()
+			if err := e.del(1, "pod-gone", pod, conf); err != nil {
+				t.Fatalf("DEL after the netns is gone: %v", err)
+			}
+			t.Logf("DEL took %v", time.Since(start))
+			assertReleased(t, e, delVF, before, &beforePF)
+		})
+	}
+}
+
+// TestPrivilegedCNIDelStateLost: the plugin's state files are lost after ADD; DEL
+// still frees the lease (IPAM DEL from the network config) and finds the VF in the
+// pod by its deviceID and returns it to the worker. Its original name is unknown,
+// so it comes back under the pod's name (or dev<N> if taken).
+func TestPrivilegedCNIDelStateLost(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2")
+	e := newCNIEnv(t, node)
+	// No VLAN: without state the plugin cannot know the PF-side settings to restore.
+	conf := e.conf(1, delVF, map[string]any{"cniVersion": "1.0.0", "mtu": 9000, "mac": delMAC})
+	pod := newPod(t)
+	addOK(t, e, "pod-lost", pod, conf, 9000, delMAC)
+	for _, d := range []string{"attachments", "vfs"} {
+		matches, _ := filepath.Glob(filepath.Join(e.dataDirs[1], d, "*"))
+		if len(matches) == 0 {
+			t.Fatalf("no state in %s after ADD", d)
+		}
+		for _, m := range matches {
+			if err := os.Remove(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := e.del(1, "pod-lost", pod, conf); err != nil {
+		t.Fatalf("DEL without state: %v", err)
+	}
+	if l := e.leases(); len(l) != 0 {
+		t.Errorf("leases left: %v", l)
+	}
+	if f := e.stateFiles(t, 1); len(f) != 0 {
+		t.Errorf("state files left: %v", f)
+	}
+	if _, ok := podIfaceOf(t, pod, "net1"); ok {
+		t.Error("net1 still in the pod")
+	}
+	got := e.home(t, 1, delVF)
+	if !regexp.MustCompile(`^(net1|dev[0-9]+)$`).MatchString(got.Name) {
+		t.Errorf("VF back in the worker as %q, want net1 or dev<N>", got.Name)
+	}
+	// And the VF serves the next pod.
+	gotPF := e.pfConfig(t, 1, delVF)
+	pod2 := newPod(t)
+	conf2 := delConf(e, delVF, "0a:58:c6:33:64:22")
+	addOK(t, e, "pod-lost2", pod2, conf2, 9000, "0a:58:c6:33:64:22")
+	if err := e.del(1, "pod-lost2", pod2, conf2); err != nil {
+		t.Fatalf("DEL of the next pod: %v", err)
+	}
+	assertReleased(t, e, delVF, got, &gotPF)
+}
+
+// TestPrivilegedCNIDelEmptyNetns: DEL with an empty CNI_NETNS (the runtime no longer
+// knows the namespace) while the pod still exists: the plugin cannot reach the VF,
+// succeeds and frees the lease (README: "DEL with an empty CNI_NETNS ... succeeds");
+// a later DEL with the right CNI_NETNS gives the VF back as it was.
+func TestPrivilegedCNIDelEmptyNetns(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2")
+	e := newCNIEnv(t, node)
+	before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+	conf := delConf(e, delVF, delMAC)
+	pod := newPod(t)
+	addOK(t, e, "pod-empty", pod, conf, 9000, delMAC)
+
+	start := time.Now()
+	if err := e.del(1, "pod-empty", nil, conf); err != nil {
+		t.Fatalf("DEL with empty CNI_NETNS: %v", err)
+	}
+	t.Logf("DEL with empty CNI_NETNS took %v", time.Since(start))
+	if l := e.leases(); len(l) != 0 {
+		t.Errorf("leases left after DEL with empty CNI_NETNS: %v", l)
+	}
+	if _, ok := podIfaceOf(t, pod, "net1"); !ok {
+		t.Log("net1 left the pod although CNI_NETNS was empty")
+	}
+	if err := e.del(1, "pod-empty", pod, conf); err != nil {
+		t.Fatalf("DEL with the pod's CNI_NETNS: %v", err)
+	}
+	assertReleased(t, e, delVF, before, &beforePF)
+	if _, ok := podIfaceOf(t, pod, "net1"); ok {
+		t.Error("net1 still in the pod after the second DEL")
+	}
+}
+
+// TestPrivilegedCNIDelNeverAdded: DEL of an attachment that never existed succeeds
+// and touches nothing: no VF (name, MTU, MAC, admin state), no lease, no state.
+func TestPrivilegedCNIDelNeverAdded(t *testing.T) {
+	roottest.Require(t)
+	tests := []struct {
+		name     string
+		deviceID string
+		upVF     bool // bring the VF up in its worker first: a DEL must not set it down
+	}{
+		{"no deviceID", "", false},
+		{"deviceID", delVF, false},
+		{"deviceID, VF up in the host", delVF, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			node := upNode(t, "--vfs", "2")
+			e := newCNIEnv(t, node)
+			if tt.upVF {
+				h := e.home(t, 1, delVF)
+				setPodLink(t, node.workerNS(1), h.Name, netlink.LinkSetUp)
+				e.waitHome(t, 1, delVF, vfHome{Name: h.Name, MTU: h.MTU, MAC: h.MAC, Up: true}, true)
+			}
+			before, beforePF := e.homes(t, 1), e.pfConfig(t, 1, delVF)
+			conf := delConf(e, tt.deviceID, delMAC)
+			pod := newPod(t)
+			if err := e.del(1, "pod-never", pod, conf); err != nil {
+				t.Fatalf("DEL: %v", err)
+			}
+			// homes reads netlink under the names the tree lists: a change shows at once.
+			if diff := cmp.Diff(before, e.homes(t, 1)); diff != "" {
+				t.Errorf("DEL of an attachment that never existed changed the worker's VFs (-before +after):\n%s", diff)
+			}
+			if diff := cmp.Diff(beforePF, e.pfConfig(t, 1, delVF)); diff != "" {
+				t.Errorf("DEL of an attachment that never existed changed the PF-side settings (-before +after):\n%s", diff)
+			}
+			if l := e.leases(); len(l) != 0 {
+				t.Errorf("leases: %v", l)
+			}
+			if f := e.stateFiles(t, 1); len(f) != 0 {
+				t.Errorf("state files: %v", f)
+			}
+			if tt.deviceID == "" {
+				if f := filesUnder(t, e.dataDirs[1]); len(f) != 0 {
+					t.Errorf("files in dataDir: %v", f)
+				}
+			}
+		})
+	}
+}
+
+// TestPrivilegedCNIDelAfterTakeover: pod A's namespace is destroyed without a DEL;
+// its VF is given to pod B, either by GC releasing A first or by B's ADD taking
+// over the VF of a gone owner. A's late DEL must then leave B's VF alone (net1 in
+// B with its MTU, MAC, address) while freeing A's lease; B's DEL gives the VF back
+// as it was before A.
+func TestPrivilegedCNIDelAfterTakeover(t *testing.T) {
+	roottest.Require(t)
+	const macA, macB = "0a:58:c6:33:64:31", "0a:58:c6:33:64:32"
+	for _, viaGC := range []bool{true, false} {
+		name := "ADD takes over"
+		if viaGC {
+			name = "GC releases first"
+		}
+		t.Run(name, func(t *testing.T) {
+			node := upNode(t, "--vfs", "2")
+			e := newCNIEnv(t, node)
+			before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+			confA := delConf(e, delVF, macA)
+			confB := e.conf(1, delVF, map[string]any{"cniVersion": "1.0.0", "mtu": 4000, "mac": macB, "vlan": 200})
+			podA, podB := podNS(t), newPod(t)
+			addOK(t, e, "pod-a", podA, confA, 9000, macA)
+			node.waitSeen(t, 1, delVF, podA, "net1", macA, 9000)
+			if err := deletePodNS(podA); err != nil {
+				t.Fatal(err)
+			}
+			e.waitHome(t, 1, delVF, vfHome{Name: "net1", MTU: 9000, MAC: macA}, false)
+
+			if viaGC {
+				// A runtime whose result cache lost A (else libcni DELs A itself):
+				// only the plugin's GC can release it.
+				gc := libcni.NewCNIConfigWithCacheDir([]string{e.wrapDirs[1], binDir}, t.TempDir(), nil)
+				list := e.confList(t, "1.1.0", e.conf(1, "", nil))
+				if err := gc.GCNetworkList(ctx30(t), list, &libcni.GCArgs{ValidAttachments: []types.GCAttachment{}}); err != nil {
+					t.Fatalf("GC: %v", err)
+				}
+				assertReleased(t, e, delVF, before, &beforePF)
+			}
+
+			pb := addOK(t, e, "pod-b", podB, confB, 4000, macB)
+			leasesB := e.leaseOwners(t)
+			if err := e.del(1, "pod-a", podA, confA); err != nil {
+				t.Fatalf("A's DEL: %v", err)
+			}
+			got, ok := podIfaceOf(t, podB, "net1")
+			if !ok {
+				t.Fatal("A's DEL took net1 out of pod B")
+			}
+			if diff := cmp.Diff(pb, got); diff != "" {
+				t.Errorf("A's DEL changed B's net1 (-before +after):\n%s", diff)
+			}
+			owners := e.leaseOwners(t)
+			for ip, id := range owners {
+				if id != "pod-b" {
+					t.Errorf("lease %s of %s left after A's DEL", ip, id)
+				}
+			}
+			if len(owners) != 1 {
+				t.Errorf("leases after A's DEL: %v, want B's only (before: %v)", owners, leasesB)
+			}
+
+			if err := e.del(1, "pod-b", podB, confB); err != nil {
+				t.Fatalf("B's DEL: %v", err)
+			}
+			assertReleased(t, e, delVF, before, &beforePF)
+		})
+	}
+}
