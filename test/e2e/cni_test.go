@@ -159,8 +159,9 @@ func testSeedTwoWorkers(t *testing.T, cniVersion string) {
 	}
 }
 
-// TestPrivilegedCNIMTUMACCapabilities sets mtu 9000 on a 1500 node and a per-pod
-// MAC through runtimeConfig (capability mac), takes the VF from
+// TestPrivilegedCNIMTUMACCapabilities sets mtu 9000 on a 1500 node, a per-pod
+// MAC through runtimeConfig (capability mac) and a requested IP (capability ips,
+// which host-local honours), takes the VF from
 // runtimeConfig.deviceID (capability deviceID), at cniVersion 1.1.0 (MTU and pciID
 // in the result); DEL puts back MTU 1500 and the original MAC.
 func TestPrivilegedCNIMTUMACCapabilities(t *testing.T) {
@@ -172,11 +173,12 @@ func TestPrivilegedCNIMTUMACCapabilities(t *testing.T) {
 	if !ok {
 		t.Fatal("no VF netdev")
 	}
-	conf := e.conf(1, "", map[string]any{"cniVersion": "1.1.0", "mtu": 9000, "capabilities": map[string]bool{"mac": true, "deviceID": true}})
+	conf := e.conf(1, "", map[string]any{"cniVersion": "1.1.0", "mtu": 9000, "capabilities": map[string]bool{"mac": true, "deviceID": true, "ips": true}})
 	pod := newPod(t)
 	rt := e.rt("podmtu", pod)
 	const mac = "0a:58:c6:33:64:0a"
-	rt.CapabilityArgs = map[string]any{"mac": mac, "deviceID": addr}
+	const ip = "198.51.100.77/24"
+	rt.CapabilityArgs = map[string]any{"mac": mac, "deviceID": addr, "ips": []string{ip}}
 	cfg := e.plugin(conf)
 	r, err := e.cni(1).AddNetwork(ctx30(t), cfg, rt)
 	if err != nil {
@@ -190,9 +192,15 @@ func TestPrivilegedCNIMTUMACCapabilities(t *testing.T) {
 	if diff := cmp.Diff(want, res.Interfaces[0]); diff != "" {
 		t.Errorf("result interface mismatch (-want +got):\n%s", diff)
 	}
-	l, _, err := podLink(t, pod, "net1")
+	if len(res.IPs) != 1 || res.IPs[0].Address.String() != ip {
+		t.Errorf("result IPs %v, want the requested %s", res.IPs, ip)
+	}
+	l, addrs, err := podLink(t, pod, "net1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(addrs) != 1 || addrs[0].IPNet.String() != ip {
+		t.Errorf("net1 addresses %v, want %s", addrs, ip)
 	}
 	if l.Attrs().MTU != 9000 || l.Attrs().HardwareAddr.String() != mac {
 		t.Errorf("net1: MTU %d MAC %s, want 9000 %s", l.Attrs().MTU, l.Attrs().HardwareAddr, mac)
