@@ -1,0 +1,97 @@
+package deviceplugin
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the plugin's Prometheus series, on its own registry.
+type metrics struct {
+	reg           *prometheus.Registry
+	devices       *prometheus.GaugeVec
+	allocations   *prometheus.CounterVec
+	registrations *prometheus.CounterVec
+	lists         *prometheus.CounterVec
+	scan          prometheus.Histogram
+	scanErrors    prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		devices: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chelsio_sriov_dp_devices", Help: "Devices advertised, by resource and health.",
+		}, []string{"resource", "health"}),
+		allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chelsio_sriov_dp_allocated_devices_total", Help: "Devices handed out by Allocate.",
+		}, []string{"resource"}),
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chelsio_sriov_dp_registrations_total", Help: "Registrations with kubelet.",
+		}, []string{"resource"}),
+		lists: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chelsio_sriov_dp_list_updates_total", Help: "Device lists sent to kubelet.",
+		}, []string{"resource"}),
+		scan: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chelsio_sriov_dp_scan_duration_seconds", Help: "Time of one sysfs scan.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		scanErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chelsio_sriov_dp_scan_errors_total", Help: "Scans that could not read some device.",
+		}),
+	}
+	m.reg.MustRegister(m.devices, m.allocations, m.registrations, m.lists, m.scan, m.scanErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observeScan(d time.Duration, err error) {
+	m.scan.Observe(d.Seconds())
+	if err != nil {
+		m.scanErrors.Inc()
+	}
+}
+
+func (m *metrics) observeTree(t DeviceTree) {
+	m.devices.Reset()
+	for name, r := range t {
+		h, u := 0, 0
+		for _, d := range r.Devices {
+			if d.Healthy {
+				h++
+			} else {
+				u++
+			}
+		}
+		m.devices.WithLabelValues(name, "healthy").Set(float64(h))
+		m.devices.WithLabelValues(name, "unhealthy").Set(float64(u))
+	}
+}
+
+func (m *metrics) observeAllocate(resource string, n int) {
+	m.allocations.WithLabelValues(resource).Add(float64(n))
+}
+
+func (m *metrics) observeRegistration(resource string) {
+	m.registrations.WithLabelValues(resource).Inc()
+}
+
+func (m *metrics) observeList(resource string) { m.lists.WithLabelValues(resource).Inc() }
+
+// handler serves /metrics and /healthz (200 while the last scan succeeded and every
+// resource is served and registered).
+func (m *metrics) handler(healthy func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
