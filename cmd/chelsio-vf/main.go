@@ -20,6 +20,8 @@ const usage = `chelsio-vf: Chelsio SR-IOV node tool
 
 Usage:
   chelsio-vf list [--json] [--sysfs-root DIR]      list the node's Chelsio VFs
+  chelsio-vf doctor [--json] [options]             check the node; exit 1 on any FAIL
+  chelsio-vf install-cni [--dest /opt/cni/bin]     install the CNI plugin atomically
   chelsio-vf emulate up|down|status|exec ...       run an emulated Chelsio node
   chelsio-vf version                               print the version
 
@@ -51,6 +53,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdList(args[1:], stdout, stderr)
 	case "emulate":
 		err = cmdEmulate(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		err = cmdDoctor(args[1:], stdout, stderr)
+	case "install-cni":
+		err = cmdInstallCNI(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "chelsio-vf", version)
 	case "help", "-h", "--help":

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
+)
+
+func cmdDoctor(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("doctor", "doctor [--json] [--sysfs-root DIR] [--proc-root DIR] [--cni-bin-dir DIR] [--device-plugin-dir DIR] [--mtu N]", stderr)
+	asJSON := fs.Bool("json", false, `print {"checks":[{"name","status","finding","fix"}],"ok":bool}`)
+	root := fs.String("sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
+	proc := fs.String("proc-root", "/proc", "procfs root: swaps, modules, sys/net/...")
+	cniDir := fs.String("cni-bin-dir", node.DefaultCNIBinDir, "directory that must hold the "+node.PluginName+" CNI plugin")
+	dpDir := fs.String("device-plugin-dir", node.DefaultDevicePluginDir, "kubelet's device-plugin directory, where chelsio-sriov-dp's sockets live")
+	mtu := fs.Int("mtu", 9000, "least MTU of port and VF netdevs (0: do not check)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rep := node.Doctor(node.Config{
+		Sysfs:           sysfs.Root(*root),
+		Proc:            *proc,
+		CNIBinDir:       *cniDir,
+		DevicePluginDir: *dpDir,
+		MTU:             *mtu,
+	})
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else if err := rep.WriteText(stdout); err != nil {
+		return err
+	}
+	if !rep.OK {
+		return errReported // every failure is in the report
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
+)
+
+func cmdInstallCNI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("install-cni", "install-cni [--dest DIR] [--src FILE] [--name NAME] [--wait]", stderr)
+	dest := fs.String("dest", node.DefaultCNIBinDir, "directory the container runtime loads CNI plugins from (created if missing)")
+	src := fs.String("src", "", "plugin binary to install (default: "+node.PluginName+" in the directory of this chelsio-vf)")
+	name := fs.String("name", node.PluginName, "file name in --dest: the type of the NetworkAttachmentDefinition")
+	wait := fs.Bool("wait", false, "after installing, wait for SIGTERM (the main container of the installer DaemonSet: a new image installs its binary when the pod restarts)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	from := *src
+	if from == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("install-cni: find the plugin next to this program: %w (pass --src)", err)
+		}
+		from = filepath.Join(filepath.Dir(self), node.PluginName)
+	}
+	in, err := node.Install(from, *dest, *name)
+	if err != nil {
+		if *src == "" && errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("install-cni: %w (pass --src)", err)
+		}
+		return fmt.Errorf("install-cni: %w", err)
+	}
+	if in.MadeDir {
+		fmt.Fprintf(stdout, "created %s\n", *dest)
+	}
+	fmt.Fprintln(stdout, in)
+	if *wait {
+		<-ctx.Done()
+	}
+	return nil
+}
