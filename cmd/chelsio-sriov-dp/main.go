@@ -81,7 +81,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 
 	cfg, fromFile, err := deviceplugin.Load(*configFile, *prefix)
 	if err != nil {
-		fmt.Fprintf(stderr, "chelsio-sriov-dp: config %s: %v\n", *configFile, err)
+		// Load's errors name the file (or the flag) already.
+		fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
 		return 1
 	}
 	if fromFile {

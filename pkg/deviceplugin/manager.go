@@ -53,7 +53,7 @@ type Manager struct {
 	registered map[string]bool
 	tree       DeviceTree
 	lastScan   error
-	pending    map[string]bool // served again, to register once the dust settles
+	pending    map[string]time.Time // served again (when), to register once the dust settles
 	rescan     chan struct{}
 	regDue     chan struct{}
 	started    chan struct{}
@@ -69,7 +69,7 @@ func NewManager(scanner Scanner, log *slog.Logger) *Manager {
 	return &Manager{
 		Dir: pluginapi.DevicePluginPath, Scanner: scanner, Interval: time.Second, Policy: PolicySpread,
 		Log: log, metrics: newMetrics(), servers: map[string]*resourceServer{}, registered: map[string]bool{},
-		pending: map[string]bool{}, rescan: make(chan struct{}, 1), regDue: make(chan struct{}, 1), started: make(chan struct{}),
+		pending: map[string]time.Time{}, rescan: make(chan struct{}, 1), regDue: make(chan struct{}, 1), started: make(chan struct{}),
 	}
 }
 
@@ -194,6 +194,12 @@ func (m *Manager) handleEvent(ctx context.Context, ev fsnotify.Event, configDir 
 			return
 		}
 		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			if _, err := os.Lstat(ev.Name); err == nil {
+				// A socket is there again: we served it anew since this event. Restarting
+				// would unlink that live socket (a listener's Close removes its path) and
+				// cause another such event, without end.
+				return
+			}
 			m.mu.Lock()
 			var s *resourceServer
 			for _, srv := range m.servers {
@@ -354,7 +360,7 @@ func (m *Manager) registerMissing(ctx context.Context) {
 	m.mu.Lock()
 	var todo []*resourceServer
 	for name, s := range m.servers {
-		if !m.registered[name] && !m.pending[name] {
+		if _, waiting := m.pending[name]; !m.registered[name] && !waiting {
 			todo = append(todo, s)
 		}
 	}
@@ -380,7 +386,7 @@ func (m *Manager) restart(s *resourceServer) {
 	}
 	m.mu.Lock()
 	m.registered[s.name] = false
-	m.pending[s.name] = true
+	m.pending[s.name] = time.Now()
 	m.mu.Unlock()
 	time.AfterFunc(settle, func() {
 		select {
@@ -390,16 +396,20 @@ func (m *Manager) restart(s *resourceServer) {
 	})
 }
 
-// registerPending registers the resources restart left pending.
+// registerPending registers the resources restart left pending for settle. One
+// served again since an earlier timer was set waits for its own timer.
 func (m *Manager) registerPending(ctx context.Context) {
 	m.mu.Lock()
 	var todo []*resourceServer
-	for name := range m.pending {
+	for name, at := range m.pending {
+		if time.Since(at) < settle {
+			continue
+		}
+		delete(m.pending, name)
 		if s, ok := m.servers[name]; ok {
 			todo = append(todo, s)
 		}
 	}
-	m.pending = map[string]bool{}
 	m.mu.Unlock()
 	if _, err := os.Stat(m.KubeletSocket); err != nil {
 		return // kubelet is down: its new socket will register them
@@ -417,7 +427,7 @@ func (m *Manager) reRegisterAll(ctx context.Context) {
 	for _, s := range m.servers {
 		servers = append(servers, s)
 	}
-	m.pending = map[string]bool{}
+	m.pending = map[string]time.Time{}
 	m.mu.Unlock()
 	for _, s := range servers {
 		if _, err := os.Stat(s.socket); err != nil {
