@@ -21,8 +21,10 @@ const usage = `chelsio-vf: Chelsio SR-IOV node tool
 Usage:
   chelsio-vf list [--json] [--sysfs-root DIR]      list the node's Chelsio VFs
   chelsio-vf doctor [--json] [options]             check the node; exit 1 on any FAIL
+  chelsio-vf setup [--pf 0] [--vfs N] [options]    create VFs, set MTUs, bind drivers
   chelsio-vf install-cni [--dest /opt/cni/bin]     install the CNI plugin atomically
   chelsio-vf emulate up|down|status|exec ...       run an emulated Chelsio node
+  chelsio-vf bench server|client [options]         the seed's iperf test: Gbps and CPU % per I/O size
   chelsio-vf version                               print the version
 
 Run 'chelsio-vf <command> --help' for the options of a command.
@@ -55,8 +57,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdEmulate(ctx, args[1:], stdout, stderr)
 	case "doctor":
 		err = cmdDoctor(args[1:], stdout, stderr)
+	case "setup":
+		err = cmdSetup(ctx, args[1:], stdout, stderr)
 	case "install-cni":
 		err = cmdInstallCNI(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "chelsio-vf", version)
 	case "help", "-h", "--help":

@@ -64,6 +64,13 @@ func Serve(ctx context.Context, runDir, name string, log io.Writer) error {
 	ready := make(chan struct{}, len(st.Workers))
 	for i := range st.Workers {
 		ww := wt.forWorker(&st.Workers[i])
+		nv, err := ww.newNumVFsWatch()
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return fmt.Errorf("worker %d: %w", ww.w.Index, err)
+		}
+		wg.Go(func() { nv.run(ctx) })
 		wg.Go(func() {
 			if err := ww.run(ctx, ready); err != nil && ctx.Err() == nil {
 				mu.Lock()
@@ -99,6 +106,7 @@ func Serve(ctx context.Context, runDir, name string, log io.Writer) error {
 // tracked and pair, and the trees.
 type watch struct {
 	name  string
+	st    *State // the recorded state; its workers' VFs and FabricNS change under mu
 	every time.Duration
 	logf  func(string, ...any)
 	kick  chan struct{} // a VF end left its worker namespace: scan now
@@ -119,6 +127,7 @@ type tracked struct {
 	current string   // name of its net/ entry in the worker's tree; "" while away
 	seen    sighting // where and as what it was last seen
 	pair    *pair    // the veth it is an end of; nil for ports
+	gone    bool     // its VF was removed (sriov_numvfs 0): events about it are stale
 }
 
 // sighting is where, and as what, an event or a scan last saw a netdev.
@@ -163,6 +172,7 @@ func (p *pair) watched() bool {
 func newWatch(st *State, logf func(string, ...any)) *watch {
 	wt := &watch{
 		name:  st.Config.Name,
+		st:    st,
 		every: scanInterval,
 		logf:  logf,
 		kick:  make(chan struct{}, 1),
@@ -226,7 +236,8 @@ type workerWatch struct {
 	w       *Worker
 	tree    *vftest.Tree
 	prefix  string
-	byIndex map[int]*tracked // used by the worker's goroutine only
+	byIndex map[int]*tracked     // guarded by wt.mu
+	adapter *vftest.BuiltAdapter // the worker's adapter as the tree has it; guarded by wt.mu
 }
 
 func (wt *watch) forWorker(w *Worker) *workerWatch {
@@ -320,9 +331,14 @@ func (ww *workerWatch) syncAll() error {
 
 // apply updates the tree for one link message.
 func (ww *workerWatch) apply(u netlink.LinkUpdate) error {
+	ww.wt.mu.Lock()
+	defer ww.wt.mu.Unlock()
+	return ww.applyLocked(u)
+}
+
+// applyLocked is apply with wt.mu held.
+func (ww *workerWatch) applyLocked(u netlink.LinkUpdate) error {
 	wt, wi := ww.wt, ww.w.Index
-	wt.mu.Lock()
-	defer wt.mu.Unlock()
 	a := u.Attrs()
 	var t *tracked
 	for _, alt := range a.AltNames {
@@ -336,6 +352,10 @@ func (ww *workerWatch) apply(u netlink.LinkUpdate) error {
 	}
 	if t == nil {
 		return nil // not one of ours: lo, or something a test made
+	}
+	if t.gone {
+		delete(ww.byIndex, a.Index)
+		return nil // a removed VF's end, moved away or deleted
 	}
 	// Where it was last seen: here, also when it just left (moved or destroyed).
 	t.seen = sighting{netns: ww.w.Netns, name: a.Name, mac: a.HardwareAddr.String(), mtu: a.MTU}

@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+)
+
+// setup runs `chelsio-vf setup` on worker w of the node.
+func (n *emuNode) setup(w int, args ...string) (string, string, error) {
+	n.t.Helper()
+	return run(n.t, n.cvf, append([]string{"emulate", "exec", "--name", n.name, "--run-dir", n.runDir, "--worker", strconv.Itoa(w), "--", n.cvf, "setup"}, args...)...)
+}
+
+// treeFile is a file of worker w's sysfs tree.
+func (n *emuNode) treeFile(w int, rel string) string {
+	return filepath.Join(n.runDir, n.name, "w"+strconv.Itoa(w), "sys", rel)
+}
+
+// onPF0 returns the VFs of PF0 that list shows on worker w.
+func (n *emuNode) onPF0(w int) []listed {
+	var out []listed
+	for _, v := range n.list(w) {
+		if v.PF == "0000:81:00.0" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (n *emuNode) mtuOf(w int, netdev string) int {
+	b, err := os.ReadFile(n.treeFile(w, "class/net/"+netdev+"/mtu"))
+	if err != nil {
+		return -1
+	}
+	m, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return m
+}
+
+func TestPrivilegedSetupEmulatedNode(t *testing.T) {
+	roottest.Require(t)
+	n := upNode(t, "--vfs", "8")
+
+	wantVFs := func(count, mtu int) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("%d VFs on PF0 at mtu %d", count, mtu), 10*time.Second, func() (bool, string) {
+			l := n.onPF0(1)
+			if len(l) != count {
+				return false, fmt.Sprintf("%d VFs: %+v", len(l), l)
+			}
+			for _, v := range l {
+				if v.Netdev == "" || v.Driver != "cxgb4vf" || (count > 0 && v.MgmtNetdev != "mgmtpf1,0") {
+					return false, fmt.Sprintf("VF %+v", v)
+				}
+				if mtu != 0 && n.mtuOf(1, v.Netdev) != mtu {
+					return false, fmt.Sprintf("%s at mtu %d", v.Netdev, n.mtuOf(1, v.Netdev))
+				}
+			}
+			return true, ""
+		})
+	}
+
+	// 8 -> 4 goes through 0.
+	out, errb, err := n.setup(1, "--pf", "0", "--vfs", "4", "--mtu", "9000")
+	if err != nil {
+		t.Fatalf("setup --vfs 4: %v\n%s%s", err, out, errb)
+	}
+	if !strings.Contains(out, `write "0"`) || !strings.Contains(out, `write "4"`) {
+		t.Errorf("setup 8 -> 4 did not write 0 then 4:\n%s", out)
+	}
+	wantVFs(4, 9000)
+	if m := n.mtuOf(1, "enp129s0f4"); m != 9000 {
+		t.Errorf("port enp129s0f4 at mtu %d, want 9000", m)
+	}
+	// Idempotent.
+	out = mustRun(t, n.cvf, "emulate", "exec", "--name", n.name, "--run-dir", n.runDir, "--worker", "1", "--", n.cvf, "setup", "--pf", "0", "--vfs", "4", "--mtu", "9000")
+	if !strings.Contains(out, "already 4 VFs") || strings.Contains(out, "write ") {
+		t.Errorf("second setup --vfs 4 is not a no-op:\n%s", out)
+	}
+	// Binding is real-only: on the emulated node only its dry run is checked.
+	out = mustRun(t, n.cvf, "emulate", "exec", "--name", n.name, "--run-dir", n.runDir, "--worker", "1", "--", n.cvf, "setup", "--pf", "0", "--vfs", "4", "--driver", "vfio-pci", "--dry-run")
+	if !strings.Contains(out, `would write "vfio-pci" to /sys/bus/pci/devices/0000:81:01.0/driver_override`) &&
+		!strings.Contains(out, `/bus/pci/devices/0000:81:01.0/driver_override`) {
+		t.Errorf("dry run to vfio-pci lacks the driver_override write:\n%s", out)
+	}
+
+	// -> 0 -> 8.
+	if out, errb, err := n.setup(1, "--vfs", "0"); err != nil {
+		t.Fatalf("setup --vfs 0: %v\n%s%s", err, out, errb)
+	}
+	wantVFs(0, 0)
+	if out, errb, err := n.setup(1, "--vfs", "8", "--mtu", "9000"); err != nil {
+		t.Fatalf("setup --vfs 8: %v\n%s%s", err, out, errb)
+	}
+	wantVFs(8, 9000)
+	// Worker 2 still has its 8 VFs.
+	if l := n.onPF0(2); len(l) != 8 {
+		t.Errorf("worker 2: %d VFs on PF0, want 8", len(l))
+	}
+
+	// A bad PF.
+	if _, errb, err := n.setup(1, "--pf", "4", "--vfs", "2"); err == nil || !strings.Contains(errb, "PF4 has no SR-IOV") {
+		t.Errorf("setup --pf 4: err=%v stderr=%q, want 'PF4 has no SR-IOV'", err, errb)
+	}
+
+	// PF4 down: remove its port netdev entries from the tree.
+	ports, _ := filepath.Glob(n.treeFile(1, "devices/*/*/0000:81:00.4/net"))
+	for _, p := range ports {
+		if err := os.Rename(p, p+".off"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ports) != 1 {
+		t.Fatalf("PF4 net dirs: %v", ports)
+	}
+	_, errb, err = n.setup(1, "--vfs", "2")
+	if err == nil || !strings.Contains(errb, "PF4 0000:81:00.4 is not up: load cxgb4 and bring its ports up first") {
+		t.Errorf("setup with PF4 down: err=%v stderr=%q", err, errb)
+	}
+	if l := n.onPF0(1); len(l) != 8 {
+		t.Errorf("setup with PF4 down changed the VFs: %d on PF0", len(l))
+	}
+	// The emulated kernel refuses too: the write does not take.
+	numvfs := n.treeFile(1, "bus/pci/devices/0000:81:00.0/sriov_numvfs")
+	if err := os.WriteFile(numvfs, []byte("0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "refused write reverts", 5*time.Second, func() (bool, string) {
+		b, _ := os.ReadFile(numvfs)
+		return strings.TrimSpace(string(b)) == "8", string(b)
+	})
+	n.waitLog(t, "EOPNOTSUPP")
+	for _, p := range ports {
+		if err := os.Rename(p+".off", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestPrivilegedEmulateNumVFsRefused(t *testing.T) {
+	roottest.Require(t)
+	n := upNode(t, "--vfs", "8")
+	numvfs := n.treeFile(1, "bus/pci/devices/0000:81:00.0/sriov_numvfs")
+	for _, tc := range []struct{ write, log string }{
+		{"20", "ERANGE"},
+		{"4", "EBUSY"},
+	} {
+		if err := os.WriteFile(numvfs, []byte(tc.write), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "write of "+tc.write+" reverts", 5*time.Second, func() (bool, string) {
+			b, _ := os.ReadFile(numvfs)
+			return strings.TrimSpace(string(b)) == "8", string(b)
+		})
+		n.waitLog(t, tc.log)
+		if l := n.onPF0(1); len(l) != 8 {
+			t.Errorf("after the refused write of %s: %d VFs on PF0, want 8", tc.write, len(l))
+		}
+	}
+}
