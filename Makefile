@@ -43,7 +43,8 @@ cni-plugins: ## install the reference CNI plugins (host-local) from the module p
 	@test -x $(CNIBIN)/host-local || GOBIN=$(CNIBIN) CGO_ENABLED=0 $(GO) install github.com/containernetworking/plugins/plugins/ipam/host-local@$(CNI_PLUGINS_VERSION)
 
 demo: build cni-plugins ## the reference flow on an emulated two-worker node (root)
-	./scripts/demo.sh
+	$(GO) build -o $(BIN)/demo ./test/demo
+	$(BIN)/demo -bin $(BIN) $(DEMOFLAGS)
 
 bench: build ## Go benchmarks of the hot paths, then (root) CNI ADD/DEL against the floor; K=50 cycles
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/...
