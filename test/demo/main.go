@@ -77,7 +77,7 @@ func main() {
 
 func step(format string, args ...any) { fmt.Printf("\n\033[1m==> "+format+"\033[0m\n", args...) }
 
-func (d *demo) defer_(f func()) { d.cleanup = append(d.cleanup, f) }
+func (d *demo) onExit(f func()) { d.cleanup = append(d.cleanup, f) }
 
 func (d *demo) undo() {
 	if len(d.cleanup) > 0 {
@@ -113,14 +113,14 @@ func (d *demo) run(ctx context.Context) error {
 	if d.work, err = os.MkdirTemp("", "chelsio-demo-"); err != nil {
 		return err
 	}
-	d.defer_(func() { _ = os.RemoveAll(d.work) })
+	d.onExit(func() { _ = os.RemoveAll(d.work) })
 
 	step("emulate up: 2 workers, 8 VFs each on PF0, MTU 9000")
 	_ = exec.Command(d.cvf(), "emulate", "down", "--name", d.name).Run()
 	if err := sh(ctx, d.cvf(), "emulate", "up", "--name", d.name, "--vfs", "8", "--mtu", "9000"); err != nil {
 		return err
 	}
-	d.defer_(func() { _ = sh(context.Background(), d.cvf(), "emulate", "down", "--name", d.name) })
+	d.onExit(func() { _ = sh(context.Background(), d.cvf(), "emulate", "down", "--name", d.name) })
 	for w := 1; w <= 2; w++ {
 		step("worker %d: chelsio-vf list", w)
 		if err := sh(ctx, d.cvf(), "emulate", "exec", "--name", d.name, "--worker", fmt.Sprint(w), "--", d.cvf(), "list"); err != nil {
@@ -175,7 +175,7 @@ func (d *demo) run(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	d.defer_(func() {
+	d.onExit(func() {
 		_ = srv.Process.Signal(syscall.SIGINT)
 		done := make(chan struct{})
 		go func() { _ = srv.Wait(); close(done) }()
@@ -205,12 +205,12 @@ func (d *demo) allocate(ctx context.Context, w int, cfg string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	d.defer_(func() { _ = os.RemoveAll(dir) })
+	d.onExit(func() { _ = os.RemoveAll(dir) })
 	k, err := kubelettest.Start(dir)
 	if err != nil {
 		return "", err
 	}
-	d.defer_(k.Close)
+	d.onExit(k.Close)
 	dp := exec.Command(d.cvf(), "emulate", "exec", "--name", d.name, "--worker", fmt.Sprint(w), "--",
 		filepath.Join(d.bin, "chelsio-sriov-dp"), "--config-file", cfg, "--device-plugin-dir", dir,
 		"--metrics-address", "", "--device-info-dir", filepath.Join(d.work, fmt.Sprintf("devinfo-w%d", w)))
@@ -220,7 +220,7 @@ func (d *demo) allocate(ctx context.Context, w int, cfg string) (string, error) 
 	if err := dp.Start(); err != nil {
 		return "", err
 	}
-	d.defer_(func() {
+	d.onExit(func() {
 		_ = syscall.Kill(-dp.Process.Pid, syscall.SIGTERM)
 		_ = dp.Wait()
 	})
@@ -256,7 +256,7 @@ func (d *demo) attach(ctx context.Context, w int, pci string) (string, ns.NetNS,
 	if err != nil {
 		return "", nil, err
 	}
-	d.defer_(func() {
+	d.onExit(func() {
 		_ = pod.Close()
 		_ = testutils.UnmountNS(pod)
 	})
@@ -282,13 +282,15 @@ func (d *demo) attach(ctx context.Context, w int, pci string) (string, ns.NetNS,
 		return "", nil, err
 	}
 	cni := libcni.NewCNIConfigWithCacheDir([]string{wrap, filepath.Join(d.bin, "cni")}, filepath.Join(d.work, "cache"), nil)
-	rt := &libcni.RuntimeConf{ContainerID: fmt.Sprintf("testpod%d", w), NetNS: pod.Path(), IfName: "net1",
-		Args: [][2]string{{"IgnoreUnknown", "true"}, {"K8S_POD_NAME", fmt.Sprintf("testpod%d", w)}}}
+	rt := &libcni.RuntimeConf{
+		ContainerID: fmt.Sprintf("testpod%d", w), NetNS: pod.Path(), IfName: "net1",
+		Args: [][2]string{{"IgnoreUnknown", "true"}, {"K8S_POD_NAME", fmt.Sprintf("testpod%d", w)}},
+	}
 	r, err := cni.AddNetwork(ctx, pc, rt)
 	if err != nil {
 		return "", nil, fmt.Errorf("worker %d: ADD: %w", w, err)
 	}
-	d.defer_(func() {
+	d.onExit(func() {
 		fmt.Printf("worker %d: DEL testpod%d\n", w, w)
 		if err := cni.DelNetwork(context.Background(), pc, rt); err != nil {
 			fmt.Fprintf(os.Stderr, "worker %d: DEL: %v\n", w, err)
