@@ -870,3 +870,23 @@ func procMemMiB(tb testing.TB, pid int) (rss, hwm float64) {
 	}
 	return kib("VmRSS") / 1024, kib("VmHWM") / 1024
 }
+
+// TestPrivilegedDPVFsGoAndComeBack writes sriov_numvfs on the emulated node, which
+// removes and creates VFs as the kernel does: the VFs leave kubelet's list and come
+// back, healthy, with no restart of the plugin.
+func TestPrivilegedDPVFsGoAndComeBack(t *testing.T) {
+	roottest.Require(t)
+	d := upDPNode(t, "--vfs", "4")
+	d.startDP(t, "")
+	all := d.vfHealth(nil)
+	d.wait(t, "4 healthy VFs", listedHealth("chelsio.com/vf", all))
+	numvfs := filepath.Join(d.worker.Sysfs, "bus/pci/devices/0000:81:00.0/sriov_numvfs")
+	writeFileAtomic(t, numvfs, "0\n")
+	d.wait(t, "no VF listed", listedHealth("chelsio.com/vf", map[string]string{}))
+	d.dp.waitLog(t, "device removed")
+	// The kernel answers the write when it is done; the emulator a moment later.
+	d.emuNode.waitLog(t, "VFs and mgmt netdev removed")
+	writeFileAtomic(t, numvfs, "4\n")
+	d.wait(t, "the 4 VFs back, healthy", listedHealth("chelsio.com/vf", all))
+	d.dp.waitLog(t, "device added")
+}
