@@ -469,42 +469,30 @@ func linkByAlt(h *netlink.Handle, alt string) (netlink.Link, error) {
 //	ip -n NS link property add dev F.name altname F.alt
 //	ip -n NS link set F.name netns F.netns
 func releaseEnd(path, alt string, f *tracked) error {
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	l, err := linkByAlt(h, alt)
-	if err != nil {
-		return err
-	}
 	to, err := netns.GetFromPath(netnsPath(f.netns))
 	if err != nil {
 		return err
 	}
 	defer to.Close()
-	for _, step := range []func() error{
-		func() error { return h.LinkSetDown(l) },
-		func() error { return h.LinkSetName(l, f.seen.name) },
-		func() error { return h.LinkDelAltName(l, alt) },
-		func() error { return h.LinkAddAltName(l, f.alt) },
-		func() error { return h.LinkSetNsFd(l, int(to)) },
-	} {
-		if err := step(); err != nil {
-			return fmt.Errorf("release %s to netns %s as %s: %w", l.Attrs().Name, f.netns, f.seen.name, err)
+	return atAlt(path, alt, func(h *netlink.Handle, l netlink.Link) error {
+		for _, step := range []func() error{
+			func() error { return h.LinkSetDown(l) },
+			func() error { return h.LinkSetName(l, f.seen.name) },
+			func() error { return h.LinkDelAltName(l, alt) },
+			func() error { return h.LinkAddAltName(l, f.alt) },
+			func() error { return h.LinkSetNsFd(l, int(to)) },
+		} {
+			if err := step(); err != nil {
+				return fmt.Errorf("release %s to netns %s as %s: %w", l.Attrs().Name, f.netns, f.seen.name, err)
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
-// deleteByAlt deletes the link with alternative name alt in the namespace at path
-// (a veth: with its peer).
-func deleteByAlt(path, alt string) error {
+// atAlt runs f with a netlink handle in the namespace at path and the link whose
+// alternative name is alt.
+func atAlt(path, alt string, f func(h *netlink.Handle, l netlink.Link) error) error {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		return err
@@ -519,10 +507,18 @@ func deleteByAlt(path, alt string) error {
 	if err != nil {
 		return err
 	}
-	if err := h.LinkDel(l); err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) {
-		return fmt.Errorf("delete %s: %w", l.Attrs().Name, err)
-	}
-	return nil
+	return f(h, l)
+}
+
+// deleteByAlt deletes the link with alternative name alt in the namespace at path
+// (a veth: with its peer).
+func deleteByAlt(path, alt string) error {
+	return atAlt(path, alt, func(h *netlink.Handle, l netlink.Link) error {
+		if err := h.LinkDel(l); err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) {
+			return fmt.Errorf("delete %s: %w", l.Attrs().Name, err)
+		}
+		return nil
+	})
 }
 
 // recordVFs rewrites the worker's VF list in the state from the adapter (wt.mu held).

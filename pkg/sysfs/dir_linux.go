@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -74,11 +73,7 @@ func (d *Dir) ReadInt(name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	v, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, &ParseError{Path: d.Path(name), Value: cut(s), Want: "an integer"}
-	}
-	return v, nil
+	return parseIntValue(d.Path(name), s)
 }
 
 // ReadHex returns the file's content as a hexadecimal number, with or without one

@@ -73,9 +73,13 @@ func (r Root) ReadInt(rel string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return parseIntValue(r.Path(rel), s)
+}
+
+func parseIntValue(path, s string) (int, error) {
 	v, err := strconv.Atoi(s)
 	if err != nil {
-		return 0, &ParseError{Path: r.Path(rel), Value: cut(s), Want: "an integer"}
+		return 0, &ParseError{Path: path, Value: cut(s), Want: "an integer"}
 	}
 	return v, nil
 }
