@@ -885,7 +885,7 @@ func TestPrivilegedDPVFsGoAndComeBack(t *testing.T) {
 	d.wait(t, "no VF listed", listedHealth("chelsio.com/vf", map[string]string{}))
 	d.dp.waitLog(t, "device removed")
 	// The kernel answers the write when it is done; the emulator a moment later.
-	d.emuNode.waitLog(t, "VFs and mgmt netdev removed")
+	d.waitLog(t, "VFs and mgmt netdev removed")
 	writeFileAtomic(t, numvfs, "4\n")
 	d.wait(t, "the 4 VFs back, healthy", listedHealth("chelsio.com/vf", all))
 	d.dp.waitLog(t, "device added")
