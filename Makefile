@@ -12,6 +12,7 @@ TESTFLAGS ?=
 # Packages with fuzz targets; `make fuzz` runs every target in each for FUZZTIME.
 FUZZPKGS  := ./pkg/sysfs ./pkg/vf ./pkg/cni
 K         ?= 50
+N         ?= 16,64
 BENCHTIME ?= 1s
 
 .PHONY: help build test test-unit lint demo bench fuzz clean cni-plugins
@@ -46,11 +47,13 @@ demo: build cni-plugins ## the reference flow on an emulated two-worker node (ro
 	$(GO) build -o $(BIN)/demo ./test/demo
 	$(BIN)/demo -bin $(BIN) $(DEMOFLAGS)
 
-bench: build ## Go benchmarks of the hot paths, then (root) CNI ADD/DEL against the floor; K=50 cycles
+bench: build cni-plugins ## Go benchmarks of the hot paths, then (root) CNI vs floor and host-device, N-way, device plugin; K=50 N=16,64
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/...
 	$(GO) build -o $(BIN)/floor ./test/bench/floor
 	$(GO) build -o $(BIN)/cnibench ./test/bench/cnibench
-	K=$(K) ./scripts/bench.sh
+	$(GO) build -o $(BIN)/dpbench ./test/bench/dpbench
+	$(GO) build -o $(BIN)/report ./test/bench/report
+	GO=$(GO) BIN=$(BIN) K=$(K) N=$(N) CNI_PLUGINS_VERSION=$(CNI_PLUGINS_VERSION) ./scripts/bench.sh
 
 fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
 	@for pkg in $(FUZZPKGS); do \

@@ -1,22 +1,52 @@
 #!/usr/bin/env bash
-# The CNI benchmark on an emulated node: K sequential ADD+DEL cycles of
-# chelsio-sriov next to the floor (the same netlink work in one small process),
-# interleaved. Needs root; removes everything it creates.
+# The node-level benchmark on an emulated node of one worker with 64 VFs:
+#   cnibench: K sequential ADD+DEL cycles of chelsio-sriov next to the floor (no
+#     IPAM) and next to the reference host-device plugin (same host-local IPAM),
+#     interleaved; then N ADDs and N DELs at once for each N of the comma list N;
+#   dpbench: the device plugin's start, RSS, Allocate, kubelet restart, port link down;
+#   report: one table of every figure against its target, and bench/results.json.
+# Needs root; removes everything it creates, also on failure. K <= 5 is a short run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-$PWD/bin}
+GO=${GO:-go}
 NAME=${BENCH_NAME:-chelsio-emu-bench}
 K=${K:-50}
+N=${N:-16,64}
+CNI_PLUGINS_VERSION=${CNI_PLUGINS_VERSION:-v1.9.1}
+TAG=sh$$
 mkdir -p bench
 
 if [ "$(id -u)" != 0 ]; then
-  echo "the CNI benchmark needs root (network namespaces): run sudo make bench" >&2
+  echo "the node benchmark needs root (network namespaces): run sudo make bench" >&2
   exit 1
 fi
-trap '"$BIN/chelsio-vf" emulate down --name "$NAME" >/dev/null 2>&1 || true' EXIT
+if [ ! -x "$BIN/cni/host-device" ]; then
+  GOBIN=$BIN/cni CGO_ENABLED=0 "$GO" install "github.com/containernetworking/plugins/plugins/main/host-device@$CNI_PLUGINS_VERSION"
+fi
+if [ ! -x "$BIN/cni/host-local" ]; then
+  GOBIN=$BIN/cni CGO_ENABLED=0 "$GO" install "github.com/containernetworking/plugins/plugins/ipam/host-local@$CNI_PLUGINS_VERSION"
+fi
+
+cleanup() {
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^chelsio-bench-$TAG-" || true); do
+    ip netns delete "$ns" 2>/dev/null || true
+  done
+  rm -rf /var/lib/cni/chelsio-sriov-bench-"$TAG"-* "${TMPDIR:-/tmp}"/chelsio-ipam-bench-"$TAG"-*
+  "$BIN/chelsio-vf" emulate down --name "$NAME" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 trap 'exit 130' INT TERM
 "$BIN/chelsio-vf" emulate down --name "$NAME" >/dev/null 2>&1 || true
-"$BIN/chelsio-vf" emulate up --name "$NAME" --vfs 2 >/dev/null
+"$BIN/chelsio-vf" emulate up --name "$NAME" --vfs 64 --workers 1 >/dev/null
+
+dpflags=()
+if [ "$K" -le 5 ]; then
+  dpflags=(-starts 2 -allocs 20 -restarts 2 -linkdowns 1)
+fi
+rm -f bench/cni.json bench/dp.json bench/results.json
 "$BIN/chelsio-vf" emulate exec --name "$NAME" --worker 1 -- \
-  "$BIN/cnibench" -k "$K" -plugin "$BIN/chelsio-sriov" -floor "$BIN/floor" -json bench/cni.json
-echo "figures written to bench/cni.json"
+  "$BIN/cnibench" -k "$K" -n "$N" -tag "$TAG" -plugin "$BIN/chelsio-sriov" -floor "$BIN/floor" \
+  -hostdevice "$BIN/cni/host-device" -ipam "$BIN/cni/host-local" -json bench/cni.json
+"$BIN/dpbench" -dp "$BIN/chelsio-sriov-dp" -cvf "$BIN/chelsio-vf" -emu "$NAME" "${dpflags[@]}" -json bench/dp.json
+"$BIN/report" -cni bench/cni.json -dp bench/dp.json -json bench/results.json

@@ -1,9 +1,19 @@
-// Command cnibench measures K sequential ADD+DEL cycles of the chelsio-sriov CNI
-// plugin next to the floor program (the same netlink work in one small process),
-// interleaved A B A B so that both see the same machine, and prints medians, p95
-// and the ratios ours/floor. Run it inside an emulated worker:
+// Command cnibench measures the chelsio-sriov CNI plugin on an emulated worker:
 //
-//	chelsio-vf emulate exec --worker 1 -- cnibench -plugin bin/chelsio-sriov -floor bin/floor
+//   - K sequential ADD+DEL cycles, no IPAM, next to the floor program (the same
+//     netlink work in one small process), interleaved A B A B;
+//   - K sequential ADD+DEL cycles with the same host-local IPAM, next to the
+//     reference host-device plugin of containernetworking/plugins on the same VF
+//     and the same pod namespace, interleaved A B A B;
+//   - for each N of -n, N ADDs at once on N VFs into N namespaces, then the N DELs:
+//     makespan, per-op median/p95, failures, and makespan / (N × the median
+//     sequential ADD of the no-IPAM run).
+//
+// It prints medians, p95 and ratios and writes them as JSON. Run it inside an
+// emulated worker:
+//
+//	chelsio-vf emulate exec --worker 1 -- cnibench -plugin bin/chelsio-sriov -floor bin/floor \
+//	    -hostdevice bin/cni/host-device -ipam bin/cni/host-local
 package main
 
 import (
@@ -13,9 +23,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -28,90 +43,121 @@ func main() {
 	k := flag.Int("k", 50, "ADD+DEL cycles of each")
 	plugin := flag.String("plugin", "bin/chelsio-sriov", "the chelsio-sriov binary")
 	floor := flag.String("floor", "bin/floor", "the floor binary")
-	addr := flag.String("vf", "0000:81:01.0", "VF to attach")
+	hostDevice := flag.String("hostdevice", "", "the reference host-device binary (empty: skip that comparison)")
+	ipam := flag.String("ipam", "", "the host-local IPAM binary (needed with -hostdevice)")
+	addr := flag.String("vf", "0000:81:01.0", "VF of the sequential runs")
+	ns := flag.String("n", "16,64", "concurrency levels, comma-separated (empty: skip)")
+	tag := flag.String("tag", strconv.Itoa(os.Getpid()), "part of the names of everything it creates (netns chelsio-bench-<tag>-*, directories chelsio-*-bench-<tag>-*)")
 	jsonOut := flag.String("json", "", "also write the figures to this file")
 	flag.Parse()
-	if err := run(*k, *plugin, *floor, *addr, *jsonOut); err != nil {
+	b := &bench{k: *k, plugin: *plugin, floor: *floor, hostDevice: *hostDevice, ipam: *ipam, tag: *tag, res: map[string]float64{}}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		b.mu.Lock() // the namespaces and directories made so far
+		b.cleanup()
+		os.Exit(130)
+	}()
+	err := b.run(*addr, *ns)
+	b.mu.Lock()
+	b.cleanup()
+	b.mu.Unlock()
+	b.cleanup()
+	if err == nil && *jsonOut != "" {
+		out, _ := json.MarshalIndent(b.res, "", "  ")
+		err = os.WriteFile(*jsonOut, append(out, '\n'), 0o644)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cnibench:", err)
 		os.Exit(1)
 	}
 }
 
+type bench struct {
+	k                               int
+	plugin, floor, hostDevice, ipam string
+	tag                             string
+	mu                              sync.Mutex
+	res                             map[string]float64
+	netns                           []string // named namespaces to delete
+	dirs                            []string // directories to remove
+	dataDir                         string   // the plugin's state directory
+}
+
 type sample struct{ add, del []time.Duration }
 
-func run(k int, plugin, floor, addr, jsonOut string) error {
-	root := sysfs.FromEnv()
-	v, err := vf.LookupVF(root, vf.MustParsePCIAddr(addr), vf.Options{})
-	if err != nil {
-		return err
+func (b *bench) cleanup() {
+	for _, n := range b.netns {
+		_ = netns.DeleteNamed(n)
 	}
-	if v.Netdev == "" {
-		return fmt.Errorf("VF %s has no netdev here: run inside an emulated worker", addr)
+	for _, d := range b.dirs {
+		_ = os.RemoveAll(d)
 	}
-	podName := fmt.Sprintf("chelsio-bench-pod-%d", os.Getpid())
+}
+
+// newNetns creates a named namespace and returns its path; the calling thread
+// stays in its namespace.
+func (b *bench) newNetns(name string) (string, error) {
 	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	host, err := netns.Get()
 	if err != nil {
-		return err
+		return "", err
 	}
-	pod, err := netns.NewNamed(podName)
+	defer host.Close()
+	pod, err := netns.NewNamed(name)
 	if err != nil {
-		return err
+		return "", err
 	}
 	pod.Close()
+	b.mu.Lock()
+	b.netns = append(b.netns, name)
+	b.mu.Unlock()
 	if err := netns.Set(host); err != nil {
-		return err
+		return "", err
 	}
-	defer func() { _ = netns.DeleteNamed(podName) }()
-	podPath := filepath.Join("/run/netns", podName)
-	// The plugin's default dataDir is under /var/lib/cni: measure on that filesystem.
-	if err := os.MkdirAll("/var/lib/cni", 0o755); err != nil {
-		return err
-	}
-	dataDir, err := os.MkdirTemp("/var/lib/cni", "chelsio-sriov-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dataDir)
-	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "chelsio-sriov", "deviceID": addr, "dataDir": dataDir})
+	return filepath.Join("/run/netns", name), nil
+}
 
-	cni := func(cmd string) (time.Duration, error) {
-		c := exec.Command(plugin)
-		c.Env = append(os.Environ(), "CNI_COMMAND="+cmd, "CNI_CONTAINERID=bench", "CNI_NETNS="+podPath, "CNI_IFNAME=net1", "CNI_PATH="+filepath.Dir(plugin))
-		c.Stdin = bytes.NewReader(conf)
-		var out bytes.Buffer
-		c.Stdout, c.Stderr = &out, &out
-		t0 := time.Now()
-		err := c.Run()
-		d := time.Since(t0)
-		if err != nil {
-			return d, fmt.Errorf("%s %s: %w: %s", filepath.Base(plugin), cmd, err, out.String())
-		}
-		return d, nil
+func (b *bench) tempDir(parent, pattern string) (string, error) {
+	d, err := os.MkdirTemp(parent, pattern)
+	if err == nil {
+		b.mu.Lock()
+		b.dirs = append(b.dirs, d)
+		b.mu.Unlock()
 	}
-	fl := func(verb string) (time.Duration, error) {
-		c := exec.Command(floor, verb, v.Netdev, podPath, "net1")
-		var out bytes.Buffer
-		c.Stdout, c.Stderr = &out, &out
-		t0 := time.Now()
-		err := c.Run()
-		d := time.Since(t0)
-		if err != nil {
-			return d, fmt.Errorf("floor %s: %w: %s", verb, err, out.String())
-		}
-		return d, nil
+	return d, err
+}
+
+// cni execs a CNI plugin once and times it.
+func cni(plugin, cmd, containerID, podPath, cniPath string, conf []byte) (time.Duration, error) {
+	c := exec.Command(plugin)
+	c.Env = append(os.Environ(), "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+containerID, "CNI_NETNS="+podPath, "CNI_IFNAME=net1", "CNI_PATH="+cniPath)
+	c.Stdin = bytes.NewReader(conf)
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	t0 := time.Now()
+	err := c.Run()
+	d := time.Since(t0)
+	if err != nil {
+		return d, fmt.Errorf("%s %s: %w: %s", filepath.Base(plugin), cmd, err, strings.TrimSpace(out.String()))
 	}
-	var ours, base sample
-	fmt.Fprintf(os.Stderr, "%d ADD+DEL cycles of chelsio-sriov and of the floor, interleaved\n", k)
+	return d, nil
+}
+
+type op func() (time.Duration, error)
+
+type side struct {
+	smp      *sample
+	add, del op
+}
+
+// interleave runs k cycles of ADD+DEL of each side, A B A B.
+func interleave(what string, k int, sides ...side) error {
+	fmt.Fprintf(os.Stderr, "%d ADD+DEL cycles, %s, interleaved\n", k, what)
 	for i := range k {
-		for _, s := range []struct {
-			smp *sample
-			add func() (time.Duration, error)
-			del func() (time.Duration, error)
-		}{
-			{&ours, func() (time.Duration, error) { return cni("ADD") }, func() (time.Duration, error) { return cni("DEL") }},
-			{&base, func() (time.Duration, error) { return fl("add") }, func() (time.Duration, error) { return fl("del") }},
-		} {
+		for _, s := range sides {
 			d, err := s.add()
 			if err != nil {
 				return err
@@ -127,23 +173,214 @@ func run(k int, plugin, floor, addr, jsonOut string) error {
 			fmt.Fprintf(os.Stderr, "  %d/%d\n", i+1, k)
 		}
 	}
-	res := map[string]float64{
-		"add_median_ms": ms(pct(ours.add, 50)), "add_p95_ms": ms(pct(ours.add, 95)),
-		"del_median_ms": ms(pct(ours.del, 50)), "del_p95_ms": ms(pct(ours.del, 95)),
-		"floor_add_median_ms": ms(pct(base.add, 50)), "floor_add_p95_ms": ms(pct(base.add, 95)),
-		"floor_del_median_ms": ms(pct(base.del, 50)), "floor_del_p95_ms": ms(pct(base.del, 95)),
+	return nil
+}
+
+func (b *bench) put(prefix string, s sample) {
+	b.res[prefix+"add_median_ms"], b.res[prefix+"add_p95_ms"] = ms(pct(s.add, 50)), ms(pct(s.add, 95))
+	b.res[prefix+"del_median_ms"], b.res[prefix+"del_p95_ms"] = ms(pct(s.del, 50)), ms(pct(s.del, 95))
+}
+
+func (b *bench) row(name, prefix string) {
+	r := b.res
+	fmt.Printf("  %-22s %8.2f %8.2f %8.2f %8.2f\n", name, r[prefix+"add_median_ms"], r[prefix+"add_p95_ms"], r[prefix+"del_median_ms"], r[prefix+"del_p95_ms"])
+}
+
+func (b *bench) run(addr, levels string) error {
+	root := sysfs.FromEnv()
+	node, err := vf.Discover(root, vf.Options{})
+	if err != nil {
+		return err
 	}
-	res["add_over_floor"] = res["add_median_ms"] / res["floor_add_median_ms"]
-	res["del_over_floor"] = res["del_median_ms"] / res["floor_del_median_ms"]
-	fmt.Printf("\nCNI ADD/DEL, %d sequential cycles, no IPAM (median / p95, ms)\n", k)
-	fmt.Printf("  %-14s %8s %8s %8s %8s\n", "", "ADD p50", "ADD p95", "DEL p50", "DEL p95")
-	fmt.Printf("  %-14s %8.2f %8.2f %8.2f %8.2f\n", "chelsio-sriov", res["add_median_ms"], res["add_p95_ms"], res["del_median_ms"], res["del_p95_ms"])
-	fmt.Printf("  %-14s %8.2f %8.2f %8.2f %8.2f\n", "floor", res["floor_add_median_ms"], res["floor_add_p95_ms"], res["floor_del_median_ms"], res["floor_del_p95_ms"])
-	fmt.Printf("  ratio ADD/floor %.2f (target <= 1.3), DEL/floor %.2f\n", res["add_over_floor"], res["del_over_floor"])
-	if jsonOut != "" {
-		b, _ := json.MarshalIndent(res, "", "  ")
-		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
+	v, ok := node.VF(vf.MustParsePCIAddr(addr))
+	if !ok {
+		return fmt.Errorf("no VF %s here", addr)
+	}
+	if v.Netdev == "" {
+		return fmt.Errorf("VF %s has no netdev here: run inside an emulated worker", addr)
+	}
+	tag := b.tag
+	podPath, err := b.newNetns("chelsio-bench-" + tag + "-pod")
+	if err != nil {
+		return err
+	}
+	// The plugin's default dataDir is under /var/lib/cni: measure on that filesystem.
+	if err := os.MkdirAll("/var/lib/cni", 0o755); err != nil {
+		return err
+	}
+	if b.dataDir, err = b.tempDir("/var/lib/cni", "chelsio-sriov-bench-"+tag+"-"); err != nil {
+		return err
+	}
+	cniPath := filepath.Dir(b.plugin)
+	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "chelsio-sriov", "deviceID": addr, "dataDir": b.dataDir})
+
+	// 1a. ours vs the floor, no IPAM.
+	var ours, base sample
+	var moves []time.Duration // the namespace move alone, inside the floor
+	fl := func(verb string) op {
+		return func() (time.Duration, error) {
+			c := exec.Command(b.floor, verb, v.Netdev, podPath, "net1")
+			var out bytes.Buffer
+			c.Stdout, c.Stderr = &out, &out
+			t0 := time.Now()
+			err := c.Run()
+			d := time.Since(t0)
+			if err != nil {
+				return d, fmt.Errorf("floor %s: %w: %s", verb, err, out.String())
+			}
+			if us, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "move_us="); ok {
+				if n, err := strconv.Atoi(us); err == nil {
+					moves = append(moves, time.Duration(n)*time.Microsecond)
+				}
+			}
+			return d, nil
+		}
+	}
+	oursOp := func(cmd string, conf []byte, cniPath string) op {
+		return func() (time.Duration, error) { return cni(b.plugin, cmd, "bench", podPath, cniPath, conf) }
+	}
+	if err := interleave("chelsio-sriov and the floor, no IPAM", b.k,
+		side{&ours, oursOp("ADD", conf, cniPath), oursOp("DEL", conf, cniPath)},
+		side{&base, fl("add"), fl("del")}); err != nil {
+		return err
+	}
+	b.put("", ours)
+	b.put("floor_", base)
+	b.res["add_over_floor"] = b.res["add_median_ms"] / b.res["floor_add_median_ms"]
+	b.res["del_over_floor"] = b.res["del_median_ms"] / b.res["floor_del_median_ms"]
+	b.res["k"] = float64(b.k)
+	if len(moves) > 0 {
+		b.res["floor_move_median_ms"] = ms(pct(moves, 50))
+	}
+
+	// 1b. ours vs host-device, the same host-local IPAM.
+	if b.hostDevice != "" {
+		ipamDir, err := b.tempDir("", "chelsio-ipam-bench-"+tag+"-")
+		if err != nil {
 			return err
+		}
+		ipam := map[string]any{"type": "host-local", "subnet": "10.255.77.0/24", "dataDir": ipamDir}
+		path := strings.Join([]string{filepath.Dir(b.plugin), filepath.Dir(b.ipam), filepath.Dir(b.hostDevice)}, string(os.PathListSeparator))
+		oursConf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "chelsio-sriov", "deviceID": addr, "dataDir": b.dataDir, "ipam": ipam})
+		hdConf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "host-device", "device": v.Netdev, "ipam": ipam})
+		hd := func(cmd string) op {
+			return func() (time.Duration, error) { return cni(b.hostDevice, cmd, "bench", podPath, path, hdConf) }
+		}
+		var oursIP, hdIP sample
+		if err := interleave("chelsio-sriov and host-device, host-local IPAM", b.k,
+			side{&oursIP, oursOp("ADD", oursConf, path), oursOp("DEL", oursConf, path)},
+			side{&hdIP, hd("ADD"), hd("DEL")}); err != nil {
+			return err
+		}
+		b.put("ipam_", oursIP)
+		b.put("hostdevice_", hdIP)
+		b.res["add_over_hostdevice"] = b.res["ipam_add_median_ms"] / b.res["hostdevice_add_median_ms"]
+		b.res["del_over_hostdevice"] = b.res["ipam_del_median_ms"] / b.res["hostdevice_del_median_ms"]
+	}
+
+	fmt.Printf("\nCNI ADD/DEL, %d sequential cycles each, interleaved (median / p95, ms)\n", b.k)
+	fmt.Printf("  %-22s %8s %8s %8s %8s\n", "", "ADD p50", "ADD p95", "DEL p50", "DEL p95")
+	b.row("chelsio-sriov, no IPAM", "")
+	b.row("floor", "floor_")
+	if b.hostDevice != "" {
+		b.row("chelsio-sriov, IPAM", "ipam_")
+		b.row("host-device, IPAM", "hostdevice_")
+	}
+	fmt.Printf("  ADD/floor %.2f, DEL/floor %.2f", b.res["add_over_floor"], b.res["del_over_floor"])
+	if b.hostDevice != "" {
+		fmt.Printf(", ADD/host-device %.2f, DEL/host-device %.2f", b.res["add_over_hostdevice"], b.res["del_over_hostdevice"])
+	}
+	fmt.Println()
+	if m, ok := b.res["floor_move_median_ms"]; ok {
+		fmt.Printf("  the namespace move alone (RTM_NEWLINK with IFLA_NET_NS_FD, timed inside the floor): median %.2f ms\n", m)
+	}
+
+	// 2. concurrency.
+	for f := range strings.SplitSeq(levels, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("bad -n level %q", f)
+		}
+		if err := b.concurrent(node, n, tag); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// concurrent runs n ADDs at once on n VFs, each into its own namespace, then the
+// n DELs at once.
+func (b *bench) concurrent(node *vf.Node, n int, tag string) error {
+	var vfs []*vf.VF
+	for _, v := range node.VFs() {
+		if v.Netdev != "" {
+			vfs = append(vfs, v)
+		}
+	}
+	if len(vfs) < n {
+		return fmt.Errorf("%d-way: only %d VFs with a netdev here", n, len(vfs))
+	}
+	vfs = vfs[:n]
+	pods := make([]string, n)
+	confs := make([][]byte, n)
+	for i, v := range vfs {
+		p, err := b.newNetns(fmt.Sprintf("chelsio-bench-%s-c%d-%d", tag, n, i))
+		if err != nil {
+			return err
+		}
+		pods[i] = p
+		confs[i], _ = json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "chelsio-sriov", "deviceID": v.Addr.String(), "dataDir": b.dataDir})
+	}
+	fmt.Fprintf(os.Stderr, "%d ADDs at once on %d VFs, then %d DELs\n", n, n, n)
+	single := b.res["add_median_ms"]
+	for _, cmd := range []string{"ADD", "DEL"} {
+		durs := make([]time.Duration, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				durs[i], errs[i] = cni(b.plugin, cmd, fmt.Sprintf("bench-c%d", i), pods[i], filepath.Dir(b.plugin), confs[i])
+			})
+		}
+		t0 := time.Now()
+		close(start)
+		wg.Wait()
+		span := time.Since(t0)
+		fails := 0
+		var firstErr error
+		for _, e := range errs {
+			if e != nil {
+				fails++
+				if firstErr == nil {
+					firstErr = e
+				}
+			}
+		}
+		p := fmt.Sprintf("c%d_%s_", n, strings.ToLower(cmd))
+		b.res[p+"makespan_ms"] = ms(span)
+		b.res[p+"median_ms"] = ms(pct(durs, 50))
+		b.res[p+"p95_ms"] = ms(pct(durs, 95))
+		b.res[p+"failures"] = float64(fails)
+		single := single
+		if cmd == "DEL" {
+			single = b.res["del_median_ms"]
+		}
+		b.res[p+"ratio"] = ms(span) / (float64(n) * single)
+		fmt.Printf("  %2d-way %s: makespan %.1f ms, per-op p50 %.1f p95 %.1f ms, %d failures, makespan/(N x single %s) %.2f\n",
+			n, cmd, ms(span), b.res[p+"median_ms"], b.res[p+"p95_ms"], fails, cmd, b.res[p+"ratio"])
+		if firstErr != nil {
+			fmt.Fprintf(os.Stderr, "  first failure: %v\n", firstErr)
+		}
+	}
+	// Leave no VF in the namespaces: a failed DEL is retried once, sequentially.
+	for i := range n {
+		if _, err := cni(b.plugin, "DEL", fmt.Sprintf("bench-c%d", i), pods[i], filepath.Dir(b.plugin), confs[i]); err != nil {
+			fmt.Fprintf(os.Stderr, "  cleanup DEL %d: %v\n", i, err)
 		}
 	}
 	return nil

@@ -1,7 +1,8 @@
 // Command floor is the benchmark floor of a CNI ADD or DEL: the same netlink work as
 // chelsio-sriov (move and rename the VF netdev in one message, set it up; or down,
 // move and rename back) done by one small process, with no configuration, state,
-// sysfs, lock or IPAM. Run in the host namespace:
+// sysfs, lock or IPAM. It prints the time of the namespace move alone
+// ("move_us=<n>"). Run in the host namespace:
 //
 //	floor add <host-netdev> <pod-netns-path> <ifname>
 //	floor del <host-netdev> <pod-netns-path> <ifname>
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -49,7 +51,7 @@ func run(verb, hostName, podPath, ifname string) error {
 		if err != nil {
 			return err
 		}
-		if err := move(l.Attrs().Index, pod, ifname); err != nil {
+		if err := timed(func() error { return move(l.Attrs().Index, pod, ifname) }); err != nil {
 			return err
 		}
 		pl, err := ph.LinkByName(ifname)
@@ -68,13 +70,21 @@ func run(verb, hostName, podPath, ifname string) error {
 		if err := netns.Set(pod); err != nil {
 			return err
 		}
-		err = move(pl.Attrs().Index, host, hostName)
+		err = timed(func() error { return move(pl.Attrs().Index, host, hostName) })
 		if serr := netns.Set(host); serr != nil {
 			return serr
 		}
 		return err
 	}
 	return fmt.Errorf("unknown verb %q", verb)
+}
+
+// timed runs f and prints how long it took.
+func timed(f func() error) error {
+	t0 := time.Now()
+	err := f()
+	fmt.Printf("move_us=%d\n", time.Since(t0).Microseconds())
+	return err
 }
 
 // move sends RTM_NEWLINK with IFLA_NET_NS_FD and IFLA_IFNAME from the current netns.
