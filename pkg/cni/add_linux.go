@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -249,6 +250,31 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 		}
 	}
 
+	// An IPAM plugin that needs no interface (host-local, static, whereabouts) runs
+	// while the netdev moves: the move is the kernel's slowest step (an RCU grace
+	// period), and the two do not depend on each other. Others (dhcp) run after.
+	var ipamWait func() (types.Result, error)
+	if c.IPAMType != "" && ipamWithoutInterface[c.IPAMType] {
+		ch := make(chan ipamOut, 1)
+		go func() {
+			r, err := p.execIPAM("ADD", c.IPAMType, c.Raw, args)
+			ch <- ipamOut{r, err}
+		}()
+		var once sync.Once
+		var out ipamOut
+		ipamWait = func() (types.Result, error) {
+			once.Do(func() { out = <-ch })
+			return out.r, out.err
+		}
+		undo = append(undo, func() error {
+			if _, err := ipamWait(); err != nil {
+				return nil // nothing was allocated
+			}
+			_, err := p.execIPAM("DEL", c.IPAMType, c.Raw, args)
+			return err
+		})
+	}
+
 	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, DNS: c.DNS}
 	iface := &current.Interface{Name: args.IfName, PciID: v.Addr.String()}
 	if !dpdk {
@@ -303,14 +329,21 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 	result.Interfaces = []*current.Interface{iface}
 
 	if c.IPAMType != "" {
-		r, err := p.execIPAM("ADD", c.IPAMType, c.Raw, args)
+		var r types.Result
+		var ipamUndo func() error
+		if ipamWait != nil {
+			r, err = ipamWait() // its undo is registered already
+		} else {
+			r, err = p.execIPAM("ADD", c.IPAMType, c.Raw, args)
+			ipamUndo = func() error {
+				_, err := p.execIPAM("DEL", c.IPAMType, c.Raw, args)
+				return err
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
-		if err := step(StepIPAM, func() error {
-			_, err := p.execIPAM("DEL", c.IPAMType, c.Raw, args)
-			return err
-		}); err != nil {
+		if err := step(StepIPAM, ipamUndo); err != nil {
 			return nil, err
 		}
 		ir, err := current.NewResultFromResult(r)
@@ -371,6 +404,15 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 		r.Interfaces = ifs
 	}
 	return out, nil
+}
+
+// ipamWithoutInterface lists IPAM plugins that allocate without looking at the
+// interface, so that ADD can run them while the netdev moves.
+var ipamWithoutInterface = map[string]bool{"host-local": true, "static": true, "whereabouts": true}
+
+type ipamOut struct {
+	r   types.Result
+	err error
 }
 
 // findHostLink returns the VF's netdev in the host namespace: by the name sysfs

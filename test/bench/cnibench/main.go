@@ -255,11 +255,12 @@ func (b *bench) run(addr, levels string) error {
 
 	// 1b. ours vs host-device, the same host-local IPAM.
 	if b.hostDevice != "" {
-		ipamDir, err := b.tempDir("", "chelsio-ipam-bench-"+tag+"-")
+		// host-local's default store is /var/lib/cni/networks: measure on that filesystem.
+		ipamDir, err := b.tempDir("/var/lib/cni", "chelsio-ipam-bench-"+tag+"-")
 		if err != nil {
 			return err
 		}
-		ipam := map[string]any{"type": "host-local", "subnet": "10.255.77.0/24", "dataDir": ipamDir}
+		ipam := map[string]any{"type": "host-local", "subnet": "203.0.113.0/24", "dataDir": ipamDir}
 		path := strings.Join([]string{filepath.Dir(b.plugin), filepath.Dir(b.ipam), filepath.Dir(b.hostDevice)}, string(os.PathListSeparator))
 		oursConf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "chelsio-sriov", "deviceID": addr, "dataDir": b.dataDir, "ipam": ipam})
 		hdConf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "host-device", "device": v.Netdev, "ipam": ipam})
