@@ -16,8 +16,9 @@ import (
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
 )
 
-// seedConfig returns data["config.json"] of the seed's ConfigMap.
-func seedConfig(t *testing.T) []byte {
+// SeedConfig returns data["config.json"] of the seed's ConfigMap. It is exported
+// for the package's external tests (scanner_test.go); test builds only.
+func SeedConfig(t *testing.T) []byte {
 	t.Helper()
 	raw, err := os.ReadFile("testdata/seed-configmap.yaml")
 	if err != nil {
@@ -75,7 +76,7 @@ func addrs(groups [][]*vf.VF) [][]string {
 }
 
 func TestParseSeedConfigMap(t *testing.T) {
-	data := seedConfig(t)
+	data := SeedConfig(t)
 	seedSelectors := []Selector{{Vendors: []uint16{0x1425}, Devices: []uint16{0x680d}, Drivers: []string{"cxgb4vf"}}}
 	tests := []struct {
 		name     string
@@ -167,7 +168,7 @@ func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.json")
 	bad := filepath.Join(dir, "bad.json")
-	if err := os.WriteFile(good, seedConfig(t), 0o600); err != nil {
+	if err := os.WriteFile(good, SeedConfig(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(bad, []byte(`{"resourceList": [{"resourceName": "x", "selectors": {"vendor": ["1425"]}}]}`), 0o600); err != nil {

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"sigs.k8s.io/yaml"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
@@ -62,26 +61,6 @@ func setPortAttr(tb testing.TB, tree *vftest.Tree, netdev, attr, value string) {
 	if err := tree.SetNetdevAttr(netdev, attr, value); err != nil {
 		tb.Fatal(err)
 	}
-}
-
-// seedConfigJSON returns data["config.json"] of the seed's ConfigMap.
-func seedConfigJSON(t *testing.T) []byte {
-	t.Helper()
-	raw, err := os.ReadFile("testdata/seed-configmap.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cm struct {
-		Data map[string]string `json:"data"`
-	}
-	if err := yaml.Unmarshal(raw, &cm); err != nil {
-		t.Fatalf("decode the seed ConfigMap: %v", err)
-	}
-	js, ok := cm.Data["config.json"]
-	if !ok {
-		t.Fatal("the seed ConfigMap has no config.json")
-	}
-	return []byte(js)
 }
 
 func parseConfig(t *testing.T, js []byte, prefix string) *deviceplugin.Config {
@@ -183,7 +162,7 @@ func TestChelsioScannerSeedConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := deviceplugin.NewChelsioScanner(tree.Root, parseConfig(t, seedConfigJSON(t), tt.prefix), nil)
+			s := deviceplugin.NewChelsioScanner(tree.Root, parseConfig(t, deviceplugin.SeedConfig(t), tt.prefix), nil)
 			got := mustScan(t, s)
 			if diff := cmp.Diff(map[string][]string{tt.resource: wantIDs}, pools(got)); diff != "" {
 				t.Errorf("Scan() pools mismatch (-want +got):\n%s", diff)
