@@ -75,9 +75,11 @@ func TestPrivilegedSetupEmulatedNode(t *testing.T) {
 		t.Errorf("setup 8 -> 4 did not write 0 then 4:\n%s", out)
 	}
 	wantVFs(4, 9000)
-	if m := n.mtuOf(1, "enp129s0f4"); m != 9000 {
-		t.Errorf("port enp129s0f4 at mtu %d, want 9000", m)
-	}
+	// The emulated tree follows the netlink change a few milliseconds later.
+	eventually(t, "port enp129s0f4 at mtu 9000", 5*time.Second, func() (bool, string) {
+		m := n.mtuOf(1, "enp129s0f4")
+		return m == 9000, fmt.Sprintf("mtu %d", m)
+	})
 	// Idempotent.
 	out = mustRun(t, n.cvf, "emulate", "exec", "--name", n.name, "--run-dir", n.runDir, "--worker", "1", "--", n.cvf, "setup", "--pf", "0", "--vfs", "4", "--mtu", "9000")
 	if !strings.Contains(out, "already 4 VFs") || strings.Contains(out, "write ") {
