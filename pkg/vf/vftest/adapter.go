@@ -142,6 +142,11 @@ func (t *Tree) SetNumVFs(b *BuiltAdapter, pf, n int) error {
 	}
 	pfAddr := b.PFs[pf]
 	pfDir := b.rootPort + "/" + pfAddr.String()
+	// The count first: once the old VFs are seen gone, a writer may already have
+	// written the next count, which must not be overwritten by this one.
+	if err := t.WriteFile(pfDir+"/sriov_numvfs", strconv.Itoa(n)); err != nil {
+		return err
+	}
 	if len(b.VFs[pf]) > 0 {
 		for _, v := range b.VFs[pf] {
 			if err := t.RemoveFunction(v.Addr); err != nil {
@@ -160,9 +165,6 @@ func (t *Tree) SetNumVFs(b *BuiltAdapter, pf, n int) error {
 			}
 			b.Mgmt[pf] = ""
 		}
-	}
-	if err := t.WriteFile(pfDir+"/sriov_numvfs", strconv.Itoa(n)); err != nil {
-		return err
 	}
 	if n == 0 {
 		return nil
