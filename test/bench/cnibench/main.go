@@ -63,7 +63,6 @@ func main() {
 	b.mu.Lock()
 	b.cleanup()
 	b.mu.Unlock()
-	b.cleanup()
 	if err == nil && *jsonOut != "" {
 		out, _ := json.MarshalIndent(b.res, "", "  ")
 		err = os.WriteFile(*jsonOut, append(out, '\n'), 0o644)
