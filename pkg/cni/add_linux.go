@@ -13,7 +13,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/plugins/pkg/ipam"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -143,6 +142,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 		NetConf: json.RawMessage(c.Raw), Created: time.Now().UTC(),
 	}
 	var hostLink netlink.Link
+	var podH *netlink.Handle
 	if !dpdk {
 		err := inNS(host, func(h *netlink.Handle) error {
 			hostLink = findHostLink(h, v)
@@ -156,15 +156,14 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 		}
 		at := hostLink.Attrs()
 		a.HostName, a.HostMTU, a.HostMAC = at.Name, at.MTU, at.HardwareAddr.String()
-		// The spec: ADD fails if the pod already has an interface of that name.
-		err = inNS(pod, func(h *netlink.Handle) error {
-			if _, err := h.LinkByName(args.IfName); err == nil {
-				return configError("CNI_IFNAME %s: the pod already has an interface of that name", args.IfName)
-			}
-			return nil
-		})
-		if err != nil {
+		// One netlink socket in the pod serves every step there.
+		if podH, err = handleIn(pod); err != nil {
 			return nil, err
+		}
+		defer podH.Close()
+		// The spec: ADD fails if the pod already has an interface of that name.
+		if _, err := podH.LinkByName(args.IfName); err == nil {
+			return nil, configError("CNI_IFNAME %s: the pod already has an interface of that name", args.IfName)
 		}
 	}
 	mgmt := vf.NewMgmt(p.Root)
@@ -285,16 +284,18 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 		if err := step(StepMove, func() error { return p.moveBack(pod, host, args.IfName, a) }); err != nil {
 			return nil, err
 		}
-		err := inNS(pod, func(h *netlink.Handle) error {
+		err := func(h *netlink.Handle) error {
 			l, err := h.LinkByName(args.IfName)
 			if err != nil {
 				return fmt.Errorf("find %s in the pod: %w", args.IfName, err)
 			}
+			iface.Mac, iface.Mtu = l.Attrs().HardwareAddr.String(), l.Attrs().MTU
 			if c.MTU != nil && *c.MTU != l.Attrs().MTU {
 				if err := h.LinkSetMTU(l, *c.MTU); err != nil {
 					return fmt.Errorf("\"mtu\" %d: set on %s: %w", *c.MTU, args.IfName, err)
 				}
 				// Undone by moveBack, which restores the host MTU.
+				iface.Mtu = *c.MTU
 			}
 			if err := step(StepMTU, nil); err != nil {
 				return err
@@ -303,6 +304,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 				if err := h.LinkSetHardwareAddr(l, c.PodMAC); err != nil {
 					return fmt.Errorf("MAC %s: set on %s: %w", c.PodMAC, args.IfName, err)
 				}
+				iface.Mac = c.PodMAC.String()
 			}
 			if err := step(StepMAC, nil); err != nil {
 				return err
@@ -310,16 +312,8 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 			if err := h.LinkSetUp(l); err != nil {
 				return fmt.Errorf("set %s up: %w", args.IfName, err)
 			}
-			if err := step(StepUp, nil); err != nil {
-				return err
-			}
-			l, err = h.LinkByName(args.IfName)
-			if err != nil {
-				return err
-			}
-			iface.Mac, iface.Mtu = l.Attrs().HardwareAddr.String(), l.Attrs().MTU
-			return nil
-		})
+			return step(StepUp, nil)
+		}(podH)
 		if err != nil {
 			return nil, err
 		}
@@ -362,8 +356,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 			result.DNS = ir.DNS
 		}
 		if !dpdk {
-			err := pod.Do(func(ns.NetNS) error { return ipam.ConfigureIface(args.IfName, result) })
-			if err != nil {
+			if err := configureAddresses(pod, podH, args.IfName, result); err != nil {
 				return nil, fmt.Errorf("configure addresses of %s: %w", args.IfName, err)
 			}
 			// Addresses and routes go with the netdev when moveBack moves it out.

@@ -100,18 +100,31 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 		defer unlock()
 	}
 
-	var errs []error
+	// IPAM DEL. One that needs no interface (host-local, static, whereabouts) runs
+	// while the VF moves home, as in ADD; others (dhcp releases through the pod's
+	// interface) run first.
+	ipamDone := func() error { return nil }
 	if runIPAM && ipamType != "" {
-		if _, err := p.execIPAM("DEL", ipamType, netconf, args); err != nil {
+		ipamDel := func() error {
+			_, err := p.execIPAM("DEL", ipamType, netconf, args)
 			if errors.Is(err, errIPAMMissing) {
 				inv.log.Warn("IPAM plugin missing; its lease, if any, stays", "err", err)
-			} else {
-				// Keep the state so that the runtime's retry can free the lease.
-				return err
+				return nil
 			}
+			return err
+		}
+		if ipamWithoutInterface[ipamType] {
+			ch := make(chan error, 1)
+			go func() { ch <- ipamDel() }()
+			ipamDone = func() error { return <-ch }
+		} else if err := ipamDel(); err != nil {
+			// Keep the state so that the runtime's retry can free the lease.
+			return err
 		}
 	}
 
+	var errs []error
+	vfKept := false
 	if !addr.IsZero() {
 		owner, err := inv.store.Owner(addr.String())
 		mine := isNotExist(err) || (err == nil && owner.ContainerID == args.ContainerID && owner.IfName == args.IfName)
@@ -125,11 +138,15 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 				// Nothing more to free now; keep the state so that GC, or an ADD that
 				// finds the pod gone, can still give the VF back as it was.
 				inv.log.Warn("VF netdev not found in the pod or the host; state kept for GC", "vf", addr.String())
-				return nil
+				vfKept = true
 			}
 		}
 	}
-	if len(errs) > 0 {
+	if err := ipamDone(); err != nil {
+		// Keep the state so that the runtime's retry can free the lease.
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 || vfKept {
 		return errors.Join(errs...)
 	}
 	if err := inv.store.RemoveAttachment(args.ContainerID, args.IfName, addrString(addr)); err != nil {

@@ -93,6 +93,16 @@ func emulatedAddr(a *netlink.LinkAttrs) string {
 
 // inNS runs f with a netlink handle in namespace n.
 func inNS(n ns.NetNS, f func(h *netlink.Handle) error) error {
+	h, err := handleIn(n)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return f(h)
+}
+
+// handleIn opens a netlink handle in namespace n; the caller closes it.
+func handleIn(n ns.NetNS) (*netlink.Handle, error) {
 	var h *netlink.Handle
 	err := n.Do(func(ns.NetNS) error {
 		var err error
@@ -100,10 +110,9 @@ func inNS(n ns.NetNS, f func(h *netlink.Handle) error) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("netlink in netns %s: %w", n.Path(), err)
+		return nil, fmt.Errorf("netlink in netns %s: %w", n.Path(), err)
 	}
-	defer h.Close()
-	return f(h)
+	return h, nil
 }
 
 // freeName returns name if no link of h has it, else the lowest free dev<N>, as

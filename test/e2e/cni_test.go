@@ -6,12 +6,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
 )
@@ -214,5 +217,111 @@ func TestPrivilegedCNIMTUMACCapabilities(t *testing.T) {
 	got := e.waitWorkerLink(1, addr)
 	if diff := cmp.Diff(orig, got); diff != "" {
 		t.Errorf("VF after DEL mismatch (-before +after):\n%s", diff)
+	}
+}
+
+// TestPrivilegedCNIDualStackRoutes gives the pod an IPv4 and an IPv6 address from
+// two host-local ranges with gateways, a default route of each family through its
+// range's gateway, and a route with a gateway of its own; IPv6 comes up enabled
+// with keep_addr_on_down, and the IPv6 default route is in place only once
+// duplicate address detection is over (which needs the far end of the cable up:
+// a pod on worker 2 holds it).
+func TestPrivilegedCNIDualStackRoutes(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "1")
+	e := newCNIEnv(t, node)
+	const addr = "0000:81:01.0"
+	far := newPod(t)
+	farConf := e.conf(2, addr, nil)
+	if _, err := e.add(2, "podfar", far, farConf); err != nil {
+		t.Fatalf("ADD on worker 2: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.del(2, "podfar", far, farConf); err != nil {
+			t.Errorf("DEL on worker 2: %v", err)
+		}
+	})
+	ipam := map[string]any{
+		"type": "host-local", "dataDir": e.ipamDir,
+		"ranges": [][]map[string]string{
+			{{"subnet": "198.51.100.0/24", "gateway": "198.51.100.1"}},
+			{{"subnet": "2001:db8:c0::/64", "gateway": "2001:db8:c0::1"}},
+		},
+		"routes": []map[string]string{{"dst": "0.0.0.0/0"}, {"dst": "::/0"}, {"dst": "203.0.113.0/24", "gw": "198.51.100.254"}},
+	}
+	conf := e.conf(1, addr, map[string]any{"cniVersion": "1.0.0", "ipam": ipam})
+	pod := newPod(t)
+	r, err := e.add(1, "poddual", pod, conf)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	res, err := current.NewResultFromResult(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.IPs) != 2 {
+		t.Fatalf("result IPs %v, want one IPv4 and one IPv6", res.IPs)
+	}
+	var got []string
+	var disabled, keep string
+	err = pod.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName("net1")
+		if err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if a.IP.IsGlobalUnicast() {
+				got = append(got, "addr "+a.IPNet.String())
+			}
+		}
+		routes, err := netlink.RouteList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return err
+		}
+		for _, rt := range routes {
+			if rt.Gw != nil {
+				got = append(got, "route "+rt.Dst.String()+" via "+rt.Gw.String())
+			}
+		}
+		b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/net1/disable_ipv6")
+		disabled = strings.TrimSpace(string(b))
+		b, _ = os.ReadFile("/proc/sys/net/ipv6/conf/net1/keep_addr_on_down")
+		keep = strings.TrimSpace(string(b))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(got)
+	want := []string{
+		"addr " + res.IPs[0].Address.String(), "addr " + res.IPs[1].Address.String(),
+		"route 0.0.0.0/0 via 198.51.100.1", "route 203.0.113.0/24 via 198.51.100.254", "route ::/0 via 2001:db8:c0::1",
+	}
+	sort.Strings(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pod's net1 mismatch (-want +got):\n%s", diff)
+	}
+	if disabled != "0" || keep != "1" {
+		t.Errorf("net1 sysctls: disable_ipv6 %q keep_addr_on_down %q, want 0 and 1", disabled, keep)
+	}
+	if err := e.check(1, "poddual", pod, conf); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+	if err := e.del(1, "poddual", pod, conf); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(e.ipamDir, "sriov-network"))
+	var left []string
+	for _, en := range entries {
+		if n := en.Name(); n != "lock" && !strings.HasPrefix(n, "last_reserved_ip") {
+			left = append(left, n)
+		}
+	}
+	if len(left) != 1 || strings.Contains(left[0], ":") {
+		t.Errorf("leases after DEL: %v, want only worker 2's IPv4 one", left)
 	}
 }
