@@ -44,9 +44,9 @@ dpflags=()
 if [ "$K" -le 5 ]; then
   dpflags=(-starts 2 -allocs 20 -restarts 2 -linkdowns 1)
 fi
-rm -f bench/cni.json bench/dp.json bench/results.json
+rm -f bench/cni.json bench/cni.svg bench/dp.json bench/results.json
 "$BIN/chelsio-vf" emulate exec --name "$NAME" --worker 1 -- \
   "$BIN/cnibench" -k "$K" -n "$N" -tag "$TAG" -plugin "$BIN/chelsio-sriov" -floor "$BIN/floor" \
-  -hostdevice "$BIN/cni/host-device" -ipam "$BIN/cni/host-local" -json bench/cni.json
+  -hostdevice "$BIN/cni/host-device" -ipam "$BIN/cni/host-local" -json bench/cni.json -plot bench/cni.svg
 "$BIN/dpbench" -dp "$BIN/chelsio-sriov-dp" -cvf "$BIN/chelsio-vf" -emu "$NAME" "${dpflags[@]}" -json bench/dp.json
 "$BIN/report" -cni bench/cni.json -dp bench/dp.json -json bench/results.json

@@ -49,6 +49,8 @@ func main() {
 	ns := flag.String("n", "16,64", "concurrency levels, comma-separated (empty: skip)")
 	tag := flag.String("tag", strconv.Itoa(os.Getpid()), "part of the names of everything it creates (netns chelsio-bench-<tag>-*, directories chelsio-*-bench-<tag>-*)")
 	jsonOut := flag.String("json", "", "also write the figures to this file")
+	plotOut := flag.String("plot", "", "also draw the figures into this .svg or .png file")
+	flag.DurationVar(&settle, "settle", settle, "pause before each measured operation, so that none is charged the kernel's deferred work of the one before")
 	flag.Parse()
 	b := &bench{k: *k, plugin: *plugin, floor: *floor, hostDevice: *hostDevice, ipam: *ipam, tag: *tag, res: map[string]float64{}}
 	sig := make(chan os.Signal, 1)
@@ -67,6 +69,11 @@ func main() {
 		out, _ := json.MarshalIndent(b.res, "", "  ")
 		err = os.WriteFile(*jsonOut, append(out, '\n'), 0o644)
 	}
+	if err == nil && *plotOut != "" {
+		if err = b.plotFile(*plotOut); err == nil {
+			fmt.Printf("plot written to %s\n", *plotOut)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cnibench:", err)
 		os.Exit(1)
@@ -82,6 +89,8 @@ type bench struct {
 	netns                           []string // named namespaces to delete
 	dirs                            []string // directories to remove
 	dataDir                         string   // the plugin's state directory
+	series                          []series // for the plot
+	waves                           []wave   // for the plot
 }
 
 type sample struct{ add, del []time.Duration }
@@ -145,6 +154,12 @@ func cni(plugin, cmd, containerID, podPath, cniPath string, conf []byte) (time.D
 	return d, nil
 }
 
+// settle is the pause before each measured operation. The kernel finishes some
+// work after a call returns (host-device creates and destroys a namespace per call,
+// and namespaces are torn down asynchronously): without the pause, each operation
+// would be charged part of the one before it, of the other plugin.
+var settle = 100 * time.Millisecond
+
 type op func() (time.Duration, error)
 
 type side struct {
@@ -157,11 +172,13 @@ func interleave(what string, k int, sides ...side) error {
 	fmt.Fprintf(os.Stderr, "%d ADD+DEL cycles, %s, interleaved\n", k, what)
 	for i := range k {
 		for _, s := range sides {
+			time.Sleep(settle)
 			d, err := s.add()
 			if err != nil {
 				return err
 			}
 			s.smp.add = append(s.smp.add, d)
+			time.Sleep(settle)
 			d, err = s.del()
 			if err != nil {
 				return err
@@ -245,6 +262,7 @@ func (b *bench) run(addr, levels string) error {
 	}
 	b.put("", ours)
 	b.put("floor_", base)
+	b.series = append(b.series, series{"chelsio-sriov, no IPAM", ours}, series{"floor, no IPAM", base})
 	b.res["add_over_floor"] = b.res["add_median_ms"] / b.res["floor_add_median_ms"]
 	b.res["del_over_floor"] = b.res["del_median_ms"] / b.res["floor_del_median_ms"]
 	b.res["k"] = float64(b.k)
@@ -266,16 +284,23 @@ func (b *bench) run(addr, levels string) error {
 		hd := func(cmd string) op {
 			return func() (time.Duration, error) { return cni(b.hostDevice, cmd, "bench", podPath, path, hdConf) }
 		}
-		var oursIP, hdIP sample
-		if err := interleave("chelsio-sriov and host-device, host-local IPAM", b.k,
+		// The floor runs alongside as the bound of any plugin that moves the netdev
+		// once: with IPAM overlapping the move, no such plugin can be faster.
+		var oursIP, hdIP, floorHD sample
+		if err := interleave("chelsio-sriov, host-device (host-local IPAM) and the floor", b.k,
 			side{&oursIP, oursOp("ADD", oursConf, path), oursOp("DEL", oursConf, path)},
-			side{&hdIP, hd("ADD"), hd("DEL")}); err != nil {
+			side{&hdIP, hd("ADD"), hd("DEL")},
+			side{&floorHD, fl("add"), fl("del")}); err != nil {
 			return err
 		}
 		b.put("ipam_", oursIP)
 		b.put("hostdevice_", hdIP)
+		b.put("floor_hd_", floorHD)
+		b.series = append(b.series, series{"chelsio-sriov, host-local", oursIP}, series{"host-device, host-local", hdIP}, series{"floor, alongside", floorHD})
 		b.res["add_over_hostdevice"] = b.res["ipam_add_median_ms"] / b.res["hostdevice_add_median_ms"]
 		b.res["del_over_hostdevice"] = b.res["ipam_del_median_ms"] / b.res["hostdevice_del_median_ms"]
+		b.res["floor_add_over_hostdevice"] = b.res["floor_hd_add_median_ms"] / b.res["hostdevice_add_median_ms"]
+		b.res["floor_del_over_hostdevice"] = b.res["floor_hd_del_median_ms"] / b.res["hostdevice_del_median_ms"]
 	}
 
 	fmt.Printf("\nCNI ADD/DEL, %d sequential cycles each, interleaved (median / p95, ms)\n", b.k)
@@ -285,10 +310,11 @@ func (b *bench) run(addr, levels string) error {
 	if b.hostDevice != "" {
 		b.row("chelsio-sriov, IPAM", "ipam_")
 		b.row("host-device, IPAM", "hostdevice_")
+		b.row("floor, alongside", "floor_hd_")
 	}
 	fmt.Printf("  ADD/floor %.2f, DEL/floor %.2f", b.res["add_over_floor"], b.res["del_over_floor"])
 	if b.hostDevice != "" {
-		fmt.Printf(", ADD/host-device %.2f, DEL/host-device %.2f", b.res["add_over_hostdevice"], b.res["del_over_hostdevice"])
+		fmt.Printf(", ADD/host-device %.2f, DEL/host-device %.2f (the floor: %.2f, %.2f)", b.res["add_over_hostdevice"], b.res["del_over_hostdevice"], b.res["floor_add_over_hostdevice"], b.res["floor_del_over_hostdevice"])
 	}
 	fmt.Println()
 	if m, ok := b.res["floor_move_median_ms"]; ok {
@@ -366,6 +392,7 @@ func (b *bench) concurrent(node *vf.Node, n int, tag string) error {
 		b.res[p+"median_ms"] = ms(pct(durs, 50))
 		b.res[p+"p95_ms"] = ms(pct(durs, 95))
 		b.res[p+"failures"] = float64(fails)
+		b.waves = append(b.waves, wave{n, cmd, durs})
 		single := single
 		if cmd == "DEL" {
 			single = b.res["del_median_ms"]
