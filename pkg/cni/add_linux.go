@@ -281,7 +281,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 		if err := moveLink(host, hostLink.Attrs().Index, pod, args.IfName); err != nil {
 			return nil, err
 		}
-		if err := step(StepMove, func() error { return p.moveBack(pod, host, args.IfName, a) }); err != nil {
+		if err := step(StepMove, func() error { return p.moveBack(pod, host, args.IfName, a, nil) }); err != nil {
 			return nil, err
 		}
 		err := func(h *netlink.Handle) error {
@@ -511,7 +511,10 @@ func alive(path string) bool {
 
 // moveBack returns the VF netdev from the pod to the host, with the host name, MTU
 // and MAC it had, admin down. The netdev is found by the pod-side name.
-func (p *Plugin) moveBack(pod, host ns.NetNS, podName string, a *Attachment) error {
+func (p *Plugin) moveBack(pod, host ns.NetNS, podName string, a *Attachment, fault func(string) error) error {
+	if fault == nil {
+		fault = func(string) error { return nil }
+	}
 	var idx int
 	err := inNS(pod, func(h *netlink.Handle) error {
 		l, err := h.LinkByName(podName)
@@ -524,6 +527,9 @@ func (p *Plugin) moveBack(pod, host ns.NetNS, podName string, a *Attachment) err
 	if err != nil {
 		return err
 	}
+	if err := fault(StepDelLink); err != nil {
+		return err
+	}
 	name := a.HostName
 	if name == "" {
 		name = podName
@@ -531,7 +537,7 @@ func (p *Plugin) moveBack(pod, host ns.NetNS, podName string, a *Attachment) err
 	if err := moveLink(pod, idx, host, name); err != nil {
 		return err
 	}
-	return nil
+	return fault(StepDelMove)
 }
 
 // restoreLink sets a link down and gives it the host MTU and MAC of the attachment.

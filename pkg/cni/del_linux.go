@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -89,6 +90,9 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 	if a != nil && a.IPAMType != "" {
 		ipamType, netconf = a.IPAMType, a.NetConf
 	}
+	if a != nil && a.Phase == PhaseIPAMPending {
+		return p.releasePendingIPAM(inv, args, a, runIPAM)
+	}
 
 	var unlock func()
 	if !addr.IsZero() {
@@ -104,14 +108,18 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 	// while the VF moves home, as in ADD; others (dhcp releases through the pod's
 	// interface) run first.
 	ipamDone := func() error { return nil }
+	ipamMissing := false // set before ipamDone returns
 	if runIPAM && ipamType != "" {
 		ipamDel := func() error {
 			_, err := p.execIPAM("DEL", ipamType, netconf, args)
 			if errors.Is(err, errIPAMMissing) {
-				inv.log.Warn("IPAM plugin missing; its lease, if any, stays", "err", err)
+				ipamMissing = true
 				return nil
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			return p.fault(StepDelIPAM)
 		}
 		if ipamWithoutInterface[ipamType] {
 			ch := make(chan error, 1)
@@ -149,11 +157,83 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 	if len(errs) > 0 || vfKept {
 		return errors.Join(errs...)
 	}
-	if err := inv.store.RemoveAttachment(args.ContainerID, args.IfName, addrString(addr)); err != nil {
+	if ipamMissing && p.keepPendingIPAM(inv, args, a, ipamType, netconf) {
+		// The attachment's file now holds the pending lease (replaced in one
+		// rename): only the VF's owner record goes.
+		if err := inv.store.releaseOwner(args.ContainerID, args.IfName, addrString(addr)); err != nil {
+			return withCode(CodeIOFailure, err)
+		}
+	} else if err := inv.store.RemoveAttachment(args.ContainerID, args.IfName, addrString(addr)); err != nil {
 		return withCode(CodeIOFailure, err)
+	}
+	if err := p.fault(StepDelState); err != nil {
+		return err
 	}
 	inv.log.Info("released", "vf", addrString(addr))
 	return nil
+}
+
+// PhaseIPAMPending marks the state of an attachment whose VF is back but whose
+// IPAM DEL could not run (the IPAM plugin was not in CNI_PATH): the record has no
+// VF, only what IPAM DEL needs, so that a later DEL or GC of the attachment frees
+// the lease once the plugin is back.
+const PhaseIPAMPending = "ipam-pending"
+
+// keepPendingIPAM records an attachment whose lease DEL could not free. DEL still
+// succeeds: the pod is gone and its VF is free; failing would only make the
+// runtime retry a DEL that cannot do more until the IPAM plugin is reinstalled.
+func (p *Plugin) keepPendingIPAM(inv *invocation, args *skel.CmdArgs, a *Attachment, ipamType string, netconf []byte) bool {
+	pending := &Attachment{
+		ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns, Network: inv.conf.Name,
+		Phase: PhaseIPAMPending, IPAMType: ipamType, NetConf: netconf, Created: time.Now().UTC(),
+	}
+	if a != nil {
+		pending.Network, pending.Created = a.Network, a.Created
+	}
+	if err := inv.store.SaveAttachment(pending); err != nil {
+		inv.log.Warn("IPAM plugin missing, and its lease cannot be recorded for later: free it by hand", "ipam", ipamType, "err", err)
+		return false
+	}
+	inv.log.Warn("IPAM plugin missing: VF released, lease kept until a DEL or GC of this attachment runs with the plugin installed", "ipam", ipamType)
+	return true
+}
+
+// releaseOwner removes the VF's owner record if it names this attachment.
+func (s Store) releaseOwner(containerID, ifName, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	o, err := s.Owner(addr)
+	if err != nil || o.ContainerID != containerID || o.IfName != ifName {
+		return nil
+	}
+	if err := os.Remove(s.ownerPath(addr)); err != nil && !isNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// releasePendingIPAM is DEL (or GC) of an attachment whose VF was released
+// before: only IPAM DEL remains.
+func (p *Plugin) releasePendingIPAM(inv *invocation, args *skel.CmdArgs, a *Attachment, runIPAM bool) error {
+	if !runIPAM {
+		return nil // the record is all that is left, and it is IPAM's
+	}
+	if _, err := p.execIPAM("DEL", a.IPAMType, a.NetConf, args); err != nil {
+		if errors.Is(err, errIPAMMissing) {
+			inv.log.Warn("IPAM plugin still missing: lease kept", "ipam", a.IPAMType)
+			return nil
+		}
+		return err
+	}
+	if err := p.fault(StepDelIPAM); err != nil {
+		return err
+	}
+	if err := inv.store.RemoveAttachment(args.ContainerID, args.IfName, ""); err != nil {
+		return withCode(CodeIOFailure, err)
+	}
+	inv.log.Info("released the lease kept from an earlier DEL", "ipam", a.IPAMType)
+	return p.fault(StepDelState)
 }
 
 func addrString(a vf.PCIAddr) string {
@@ -187,6 +267,8 @@ func (p *Plugin) restoreVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr,
 	}
 	if a.PF != nil {
 		if err := restorePF(vf.NewMgmt(p.Root), a.PF); err != nil {
+			errs = append(errs, err)
+		} else if err := p.fault(StepDelPF); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -256,7 +338,7 @@ func (p *Plugin) bringHome(inv *invocation, netnsPath, ifName string, addr vf.PC
 					return err
 				}
 			}
-			if err := p.moveBack(pod, host, podName, &b); err != nil {
+			if err := p.moveBack(pod, host, podName, &b, p.fault); err != nil {
 				return fmt.Errorf("return %s to the host: %w", addr, err)
 			}
 			inv.log.Info("VF returned to the host", "vf", addr.String(), "netdev", b.HostName)

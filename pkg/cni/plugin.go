@@ -36,7 +36,8 @@ type Plugin struct {
 	// IPAMTimeout bounds each call of the IPAM plugin.
 	IPAMTimeout time.Duration
 	// Fault, when set, is called after each change ADD or DEL makes, with the step's
-	// name; an error it returns fails the operation there (fault injection in tests).
+	// name (AddSteps, DelSteps); an error it returns fails the operation there (fault
+	// injection in tests). It may be called from more than one goroutine.
 	Fault func(step string) error
 }
 
@@ -64,6 +65,20 @@ const (
 // AddSteps lists ADD's steps in order (for fault-injection tests).
 var AddSteps = []string{StepState, StepPFVLAN, StepPFMAC, StepPFRate, StepPFState, StepMove, StepMTU, StepMAC, StepUp, StepIPAM, StepAddresses, StepAttached}
 
+// Steps of DEL (and of GC, which releases the same way) that change something.
+// An interface-free IPAM's DEL runs while the VF moves home, so StepDelIPAM may
+// come anywhere before StepDelState.
+const (
+	StepDelIPAM  = "del-ipam"  // IPAM DEL
+	StepDelLink  = "del-link"  // the netdev down, with its host MTU and MAC, in the pod
+	StepDelMove  = "del-move"  // ip link set <ifname> netns <host> name <host name>
+	StepDelPF    = "del-pf"    // the PF-side settings put back
+	StepDelState = "del-state" // the state file removed
+)
+
+// DelSteps lists DEL's steps (for fault-injection tests).
+var DelSteps = []string{StepDelIPAM, StepDelLink, StepDelMove, StepDelPF, StepDelState}
+
 func (p *Plugin) fault(step string) error {
 	if p.Fault == nil {
 		return nil
@@ -88,13 +103,13 @@ func (p *Plugin) execIPAM(command, typ string, netconf []byte, args *skel.CmdArg
 	defer cancel()
 	a := &invoke.Args{Command: command, ContainerID: args.ContainerID, NetNS: args.Netns, PluginArgsStr: args.Args, IfName: args.IfName, Path: args.Path}
 	if command == "ADD" {
-		r, err := invoke.ExecPluginWithResult(ctx, path, netconf, a, nil)
+		r, err := invoke.ExecPluginWithResult(ctx, path, netconf, a, ipamExec{})
 		if err != nil {
 			return nil, fmt.Errorf("IPAM %s ADD: %w", typ, err)
 		}
 		return r, nil
 	}
-	if err := invoke.ExecPluginWithoutResult(ctx, path, netconf, a, nil); err != nil {
+	if err := invoke.ExecPluginWithoutResult(ctx, path, netconf, a, ipamExec{}); err != nil {
 		return nil, fmt.Errorf("IPAM %s %s: %w", typ, command, err)
 	}
 	return nil, nil

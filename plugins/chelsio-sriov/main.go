@@ -23,6 +23,7 @@ func init() {
 
 func main() {
 	p := cni.New(sysfs.FromEnv(), os.Stderr)
+	p.Fault = faultHook()
 	wrap := func(f func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
 		return func(args *skel.CmdArgs) error {
 			if err := f(args); err != nil {

@@ -36,6 +36,14 @@ func bin(t *testing.T, name string) string {
 			buildErr = &buildError{err: err, out: string(out)}
 			return
 		}
+		// The plugin with its fault hook compiled in: it kills itself after the
+		// step named by CHELSIO_SRIOV_KILL_AFTER (the release binary has no hook).
+		cmd = exec.Command("go", "build", "-tags", "faultinject", "-o", filepath.Join(binDir, "chelsio-sriov-faultinject"), "github.com/chelsio-k8s/chelsio-sriov/plugins/chelsio-sriov")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{err: err, out: string(out)}
+			return
+		}
 		// The reference IPAM plugin, from the module proxy, as users install it.
 		cmd = exec.Command("go", "install", hostLocalModule)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOBIN="+binDir, "GOFLAGS=-mod=mod")

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -333,4 +335,126 @@ func TestPrivilegedCNIDelAfterTakeover(t *testing.T) {
 			assertReleased(t, e, delVF, before, &beforePF)
 		})
 	}
+}
+
+// TestPrivilegedCNIDelVFVanished: the VF disappears from sysfs while its pod holds
+// it (a PF reset, sriov_numvfs lowered by hand). DEL succeeds and frees the lease
+// and the state; a netdev still in the pod goes back to the worker as it was.
+func TestPrivilegedCNIDelVFVanished(t *testing.T) {
+	roottest.Require(t)
+	for _, netdevToo := range []bool{false, true} {
+		name := "sysfs entry gone, netdev still in the pod"
+		if netdevToo {
+			name = "VF and its netdev gone"
+		}
+		t.Run(name, func(t *testing.T) {
+			node := upNode(t, "--vfs", "2")
+			e := newCNIEnv(t, node)
+			before := e.home(t, 1, delVF)
+			conf := e.conf(1, delVF, map[string]any{"cniVersion": "1.0.0", "mtu": 9000, "mac": delMAC})
+			pod := newPod(t)
+			addOK(t, e, "pod-vanish", pod, conf, 9000, delMAC)
+			if netdevToo {
+				setPodLink(t, pod, "net1", netlink.LinkDel)
+			}
+			link := filepath.Join(node.runDir, node.name, "w1", "sys", "bus", "pci", "devices", delVF)
+			if err := os.Remove(link); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.del(1, "pod-vanish", pod, conf); err != nil {
+				t.Fatalf("DEL: %v", err)
+			}
+			if l := e.leases(); len(l) != 0 {
+				t.Errorf("leases left: %v", l)
+			}
+			if f := e.stateFiles(t, 1); len(f) != 0 {
+				t.Errorf("state files left: %v", f)
+			}
+			if _, ok := podIfaceOf(t, pod, "net1"); ok {
+				t.Error("net1 still in the pod")
+			}
+			if netdevToo {
+				return
+			}
+			// The tree no longer lists the VF: read its netdev by name.
+			got, err := linkIn(t, e.node.workerNS(1), before.Name)
+			if err != nil {
+				t.Fatalf("VF netdev not back in the worker: %v", err)
+			}
+			got.Up = before.Up
+			if diff := cmp.Diff(before, got); diff != "" {
+				t.Errorf("VF netdev after DEL mismatch (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+// linkIn reads a link of namespace n by name.
+func linkIn(t *testing.T, n ns.NetNS, name string) (vfHome, error) {
+	t.Helper()
+	var h vfHome
+	err := n.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		a := l.Attrs()
+		h = vfHome{Name: a.Name, MTU: a.MTU, MAC: a.HardwareAddr.String(), Up: a.Flags&net.FlagUp != 0}
+		return nil
+	})
+	return h, err
+}
+
+// TestPrivilegedCNIDelIPAMMissing: DEL finds no IPAM plugin in CNI_PATH (it was
+// uninstalled). DEL succeeds and gives the VF back, and since the lease cannot be
+// freed now it is recorded: the VF serves the next pod meanwhile, and a later DEL
+// of the attachment, or a GC that no longer lists it, frees the lease once the
+// plugin is back.
+func TestPrivilegedCNIDelIPAMMissing(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2")
+	e := newCNIEnv(t, node)
+	before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+	conf := delConf(e, delVF, delMAC)
+	noIPAM := libcni.NewCNIConfigWithCacheDir([]string{e.wrapDirs[1]}, e.cacheDir, nil)
+	pending := func(id string) string {
+		return filepath.Join(e.dataDirs[1], "attachments", id+"_net1.json")
+	}
+	for _, id := range []string{"pod-noipam1", "pod-noipam2"} {
+		pod := newPod(t)
+		addOK(t, e, id, pod, conf, 9000, delMAC)
+		if err := noIPAM.DelNetwork(ctx30(t), e.plugin(conf), e.rt(id, pod)); err != nil {
+			t.Fatalf("DEL %s without the IPAM plugin: %v", id, err)
+		}
+		e.waitHome(t, 1, delVF, before, false)
+		if diff := cmp.Diff(beforePF, e.pfConfig(t, 1, delVF)); diff != "" {
+			t.Errorf("PF-side VF settings mismatch (-before ADD +now):\n%s", diff)
+		}
+		if _, err := os.Stat(pending(id)); err != nil {
+			t.Errorf("%s: no record of the lease DEL could not free: %v", id, err)
+		}
+		if _, err := os.Stat(filepath.Join(e.dataDirs[1], "vfs", delVF+".json")); !os.IsNotExist(err) {
+			t.Errorf("%s: the VF is still recorded as taken: %v", id, err)
+		}
+	}
+	if owners := mapValues(e.leaseOwners(t)); len(owners) != 2 {
+		t.Fatalf("lease owners %v, want the two pods whose DEL had no IPAM plugin", owners)
+	}
+
+	// A DEL with the plugin back frees the first lease.
+	if err := e.del(1, "pod-noipam1", nil, conf); err != nil {
+		t.Fatalf("DEL with the IPAM plugin back: %v", err)
+	}
+	if owners := mapValues(e.leaseOwners(t)); !slices.Equal(owners, []string{"pod-noipam2"}) {
+		t.Errorf("lease owners after the second DEL: %v, want only pod-noipam2's", owners)
+	}
+	if _, err := os.Stat(pending("pod-noipam1")); !os.IsNotExist(err) {
+		t.Errorf("the record of the freed lease is still there: %v", err)
+	}
+	// A GC that no longer lists the second frees it.
+	list := e.confList(t, "1.1.0", e.conf(1, "", nil))
+	if err := e.cni(1).GCNetworkList(ctx30(t), list, &libcni.GCArgs{}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	assertReleased(t, e, delVF, before, &beforePF)
 }

@@ -1,0 +1,97 @@
+package cni
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
+)
+
+// ipamExec runs the IPAM plugin as a child that dies with this process.
+//
+// A runtime that gives up on a slow ADD kills the plugin, not its children. An
+// IPAM plugin left running would then allocate an address after the runtime's DEL
+// has already released the attachment's addresses: a lease nobody frees. With the
+// parent-death signal the IPAM plugin is killed with us, and the DEL that follows
+// finds either the whole allocation or none.
+//
+// The parent-death signal follows the thread that forked the child, so the call
+// keeps its goroutine on one thread until the child has exited: no namespace switch
+// (which may retire a thread) can run on that thread meanwhile.
+type ipamExec struct{}
+
+var _ invoke.Exec = ipamExec{}
+
+func (ipamExec) ExecPlugin(ctx context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var stdout, stderr bytes.Buffer
+	var err error
+	for try := 0; ; try++ {
+		stdout.Reset()
+		stderr.Reset()
+		c := exec.CommandContext(ctx, path)
+		c.Env, c.Stdin, c.Stdout, c.Stderr = environ, bytes.NewReader(stdin), &stdout, &stderr
+		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		err = c.Run()
+		// A binary being written (an installer copying it in place) cannot be
+		// run for a moment: try again, for up to 5 s.
+		if !errors.Is(err, syscall.ETXTBSY) || try == 5 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	if err == nil {
+		return stdout.Bytes(), nil
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("%s: %w", path, ctx.Err())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return nil, err // it did not start
+	}
+	// A CNI plugin reports failure as a JSON error on stdout.
+	var e types.Error
+	if json.Unmarshal(stdout.Bytes(), &e) == nil && (e.Code != 0 || e.Msg != "") {
+		return nil, &e
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if msg == "" {
+		msg = strings.TrimSpace(stdout.String())
+	}
+	if msg == "" {
+		msg = "no error message"
+	}
+	return nil, &types.Error{Code: types.ErrInternal, Msg: fmt.Sprintf("%s failed (%v): %s", path, err, oneLine(msg))}
+}
+
+func (ipamExec) FindInPath(plugin string, paths []string) (string, error) {
+	return invoke.FindInPath(plugin, paths)
+}
+
+func (ipamExec) Decode(b []byte) (version.PluginInfo, error) {
+	return (&version.PluginDecoder{}).Decode(b)
+}
+
+// oneLine joins the lines of s with "; ", keeping at most 512 bytes.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ; ")), " ")
+	if len(s) > 512 {
+		s = s[:512] + "…"
+	}
+	return s
+}

@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"golang.org/x/sys/unix"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
+)
+
+// Faults and crashes in every step of ADD and DEL. Each case asks for every
+// setting (MTU 9000 on a 1500 node, a MAC, VLAN, rate and link state through the
+// PF) so that anything left half-done shows, then checks what a runtime needs:
+// after the runtime's next verb the VF is in its worker with its name, MTU and MAC,
+// its PF-side settings as before, no lease, no state, no lock held, nothing in the
+// pod; and a later ADD of the same VF works.
+
+const crashVF = "0000:81:01.4"
+
+// crashConf asks for every setting the plugin applies.
+func crashConf(e *cniEnv) []byte {
+	return e.conf(1, crashVF, map[string]any{
+		"cniVersion": "1.0.0", "mtu": 9000, "vlan": 100, "mac": "0a:58:c6:33:64:0c",
+		"max_tx_rate": 10000, "link_state": "enable", "spoofchk": "off",
+	})
+}
+
+// killing is libcni for worker w with the plugin built with its fault hook, which
+// kills itself with SIGKILL right after the given step.
+func (e *cniEnv) killing(w int, step string) *libcni.CNIConfig {
+	e.t.Helper()
+	d := e.t.TempDir()
+	script := fmt.Sprintf("#!/bin/sh\nCHELSIO_SRIOV_KILL_AFTER=%s exec %s emulate exec --name %s --run-dir %s --worker %d -- %s \"$@\"\n",
+		step, e.node.cvf, e.node.name, e.node.runDir, w, bin(e.t, "chelsio-sriov-faultinject"))
+	if err := os.WriteFile(filepath.Join(d, "chelsio-sriov"), []byte(script), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	return libcni.NewCNIConfigWithCacheDir([]string{d, binDir}, e.cacheDir, nil)
+}
+
+// assertClean is assertReleased plus: nothing in the pod, and no lock of the
+// plugin held (a lock a dead process held is free: flock dies with its holder).
+func assertClean(t *testing.T, e *cniEnv, pod ns.NetNS, before vfHome, beforePF vf.VFConfig) {
+	t.Helper()
+	assertReleased(t, e, crashVF, before, &beforePF)
+	if pod != nil {
+		if _, ok := podIfaceOf(t, pod, "net1"); ok {
+			t.Error("net1 still in the pod")
+		}
+	}
+	locks, err := os.ReadDir(filepath.Join(e.dataDirs[1], "locks"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	for _, l := range locks {
+		p := filepath.Join(e.dataDirs[1], "locks", l.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			t.Errorf("lock %s still held: %v", l.Name(), err)
+		}
+		f.Close()
+	}
+}
+
+// addWorks checks that the VF can be attached and released again.
+func addWorks(t *testing.T, e *cniEnv, conf []byte, before vfHome, beforePF vf.VFConfig) {
+	t.Helper()
+	pod := newPod(t)
+	addOK(t, e, "crash-after", pod, conf, 9000, "0a:58:c6:33:64:0c")
+	if err := e.del(1, "crash-after", pod, conf); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	assertClean(t, e, pod, before, beforePF)
+}
+
+// TestPrivilegedCNIFaultAfterEachDelStep fails DEL after each of its changes in
+// turn; the DEL fails, and the runtime's retry finishes the job.
+func TestPrivilegedCNIFaultAfterEachDelStep(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2", "--mtu", "1500")
+	e := newCNIEnv(t, node)
+	p, _ := e.inProcess(1)
+	before, beforePF := e.home(t, 1, crashVF), e.pfConfig(t, 1, crashVF)
+	conf := crashConf(e)
+	for _, step := range cni.DelSteps {
+		t.Run(step, func(t *testing.T) {
+			pod := newPod(t)
+			id := "delfault-" + step
+			p.Fault = nil
+			if _, err := p.Add(e.args(id, pod, conf)); err != nil {
+				t.Fatalf("ADD: %v", err)
+			}
+			p.Fault = func(s string) error {
+				if s == step {
+					return errors.New("boom")
+				}
+				return nil
+			}
+			err := p.Del(e.args(id, pod, conf))
+			if err == nil || !strings.Contains(err.Error(), "injected fault after "+step) {
+				t.Fatalf("DEL error = %v, want the injected fault after %s", err, step)
+			}
+			p.Fault = nil
+			if err := p.Del(e.args(id, pod, conf)); err != nil {
+				t.Fatalf("the runtime's second DEL: %v", err)
+			}
+			assertClean(t, e, pod, before, beforePF)
+		})
+	}
+	addWorks(t, e, conf, before, beforePF)
+}
+
+// TestPrivilegedCNIKillAfterEachStep runs the real plugin through libcni and kills
+// it (SIGKILL) right after each step of ADD, then runs DEL as a runtime does after
+// a failed ADD; and right after each step of DEL, then DEL again as a runtime
+// retries.
+func TestPrivilegedCNIKillAfterEachStep(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2", "--mtu", "1500")
+	e := newCNIEnv(t, node)
+	before, beforePF := e.home(t, 1, crashVF), e.pfConfig(t, 1, crashVF)
+	conf := crashConf(e)
+	for _, step := range cni.AddSteps {
+		t.Run("ADD/"+step, func(t *testing.T) {
+			pod := newPod(t)
+			id := "kill-add-" + step
+			_, err := e.killing(1, step).AddNetwork(ctx30(t), e.plugin(conf), e.rt(id, pod))
+			if err == nil || !strings.Contains(err.Error(), "killing myself after "+step+`\n`) {
+				t.Fatalf("ADD = %v, want the plugin killed after %s", err, step)
+			}
+			if err := e.del(1, id, pod, conf); err != nil {
+				t.Fatalf("DEL after the killed ADD: %v", err)
+			}
+			assertClean(t, e, pod, before, beforePF)
+		})
+	}
+	for _, step := range cni.DelSteps {
+		t.Run("DEL/"+step, func(t *testing.T) {
+			pod := newPod(t)
+			id := "kill-del-" + step
+			addOK(t, e, id, pod, conf, 9000, "0a:58:c6:33:64:0c")
+			err := e.killing(1, step).DelNetwork(ctx30(t), e.plugin(conf), e.rt(id, pod))
+			if err == nil || !strings.Contains(err.Error(), "killing myself after "+step+`\n`) {
+				t.Fatalf("DEL = %v, want the plugin killed after %s", err, step)
+			}
+			if err := e.del(1, id, pod, conf); err != nil {
+				t.Fatalf("the runtime's second DEL: %v", err)
+			}
+			assertClean(t, e, pod, before, beforePF)
+		})
+	}
+	addWorks(t, e, conf, before, beforePF)
+}
