@@ -43,9 +43,14 @@ func (d *Dir) ReadString(name string) (string, error) {
 		return "", &fs.PathError{Op: "open", Path: d.Path(name), Err: err}
 	}
 	defer unix.Close(fd)
+	// Read up to one byte past the limit: a file that fills it is too large, as
+	// Root.ReadString says.
 	buf := make([]byte, 4096)
 	n := 0
-	for {
+	for n <= maxFileSize {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, min(len(buf), maxFileSize+1-len(buf)))...)
+		}
 		m, err := unix.Read(fd, buf[n:])
 		if errors.Is(err, unix.EINTR) {
 			continue
@@ -54,17 +59,11 @@ func (d *Dir) ReadString(name string) (string, error) {
 			return "", &fs.PathError{Op: "read", Path: d.Path(name), Err: err}
 		}
 		if m == 0 {
-			break
+			return strings.TrimSpace(string(buf[:n])), nil
 		}
 		n += m
-		if n == len(buf) {
-			if len(buf) > maxFileSize {
-				return "", &fs.PathError{Op: "read", Path: d.Path(name), Err: errors.New("file larger than 64 KiB")}
-			}
-			buf = append(buf, make([]byte, len(buf))...)
-		}
 	}
-	return strings.TrimSpace(string(buf[:n])), nil
+	return "", &fs.PathError{Op: "read", Path: d.Path(name), Err: errors.New("file larger than 64 KiB")}
 }
 
 // ReadInt returns the file's content as a decimal integer.
@@ -88,12 +87,18 @@ func (d *Dir) ReadHex(name string, bits int) (uint64, error) {
 
 // LinkBase returns the last element of the target of the symbolic link name.
 func (d *Dir) LinkBase(name string) (string, error) {
-	buf := make([]byte, 512)
-	n, err := unix.Readlinkat(d.fd, name, buf)
-	if err != nil {
-		return "", &fs.PathError{Op: "readlink", Path: d.Path(name), Err: err}
+	// A target that fills the buffer may have been cut: read it again into a larger
+	// one (the kernel stores targets of up to PATH_MAX bytes).
+	for size := 512; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(d.fd, name, buf)
+		if err != nil {
+			return "", &fs.PathError{Op: "readlink", Path: d.Path(name), Err: err}
+		}
+		if n < size {
+			return linkBase(d.Path(name), string(buf[:n]))
+		}
 	}
-	return linkBase(d.Path(name), string(buf[:n]))
 }
 
 // ReadDir returns the sorted entry names of the subdirectory name ("" for the

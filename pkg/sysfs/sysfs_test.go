@@ -1,6 +1,7 @@
 package sysfs_test
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -456,9 +457,11 @@ func TestWrite(t *testing.T) {
 	})
 }
 
-// FuzzReadHex writes arbitrary content to an attribute file. ReadHex must not panic;
-// when it succeeds, the content is one hexadecimal number (optionally 0x-prefixed)
-// with that value, and fits the bit size.
+// FuzzReadHex writes arbitrary content to an attribute file. ReadHex must not panic,
+// and Dir.ReadHex (discovery's reader) must give the same answer; an error is a
+// *ParseError or *fs.PathError on one line that names the file; a success is one
+// hexadecimal number (optionally 0x-prefixed) with that value, that fits the bit
+// size.
 func FuzzReadHex(f *testing.F) {
 	for _, s := range []string{"0x1425\n", "680d", "0X680D", "", "0x", "0x0x1", "0x0X1", " 0x1 \n", "0x1ffff", "-1", "+1", "1_0", "ffffffffffffffff", "0x10000000000000000", "\x00", "0x\u00a0"} {
 		f.Add([]byte(s), uint8(16))
@@ -466,19 +469,20 @@ func FuzzReadHex(f *testing.F) {
 	f.Add([]byte("0x020000\n"), uint8(24))
 	f.Add([]byte("0xff"), uint8(8))
 	f.Add([]byte("ffffffffffffffff"), uint8(64))
-	r := sysfs.Root(f.TempDir())
+	r, d := fuzzRoot(f)
 	f.Fuzz(func(t *testing.T, content []byte, bits uint8) {
 		b := int(bits%64) + 1 // 1-64
 		if err := os.WriteFile(r.Path("attr"), content, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		v, err := r.ReadHex("attr", b)
+		dv, derr := d.ReadHex("attr", b)
+		if dv != v || (derr == nil) != (err == nil) {
+			t.Fatalf("ReadHex(%q, %d) = %#x, %v; Dir.ReadHex = %#x, %v", content, b, v, err, dv, derr)
+		}
 		if err != nil {
-			var pe *sysfs.ParseError
-			var pathErr *fs.PathError
-			if !errors.As(err, &pe) && !errors.As(err, &pathErr) {
-				t.Fatalf("ReadHex(%q) error %T %v, want *ParseError or *fs.PathError", content, err, err)
-			}
+			checkReadError(t, err, r.Path("attr"))
+			checkReadError(t, derr, r.Path("attr"))
 			return
 		}
 		if b < 64 && v >= 1<<b {
@@ -498,24 +502,27 @@ func FuzzReadHex(f *testing.F) {
 	})
 }
 
-// FuzzReadInt writes arbitrary content to an attribute file. ReadInt must not panic;
-// when it succeeds, the trimmed content is a decimal integer with that value.
+// FuzzReadInt writes arbitrary content to an attribute file. ReadInt must not panic,
+// and Dir.ReadInt must give the same answer; an error is a *ParseError or
+// *fs.PathError on one line that names the file; a success is a decimal integer
+// with that value, whose canonical form reads back the same.
 func FuzzReadInt(f *testing.F) {
 	for _, s := range []string{"0\n", "16\n", "-1\n", "  248 ", "", "garbage", "0x10", "+5", "-0", "007", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "1 2", "\x00", "٣"} {
 		f.Add([]byte(s))
 	}
-	r := sysfs.Root(f.TempDir())
+	r, d := fuzzRoot(f)
 	f.Fuzz(func(t *testing.T, content []byte) {
 		if err := os.WriteFile(r.Path("attr"), content, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		v, err := r.ReadInt("attr")
+		dv, derr := d.ReadInt("attr")
+		if dv != v || (derr == nil) != (err == nil) {
+			t.Fatalf("ReadInt(%q) = %d, %v; Dir.ReadInt = %d, %v", content, v, err, dv, derr)
+		}
 		if err != nil {
-			var pe *sysfs.ParseError
-			var pathErr *fs.PathError
-			if !errors.As(err, &pe) && !errors.As(err, &pathErr) {
-				t.Fatalf("ReadInt(%q) error %T %v, want *ParseError or *fs.PathError", content, err, err)
-			}
+			checkReadError(t, err, r.Path("attr"))
+			checkReadError(t, derr, r.Path("attr"))
 			return
 		}
 		s := strings.TrimSpace(string(content))
@@ -534,6 +541,122 @@ func FuzzReadInt(f *testing.F) {
 			t.Fatalf("ReadInt(%q) = %d, %v; want %d", strconv.Itoa(v), again, err, v)
 		}
 	})
+}
+
+// FuzzReadString writes content followed by pad filler bytes (pad modulo 128 KiB,
+// so that sizes on both sides of the 64 KiB limit are cheap to reach) to an
+// attribute file. ReadString and Dir.ReadString must agree: the content with
+// surrounding white space removed up to 64 KiB, beyond that an error naming the file.
+func FuzzReadString(f *testing.F) {
+	const limit = 64 << 10
+	f.Add([]byte("0x1425\n"), uint32(0))
+	f.Add([]byte("Custom T440 2-xaui, 2-xfi\n"), uint32(0))
+	f.Add([]byte(" \t\n"), uint32(0))
+	f.Add([]byte(""), uint32(0))
+	f.Add([]byte("a"), uint32(4095))               // one byte past the first read buffer
+	f.Add([]byte("a"), uint32(limit-1))            // exactly 64 KiB
+	f.Add([]byte("ab"), uint32(limit-1))           // one byte over
+	f.Add([]byte("\x00\xff\n"), uint32(2*limit-3)) // twice the limit
+	r, d := fuzzRoot(f)
+	f.Fuzz(func(t *testing.T, content []byte, pad uint32) {
+		data := append(append([]byte(nil), content...), bytes.Repeat([]byte{'x'}, int(pad%(2*limit)))...)
+		if err := os.WriteFile(r.Path("attr"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := r.ReadString("attr")
+		ds, derr := d.ReadString("attr")
+		if len(data) > limit {
+			if err == nil || derr == nil {
+				t.Fatalf("%d bytes: ReadString() error %v, Dir.ReadString() error %v; want both to refuse more than 64 KiB", len(data), err, derr)
+			}
+			checkReadError(t, err, r.Path("attr"))
+			checkReadError(t, derr, r.Path("attr"))
+			return
+		}
+		if err != nil || derr != nil {
+			t.Fatalf("%d bytes: ReadString() error %v, Dir.ReadString() error %v", len(data), err, derr)
+		}
+		if want := strings.TrimSpace(string(data)); s != want || ds != want {
+			t.Fatalf("%d bytes: ReadString() = %d bytes, Dir.ReadString() = %d bytes; want %d", len(data), len(s), len(ds), len(want))
+		}
+	})
+}
+
+// FuzzLinkBase makes a symbolic link with an arbitrary target (as the kernel's
+// driver, physfn, virtfnN and iommu_group links are, with any depth of topology).
+// Readlink must return the target as stored; LinkBase and Dir.LinkBase must agree:
+// the target's last element, a name without '/' that is not "." or "..", or a
+// *ParseError on one line naming the link.
+func FuzzLinkBase(f *testing.F) {
+	for _, s := range []string{
+		"../../../devices/pci0000:80/0000:80:03.0/0000:81:00.0",
+		"../../../../bus/pci/drivers/cxgb4vf",
+		"../../../../../kernel/iommu_groups/52",
+		"/sys/kernel/iommu_groups/7",
+		"../../drivers/cxgb4vf/",
+		".", "..", "/", "//", "a/..", "a/.", "x",
+		"../../../" + strings.Repeat("0000:80:03.0/", 40) + "0000:81:01.4", // a deep PCIe topology
+	} {
+		f.Add(s)
+	}
+	r, d := fuzzRoot(f)
+	f.Fuzz(func(t *testing.T, target string) {
+		link := r.Path("link")
+		if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, link); err != nil {
+			t.Skip("not a possible link target") // empty, NUL, longer than the kernel takes
+		}
+		got, err := r.Readlink("link")
+		if err != nil || got != target {
+			t.Fatalf("Readlink() = %q, %v; want %q", got, err, target)
+		}
+		base, err := r.LinkBase("link")
+		dbase, derr := d.LinkBase("link")
+		if base != dbase || (err == nil) != (derr == nil) {
+			t.Fatalf("target %q: LinkBase() = %q, %v; Dir.LinkBase() = %q, %v", target, base, err, dbase, derr)
+		}
+		if err != nil {
+			var pe *sysfs.ParseError
+			if !errors.As(err, &pe) || !errors.As(derr, &pe) {
+				t.Fatalf("target %q: LinkBase() error %T %v, Dir.LinkBase() error %T %v; want *sysfs.ParseError", target, err, err, derr, derr)
+			}
+			checkReadError(t, err, link)
+			checkReadError(t, derr, link)
+			return
+		}
+		if base != filepath.Base(target) || base == "" || base == "." || base == ".." || strings.Contains(base, "/") {
+			t.Fatalf("target %q: LinkBase() = %q, want its last element", target, base)
+		}
+	})
+}
+
+// fuzzRoot returns an empty root for a fuzz target and the same directory opened
+// as a Dir, the reader discovery uses.
+func fuzzRoot(f *testing.F) (sysfs.Root, *sysfs.Dir) {
+	f.Helper()
+	r := sysfs.Root(f.TempDir())
+	d, err := r.OpenDir("")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = d.Close() })
+	return r, d
+}
+
+// checkReadError checks a reader's error: a *ParseError or *fs.PathError, on one
+// line, that names the file.
+func checkReadError(t *testing.T, err error, path string) {
+	t.Helper()
+	var pe *sysfs.ParseError
+	var pathErr *fs.PathError
+	if !errors.As(err, &pe) && !errors.As(err, &pathErr) {
+		t.Fatalf("error %T %v, want *sysfs.ParseError or *fs.PathError", err, err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, path) || strings.ContainsAny(msg, "\r\n") {
+		t.Fatalf("error %q is not one line naming %s", msg, path)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
