@@ -9,8 +9,11 @@ GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 TOOLS     := $(BIN)/tools
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
-# Packages with fuzz targets; `make fuzz` runs every target in each for FUZZTIME.
-FUZZPKGS  := ./pkg/sysfs ./pkg/vf ./pkg/cni
+# Every package whose tests hold a fuzz target; `make fuzz` runs each target in
+# turn for FUZZTIME (a duration, or a count of executions such as 1000000x), with
+# FUZZPARALLEL workers (default: one per CPU).
+FUZZPKGS  ?= $(sort $(patsubst %/,./%,$(dir $(shell grep -rl --include='*_test.go' '^func Fuzz' pkg cmd plugins 2>/dev/null))))
+FUZZPARALLEL ?=
 K         ?= 50
 N         ?= 16,64
 BENCHTIME ?= 1s
@@ -55,13 +58,20 @@ bench: build cni-plugins ## Go benchmarks of the hot paths, then (root) CNI vs f
 	$(GO) build -o $(BIN)/report ./test/bench/report
 	GO=$(GO) BIN=$(BIN) K=$(K) N=$(N) CNI_PLUGINS_VERSION=$(CNI_PLUGINS_VERSION) ./scripts/bench.sh
 
-fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
-	@for pkg in $(FUZZPKGS); do \
+fuzz: ## run every fuzz target for FUZZTIME (default 30s, or e.g. 1000000x) each; prints each target's executions
+	@sum=$$(mktemp); out=$$(mktemp); rcf=$$(mktemp); trap 'rm -f $$sum $$out $$rcf' EXIT; \
+	printf '%-20s %-18s %12s %9s %7s\n' package target executions fuzzing wall >$$sum; \
+	for pkg in $(FUZZPKGS); do \
 	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg || exit 1; \
+	    start=$$(date +%s); \
+	    { $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $(if $(FUZZPARALLEL),-parallel $(FUZZPARALLEL)) $$pkg; echo $$? >$$rcf; } 2>&1 | tee $$out; \
+	    last=$$(sed -n 's/^fuzz: elapsed: \([^,]*\), execs: \([0-9]*\) .*/\2 \1/p' $$out | tail -n 1); \
+	    printf '%-20s %-18s %12s %9s %6ss\n' $$pkg $$target $${last:-- -} $$(( $$(date +%s) - start )) >>$$sum; \
+	    if [ "$$(cat $$rcf)" != 0 ]; then echo "== $$pkg $$target FAILED"; cat $$sum; exit 1; fi; \
 	  done; \
-	done
+	done; \
+	echo "== fuzz summary"; cat $$sum
 
 clean: ## remove bin/
 	rm -rf $(BIN)

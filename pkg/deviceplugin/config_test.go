@@ -518,6 +518,18 @@ func FuzzParse(f *testing.F) {
 			if strings.ContainsAny(err.Error(), "\n\r") {
 				t.Fatalf("Parse() error is not one line: %q", err)
 			}
+			// Each problem says where it is: a pool (by index), the prefix, or the
+			// file as a whole.
+			var ce *ConfigError
+			if !errors.As(err, &ce) || len(ce.Problems) == 0 {
+				t.Fatalf("Parse() error %T %v, want a *ConfigError with problems", err, err)
+			}
+			for _, p := range ce.Problems {
+				if !strings.HasPrefix(strings.TrimPrefix(p, `"`), "resourceList") && !strings.HasPrefix(p, "default resource prefix ") &&
+					!strings.HasPrefix(p, "the config") && !strings.HasPrefix(p, "not valid JSON") && !strings.HasPrefix(p, `no "resourceList"`) {
+					t.Fatalf("Parse() problem %q does not say where it is", p)
+				}
+			}
 			return
 		}
 		if len(cfg.Pools) == 0 {

@@ -3,6 +3,7 @@ package vf_test
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -241,6 +242,18 @@ func FuzzParsePCIAddr(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := vf.ParsePCIAddr(s)
 		if err != nil {
+			// One line that quotes the input (cut to 32 bytes), so that a hostile
+			// deviceID can neither flood nor split the runtime's log.
+			q := s
+			if len(q) > 32 {
+				q = q[:32] + "…"
+			}
+			if msg := err.Error(); !strings.Contains(msg, strconv.Quote(q)) || strings.ContainsAny(msg, "\r\n") || len(msg) > 256 {
+				t.Fatalf("ParsePCIAddr(%q) error %q: want one line quoting the input", s, msg)
+			}
+			if !a.IsZero() {
+				t.Fatalf("ParsePCIAddr(%q) = %+v with an error", s, a)
+			}
 			return
 		}
 		str := a.String()
