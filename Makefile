@@ -18,7 +18,7 @@ K         ?= 50
 N         ?= 16,64
 BENCHTIME ?= 1s
 
-.PHONY: help build test test-unit lint demo bench fuzz clean cni-plugins
+.PHONY: help build test test-unit lint demo bench fuzz stress clean cni-plugins
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,11 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s, or e.g. 1000000x) each
 	  done; \
 	done; \
 	echo "== fuzz summary"; cat $$sum
+
+STRESS    ?= 10m
+
+stress: ## (root) the stress tests for STRESS (default 10m) each, under -race: 64 runtimes on 64 VFs with faults
+	CHELSIO_STRESS_DURATION=$(STRESS) $(GO) test -race -count=1 -timeout 0 -v -run 'Stress' ./test/e2e/
 
 clean: ## remove bin/
 	rm -rf $(BIN)
