@@ -52,11 +52,7 @@ func (e *cniEnv) killing(w int, step string) *libcni.CNIConfig {
 func assertClean(t *testing.T, e *cniEnv, pod ns.NetNS, before vfHome, beforePF vf.VFConfig) {
 	t.Helper()
 	assertReleased(t, e, crashVF, before, &beforePF)
-	if pod != nil {
-		if _, ok := podIfaceOf(t, pod, "net1"); ok {
-			t.Error("net1 still in the pod")
-		}
-	}
+	assertFreed(t, e, pod)
 	locks, err := os.ReadDir(filepath.Join(e.dataDirs[1], "locks"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)

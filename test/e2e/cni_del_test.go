@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -62,13 +61,25 @@ func assertReleased(t *testing.T, e *cniEnv, addr string, before vfHome, beforeP
 			t.Errorf("PF-side VF settings mismatch (-before ADD +now):\n%s", diff)
 		}
 	}
+	assertFreed(t, e, nil)
+	e.waitHome(t, 1, addr, before, false)
+}
+
+// assertFreed checks what DEL must leave whatever became of the VF: no lease, no
+// state file in worker 1's dataDir, and no net1 in the pod (unless pod is nil).
+func assertFreed(t *testing.T, e *cniEnv, pod ns.NetNS) {
+	t.Helper()
 	if l := e.leases(); len(l) != 0 {
 		t.Errorf("leases left: %v", l)
 	}
 	if f := e.stateFiles(t, 1); len(f) != 0 {
 		t.Errorf("state files left: %v", f)
 	}
-	e.waitHome(t, 1, addr, before, false)
+	if pod != nil {
+		if _, ok := podIfaceOf(t, pod, "net1"); ok {
+			t.Error("net1 still in the pod")
+		}
+	}
 }
 
 // TestPrivilegedCNIDelRepeated: a second and a third DEL succeed and change nothing.
@@ -162,15 +173,7 @@ func TestPrivilegedCNIDelStateLost(t *testing.T) {
 	if err := e.del(1, "pod-lost", pod, conf); err != nil {
 		t.Fatalf("DEL without state: %v", err)
 	}
-	if l := e.leases(); len(l) != 0 {
-		t.Errorf("leases left: %v", l)
-	}
-	if f := e.stateFiles(t, 1); len(f) != 0 {
-		t.Errorf("state files left: %v", f)
-	}
-	if _, ok := podIfaceOf(t, pod, "net1"); ok {
-		t.Error("net1 still in the pod")
-	}
+	assertFreed(t, e, pod)
 	got := e.home(t, 1, delVF)
 	if !regexp.MustCompile(`^(net1|dev[0-9]+)$`).MatchString(got.Name) {
 		t.Errorf("VF back in the worker as %q, want net1 or dev<N>", got.Name)
@@ -364,15 +367,7 @@ func TestPrivilegedCNIDelVFVanished(t *testing.T) {
 			if err := e.del(1, "pod-vanish", pod, conf); err != nil {
 				t.Fatalf("DEL: %v", err)
 			}
-			if l := e.leases(); len(l) != 0 {
-				t.Errorf("leases left: %v", l)
-			}
-			if f := e.stateFiles(t, 1); len(f) != 0 {
-				t.Errorf("state files left: %v", f)
-			}
-			if _, ok := podIfaceOf(t, pod, "net1"); ok {
-				t.Error("net1 still in the pod")
-			}
+			assertFreed(t, e, pod)
 			if netdevToo {
 				return
 			}
@@ -387,22 +382,6 @@ func TestPrivilegedCNIDelVFVanished(t *testing.T) {
 			}
 		})
 	}
-}
-
-// linkIn reads a link of namespace n by name.
-func linkIn(t *testing.T, n ns.NetNS, name string) (vfHome, error) {
-	t.Helper()
-	var h vfHome
-	err := n.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName(name)
-		if err != nil {
-			return err
-		}
-		a := l.Attrs()
-		h = vfHome{Name: a.Name, MTU: a.MTU, MAC: a.HardwareAddr.String(), Up: a.Flags&net.FlagUp != 0}
-		return nil
-	})
-	return h, err
 }
 
 // TestPrivilegedCNIDelIPAMMissing: DEL finds no IPAM plugin in CNI_PATH (it was

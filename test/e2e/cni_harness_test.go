@@ -274,9 +274,20 @@ func (e *cniEnv) homeTry(t *testing.T, w int, addr string) (vfHome, bool, error)
 		return vfHome{}, false, err
 	}
 	defer wn.Close()
+	h, err := linkIn(t, wn, nd)
+	if err != nil {
+		// Listed under a name netlink no longer knows: caught mid-rename.
+		return vfHome{}, false, err
+	}
+	return h, true, nil
+}
+
+// linkIn reads a link of namespace n by name.
+func linkIn(t *testing.T, n ns.NetNS, name string) (vfHome, error) {
+	t.Helper()
 	var h vfHome
-	err = wn.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName(nd)
+	err := n.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(name)
 		if err != nil {
 			return err
 		}
@@ -284,11 +295,7 @@ func (e *cniEnv) homeTry(t *testing.T, w int, addr string) (vfHome, bool, error)
 		h = vfHome{Name: a.Name, MTU: a.MTU, MAC: a.HardwareAddr.String(), Up: a.Flags&net.FlagUp != 0}
 		return nil
 	})
-	if err != nil {
-		// Listed under a name netlink no longer knows: caught mid-rename.
-		return vfHome{}, false, err
-	}
-	return h, true, nil
+	return h, err
 }
 
 // home is homeTry that retries transient failures for up to 3 s and requires the
