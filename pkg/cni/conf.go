@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
@@ -99,9 +102,9 @@ func Load(stdin []byte, cniArgs string) (*NetConf, error) {
 		var ute *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &ute):
-			return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: key %q: want %s, got JSON %s", ute.Field, ute.Type, ute.Value))
+			return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: key %q: want %s, got JSON %s", trunc(ute.Field), ute.Type, trunc(ute.Value)))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			key := strings.TrimPrefix(err.Error(), "json: unknown field ")
+			key := trunc(strings.TrimPrefix(err.Error(), "json: unknown field "))
 			return nil, configError("unknown key %s in the network config (see the chelsio-sriov README for the keys it takes)", key)
 		}
 		return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: %w", err))
@@ -118,6 +121,9 @@ func Load(stdin []byte, cniArgs string) (*NetConf, error) {
 		}
 		if strings.ContainsAny(ip.Type, "/\\\x00") {
 			return nil, configError("\"ipam\" type %q is not a plugin name", ip.Type)
+		}
+		if p := fileNameProblem(ip.Type); p != "" {
+			return nil, configError("\"ipam\" type %q %s: want the file name of an IPAM plugin in CNI_PATH", trunc(ip.Type), p)
 		}
 		c.IPAMType = ip.Type
 	}
@@ -140,7 +146,11 @@ func (c *NetConf) validate(cniArgs string) error {
 			return withCode(types.ErrIncompatibleCNIVersion, fmt.Errorf("\"cniVersion\" %q: chelsio-sriov supports 0.3.0 to 1.1.0", c.CNIVersion))
 		}
 	}
-	// The VF: deviceID, else pciBusID, else runtimeConfig.deviceID.
+	if c.Name != "" && !networkNameRE.MatchString(c.Name) {
+		return configError("\"name\" %q is not a network name: want letters, digits, '_', '.' and '-', starting with a letter or digit (IPAM plugins make a directory of it)", trunc(c.Name))
+	}
+	// The VF: deviceID, else pciBusID, else runtimeConfig.deviceID. Each one given
+	// must be a PCI address, even when another wins.
 	for _, cand := range []struct{ key, val string }{{"deviceID", c.DeviceID}, {"pciBusID", c.PCIBusID}, {"runtimeConfig.deviceID", c.RC.DeviceID}} {
 		if cand.val == "" {
 			continue
@@ -149,8 +159,14 @@ func (c *NetConf) validate(cniArgs string) error {
 		if err != nil {
 			return configError("%q: %v", cand.key, err)
 		}
-		c.VF = a
-		break
+		if a.IsZero() {
+			// The zero address stands for "no VF" everywhere else, and is the host
+			// bridge's on every machine.
+			return configError("%q %s is the PCI host bridge's address, never a VF's", cand.key, a)
+		}
+		if c.VF.IsZero() {
+			c.VF = a
+		}
 	}
 	if c.VLAN != nil && (*c.VLAN < 0 || *c.VLAN > 4094) {
 		return configError("\"vlan\" %d is out of range: want 0-4094 (0 clears the VLAN)", *c.VLAN)
@@ -169,7 +185,7 @@ func (c *NetConf) validate(cniArgs string) error {
 		case "802.1ad":
 			return configError("\"vlanProto\" 802.1ad: cxgb4 supports only 802.1q VF VLANs")
 		default:
-			return configError("\"vlanProto\" %q: want \"802.1q\"", *c.VLANProto)
+			return configError("\"vlanProto\" %q: want \"802.1q\"", trunc(*c.VLANProto))
 		}
 	}
 	for _, b := range []struct {
@@ -184,13 +200,13 @@ func (c *NetConf) validate(cniArgs string) error {
 		case "on":
 			return configError("%q on: cxgb4 does not implement it (a Chelsio VF always behaves as %s off); remove the key or set \"off\"", b.key, b.key)
 		default:
-			return configError("%q %q: want \"on\" or \"off\"", b.key, *b.val)
+			return configError("%q %q: want \"on\" or \"off\"", b.key, trunc(*b.val))
 		}
 	}
 	if c.LinkState != "" {
 		s, err := vf.ParseLinkState(c.LinkState)
 		if err != nil {
-			return configError("\"link_state\" %q: want auto, enable or disable", c.LinkState)
+			return configError("\"link_state\" %q: want auto, enable or disable", trunc(c.LinkState))
 		}
 		c.State = s
 	}
@@ -217,7 +233,7 @@ func (c *NetConf) validate(cniArgs string) error {
 			err = vf.ValidateMAC(hw)
 		}
 		if err != nil {
-			return configError("%q %q is not a usable MAC: want a unicast, non-zero 6-byte address like 0a:58:c6:33:64:01", macKey, mac)
+			return configError("%q %q is not a usable MAC: want a unicast, non-zero 6-byte address like 0a:58:c6:33:64:01", macKey, trunc(mac))
 		}
 		c.PodMAC = hw
 	}
@@ -227,30 +243,66 @@ func (c *NetConf) validate(cniArgs string) error {
 	if err := checkAbsPath("dataDir", c.DataDir); err != nil {
 		return err
 	}
+	if c.DataDir == "/" {
+		return configError("\"dataDir\" \"/\" is the root directory: name a directory of chelsio-sriov's own")
+	}
 	if c.LogFile != "" {
 		if err := checkAbsPath("logFile", c.LogFile); err != nil {
 			return err
 		}
+		if strings.HasSuffix(c.LogFile, "/") {
+			return configError("\"logFile\" %q names a directory: want the path of a file", trunc(c.LogFile))
+		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
-		return configError("\"logLevel\" %q: want error, warning, info or debug", c.LogLevel)
+		return configError("\"logLevel\" %q: want error, warning, info or debug", trunc(c.LogLevel))
 	}
 	return nil
 }
 
-// checkAbsPath refuses relative paths, "..", NUL bytes and over-long values.
+// checkAbsPath refuses relative paths, "..", NUL bytes and other control
+// characters, over-long values and components longer than a file name can be.
+// Where the path leads (links, owners, modes) is checked when it is opened.
 func checkAbsPath(key, p string) error {
 	switch {
 	case len(p) > 512:
 		return configError("%q is longer than 512 bytes", key)
 	case strings.ContainsRune(p, 0):
 		return configError("%q contains a NUL byte", key)
+	case strings.IndexFunc(p, unicode.IsControl) >= 0:
+		return configError("%q %q contains a control character", key, trunc(p))
+	case !utf8.ValidString(p):
+		return configError("%q %q is not valid UTF-8", key, trunc(p))
 	case !filepath.IsAbs(p):
-		return configError("%q %q is not an absolute path", key, p)
+		return configError("%q %q is not an absolute path", key, trunc(p))
 	case filepath.Clean(p) != p && filepath.Clean(p)+"/" != p:
-		return configError("%q %q is not a clean path (no \"..\", \".\" or \"//\")", key, p)
+		return configError("%q %q is not a clean path (no \"..\", \".\" or \"//\")", key, trunc(p))
+	}
+	for _, comp := range strings.Split(p, "/") {
+		if len(comp) > 255 {
+			return configError("%q has a component of %d bytes: a file name has at most 255", key, len(comp))
+		}
 	}
 	return nil
+}
+
+// networkNameRE is the CNI specification's rule for a network name.
+var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+
+// fileNameProblem says what keeps s from being the name of a file in a directory
+// (an IPAM plugin in CNI_PATH); "" when nothing does.
+func fileNameProblem(s string) string {
+	switch {
+	case s == "." || s == "..":
+		return "is not a file name"
+	case len(s) > 255:
+		return fmt.Sprintf("is %d bytes long: a file name has at most 255", len(s))
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return "contains a control character"
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	}
+	return ""
 }
 
 // argValue returns the value of key in CNI_ARGS ("K=V;K2=V2"); a key given twice

@@ -1,12 +1,17 @@
 package cni
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
 func TestLoadRefusesBadInput(t *testing.T) {
@@ -157,19 +162,91 @@ func FuzzLoad(f *testing.F) {
 	f.Fuzz(func(t *testing.T, conf []byte, args string) {
 		c, err := Load(conf, args)
 		if err != nil {
-			if e := AsCNIError(err); e.Code == 0 || e.Msg == "" {
-				t.Fatalf("error without code or message: %v", err)
+			// A refusal: code 1 (version), 6 (JSON) or 7 (a key), one short line.
+			e := AsCNIError(err)
+			if e.Code != 1 && e.Code != CodeDecoding && e.Code != CodeInvalidConfig {
+				t.Fatalf("Load error of code %d: %v", e.Code, err)
+			}
+			if e.Msg == "" || strings.ContainsAny(e.Msg, "\r\n") || len(e.Msg) > 512 {
+				t.Fatalf("Load error is not one short line (%d bytes): %q", len(e.Msg), e.Msg)
 			}
 			return
 		}
-		if c.MTU != nil && (*c.MTU < MinMTU || *c.MTU > MaxMTU) {
-			t.Fatalf("accepted mtu %d", *c.MTU)
+		checkLoaded(t, c)
+		// Validation is a fixed point: the accepted config, written out and loaded
+		// again, is accepted with the same meaning.
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("marshal the accepted config: %v", err)
 		}
-		if c.VLAN != nil && (*c.VLAN < 0 || *c.VLAN > 4094) {
-			t.Fatalf("accepted vlan %d", *c.VLAN)
+		again, err := Load(b, args)
+		if err != nil {
+			t.Fatalf("Load(%s) accepted, written out as %s, refused: %v", conf, b, err)
 		}
-		if slices.Contains(strings.Split(c.DataDir, "/"), "..") || !strings.HasPrefix(c.DataDir, "/") {
-			t.Fatalf("accepted dataDir %q", c.DataDir)
+		type meaning struct {
+			VF                                           string
+			DataDir, LogFile, IPAMType, MAC, State, Name string
+			MTU, VLAN                                    *int
+		}
+		m := func(c *NetConf) meaning {
+			return meaning{c.VF.String(), c.DataDir, c.LogFile, c.IPAMType, c.PodMAC.String(), string(c.State), c.Name, c.MTU, c.VLAN}
+		}
+		if diff := cmp.Diff(m(c), m(again)); diff != "" {
+			t.Fatalf("Load(%s) and Load of it written out differ (-first +again):\n%s", conf, diff)
 		}
 	})
+}
+
+// checkLoaded checks what Load accepted against the rules it enforces.
+func checkLoaded(t *testing.T, c *NetConf) {
+	t.Helper()
+	if c.MTU != nil && (*c.MTU < MinMTU || *c.MTU > MaxMTU) {
+		t.Fatalf("accepted mtu %d", *c.MTU)
+	}
+	if c.VLAN != nil && (*c.VLAN < 0 || *c.VLAN > 4094) {
+		t.Fatalf("accepted vlan %d", *c.VLAN)
+	}
+	if (c.VLANQoS != nil && *c.VLANQoS != 0) || (c.MinTxRate != nil && *c.MinTxRate != 0) || (c.MaxTxRate != nil && *c.MaxTxRate < 0) {
+		t.Fatalf("accepted vlanQoS %v, min_tx_rate %v, max_tx_rate %v", c.VLANQoS, c.MinTxRate, c.MaxTxRate)
+	}
+	// Every deviceID key given is a PCI address, and the first one is the VF.
+	first := ""
+	for _, v := range []string{c.DeviceID, c.PCIBusID, c.RC.DeviceID} {
+		if v == "" {
+			continue
+		}
+		a, err := vf.ParsePCIAddr(v)
+		if err != nil {
+			t.Fatalf("accepted device ID %q: %v", v, err)
+		}
+		if first == "" {
+			first = a.String()
+		}
+	}
+	if (first == "") != c.VF.IsZero() || (first != "" && c.VF.String() != first) {
+		t.Fatalf("VF %v, want the first device ID given (%q)", c.VF, first)
+	}
+	// Paths: absolute, clean, printable, no ".." component; dataDir not "/", logFile
+	// not a directory.
+	for key, p := range map[string]string{"dataDir": c.DataDir, "logFile": c.LogFile} {
+		if p == "" && key == "logFile" {
+			continue
+		}
+		if checkAbsPath(key, p) != nil || !strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..") ||
+			strings.IndexFunc(p, unicode.IsControl) >= 0 {
+			t.Fatalf("accepted %s %q", key, p)
+		}
+	}
+	if c.DataDir == "/" || strings.HasSuffix(c.LogFile, "/") {
+		t.Fatalf("accepted dataDir %q, logFile %q", c.DataDir, c.LogFile)
+	}
+	if c.Name != "" && !networkNameRE.MatchString(c.Name) {
+		t.Fatalf("accepted name %q", c.Name)
+	}
+	if c.IPAMType != "" && (strings.ContainsAny(c.IPAMType, "/\\") || fileNameProblem(c.IPAMType) != "") {
+		t.Fatalf("accepted ipam type %q", c.IPAMType)
+	}
+	if c.PodMAC != nil && (len(c.PodMAC) != 6 || c.PodMAC[0]&1 != 0 || slices.Equal(c.PodMAC, make([]byte, 6))) {
+		t.Fatalf("accepted MAC %v", c.PodMAC)
+	}
 }

@@ -47,8 +47,13 @@ func (p *Plugin) Del(args *skel.CmdArgs) (retErr error) {
 // delRefusedConf handles a DEL whose config Load refuses. An ADD with that config
 // was refused before it changed anything, so there is nothing to free, unless a
 // state file says otherwise (a config that was accepted when ADD ran): then the
-// state's own config releases it.
+// state's own config releases it. A dataDir, state file or logFile that the plugin
+// will not use is no fault of the config, and says nothing of what ADD did: DEL
+// reports it and frees nothing.
 func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
+	if isRefusal(loadErr) {
+		return loadErr
+	}
 	if err := checkKey(args.ContainerID, args.IfName); err != nil {
 		return err
 	}
@@ -60,6 +65,9 @@ func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
 		}
 	}
 	a, err := Store{Dir: dataDir}.LoadAttachment(args.ContainerID, args.IfName)
+	if isRefusal(err) {
+		return err // the state is there but unsafe to use: say so, free nothing
+	}
 	if err != nil {
 		if p.Stderr != nil {
 			fmt.Fprintf(p.Stderr, "chelsio-sriov: DEL %s %s: the config is refused (%v), and no state records an attachment: nothing to free\n", args.ContainerID, args.IfName, loadErr)

@@ -123,14 +123,34 @@ type invocation struct {
 	close func()
 }
 
+// begin loads the NetConf, checks CNI_CONTAINERID and CNI_IFNAME for the verbs that
+// take them and what the verb would meet in the state directory, then opens the
+// log: a refused invocation creates no file, the log included.
 func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
 	conf, err := Load(args.StdinData, args.Args)
 	if err != nil {
 		return nil, err
 	}
-	log, closeLog := openLog(conf, p.Stderr)
+	store := Store{Dir: conf.DataDir}
+	switch verb {
+	case "ADD", "DEL", "CHECK":
+		if err := checkKey(args.ContainerID, args.IfName); err != nil {
+			return nil, err
+		}
+		err = store.preflight(args.ContainerID, args.IfName, conf.VF)
+	case "GC":
+		err = store.preflight("", "", conf.VF)
+	}
+	// STATUS checks the state directory itself: its refusal is a readiness answer.
+	if err != nil {
+		return nil, err
+	}
+	log, closeLog, err := openLog(conf, p.Stderr)
+	if err != nil {
+		return nil, err
+	}
 	log = log.With("verb", verb, "container", args.ContainerID, "ifname", args.IfName)
-	return &invocation{conf: conf, log: log, store: Store{Dir: conf.DataDir}, close: closeLog}, nil
+	return &invocation{conf: conf, log: log, store: store, close: closeLog}, nil
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

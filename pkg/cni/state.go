@@ -4,12 +4,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -65,135 +71,437 @@ type Owner struct {
 }
 
 // Store is the plugin's state directory: attachments/<container>_<ifname>.json,
-// vfs/<pci address>.json and locks/<pci address>.lock, files 0600 in 0700 dirs.
+// vfs/<pci address>.json and locks/<pci address>.lock, files 0600 in 0700
+// directories owned by the plugin's user.
+//
+// Every operation opens the directory afresh, one path component at a time from
+// "/" without following a symbolic link (openDirNoFollow), checks it (no link
+// anywhere in dataDir, every directory above it root's or the plugin user's and
+// not writable by others without the sticky bit, dataDir and its subdirectories
+// the plugin user's own, mode 0700 or stricter), and reaches every file through
+// that descriptor with O_NOFOLLOW. A path checked once is never resolved again, so
+// nothing can swap a directory or file for a link between the check and the use.
+// A looser dataDir is refused rather than tightened: it may be shared.
 type Store struct {
 	Dir string
 }
 
+// stateSubdirs are the state directory's subdirectories.
+var stateSubdirs = []string{"attachments", "vfs", "locks"}
+
+// maxStateFile bounds a state file read: one attachment's record is a few KiB.
+const maxStateFile = 1 << 20
+
 var containerIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
 
-// checkKey refuses container IDs and ifnames that could leave the directory.
+// maxContainerID is the longest CNI_CONTAINERID whose state file name,
+// <container>_<ifname>.json with a 15-byte ifname, fits a file name (255 bytes).
+const maxContainerID = 255 - len("_") - maxIfName - len(".json")
+
+// maxIfName is the kernel's limit on an interface name (IFNAMSIZ less its NUL).
+const maxIfName = 15
+
+// checkKey refuses container IDs and ifnames that could leave the directory, make
+// a file name the filesystem refuses, or name an interface the kernel would
+// rename: the message says which variable and what is wrong with it.
 func checkKey(containerID, ifName string) error {
+	if p := containerIDProblem(containerID); p != "" {
+		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_CONTAINERID %s %s", quote(containerID), p))
+	}
+	if p := ifNameProblem(ifName); p != "" {
+		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_IFNAME %s %s", quote(ifName), p))
+	}
+	return nil
+}
+
+func containerIDProblem(id string) string {
 	switch {
-	case len(containerID) == 0 || len(containerID) > 256 || !containerIDRE.MatchString(containerID):
-		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_CONTAINERID %q: want 1-256 of [a-zA-Z0-9_.-], starting with a letter or digit", trunc(containerID)))
-	case len(ifName) == 0 || len(ifName) > 15 || strings.ContainsAny(ifName, "/:\x00 \t\n") || ifName == "." || ifName == "..":
-		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_IFNAME %q: want an interface name of 1-15 characters without '/', ':' or spaces", trunc(ifName)))
+	case id == "":
+		return "is empty: the runtime must give the container's ID"
+	case len(id) > maxContainerID:
+		return fmt.Sprintf("is %d bytes long: at most %d", len(id), maxContainerID)
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return "contains a control character"
+	case !containerIDRE.MatchString(id):
+		return "is not a container ID: want letters, digits, '_', '.' and '-', starting with a letter or digit"
 	}
-	return nil
+	return ""
 }
 
+func ifNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "is empty: want an interface name of 1-15 bytes"
+	case len(name) > maxIfName:
+		return fmt.Sprintf("is %d bytes long: an interface name has at most %d", len(name), maxIfName)
+	case name == "." || name == "..":
+		return "is not an interface name"
+	case !utf8.ValidString(name):
+		return "is not valid UTF-8"
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return "contains a control character"
+	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
+		return "contains white space, which an interface name cannot"
+	case strings.ContainsAny(name, "/:"):
+		return "contains '/' or ':', which an interface name cannot"
+	case strings.Contains(name, "%"):
+		return "contains '%', which the kernel would replace with a number"
+	}
+	return ""
+}
+
+// quote quotes a value for a one-line message, cut as trunc cuts it.
+func quote(s string) string { return strconv.Quote(trunc(s)) }
+
+// trunc cuts a value for a message that quotes it (%q): at most 40 bytes, and
+// fewer when they would quote to more than 48 characters (a control or invalid
+// byte quotes as four), with "…" when cut, so that a hostile value cannot make a
+// message long.
 func trunc(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
+	if len(s) <= 40 && len(strconv.Quote(s)) <= 50 {
+		return s
 	}
-	return s
-}
-
-// ensure creates the directory tree, 0700, and refuses one that is a symbolic link.
-func (s Store) ensure() error {
-	for _, d := range []string{s.Dir, filepath.Join(s.Dir, "attachments"), filepath.Join(s.Dir, "vfs"), filepath.Join(s.Dir, "locks")} {
-		fi, err := os.Lstat(d)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := os.MkdirAll(d, 0o700); err != nil {
-				return withCode(CodeIOFailure, fmt.Errorf("create state dir: %w", err))
-			}
-			continue
-		case err != nil:
-			return withCode(CodeIOFailure, fmt.Errorf("state dir: %w", err))
-		case fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir():
-			return withCode(CodeInvalidConfig, fmt.Errorf("state dir %s is not a directory (a symbolic link?): refusing to use it", d))
-		}
-		if fi.Mode().Perm() != 0o700 {
-			if err := os.Chmod(d, 0o700); err != nil {
-				return withCode(CodeIOFailure, fmt.Errorf("state dir: %w", err))
-			}
-		}
+	n := min(len(s), 40)
+	for n > 0 && len(strconv.Quote(s[:n])) > 48 {
+		n--
 	}
-	return nil
+	return s[:n] + "…"
 }
 
-func (s Store) attachmentPath(containerID, ifName string) string {
-	return filepath.Join(s.Dir, "attachments", containerID+"_"+ifName+".json")
+// attachmentName is the state file's name of a checked key: <container>_<ifname>.json.
+// A container ID may hold '_' and so may an ifname, so that "a_b" with "c" and "a"
+// with "b_c" would share a name; neither may hold ':', and so a container ID with
+// '_' takes <container>:<ifname>.json instead. The names of all other IDs, every ID
+// that runtimes give in practice, are the same as before.
+func attachmentName(containerID, ifName string) string {
+	if strings.Contains(containerID, "_") {
+		return containerID + ":" + ifName + ".json"
+	}
+	return containerID + "_" + ifName + ".json"
 }
 
+// ownerPath is the path of the VF's owner record (for messages, and for callers
+// that need the path itself).
 func (s Store) ownerPath(addr string) string { return filepath.Join(s.Dir, "vfs", addr+".json") }
 
-// writeJSON writes v atomically: a 0600 temp file in the same directory, renamed
-// over the target, so that a reader never sees half a file. There is no fsync on
-// purpose: the state must survive the plugin's own crash (the page cache does), not
-// the node's, because a reboot returns every VF to the host and GC then reclaims the
-// stale files; an fsync would cost each ADD milliseconds for nothing.
-func writeJSON(path string, v any) error {
+// checkAddr refuses a PCI address that is not in its canonical form: file names
+// are only ever made of the form vf.PCIAddr.String gives.
+func checkAddr(addr string) error {
+	if a, err := vf.ParsePCIAddr(addr); err != nil || a.String() != addr {
+		return fmt.Errorf("state of VF %s: not a canonical PCI address", quote(addr))
+	}
+	return nil
+}
+
+// stateDir is the state directory open for one operation, and the subdirectories
+// it opened.
+type stateDir struct {
+	s    Store
+	fd   int
+	subs map[string]int
+}
+
+// open opens and checks the state directory and those of its subdirectories that
+// exist, so that any operation refuses an unsafe one, whichever it uses; see
+// openDir. A missing directory is an error that matches fs.ErrNotExist.
+func (s Store) open() (*stateDir, error) { return s.openDir(false, false) }
+
+// openDir opens the state directory, makes it (and missing directories above it,
+// 0700) with create, and checks it and its existing subdirectories. A directory of
+// the plugin user's that grants group or others access is either the plugin's
+// (dataDir holding nothing but attachments, vfs and locks, such as an empty one
+// that mkdir -p or a hostPath volume made) or shared: the plugin's is tightened to
+// 0700 with tighten (the operations that write), a shared one refused, since
+// changing its mode would break what shares it. Every check comes before any
+// change.
+func (s Store) openDir(create, tightenLoose bool) (*stateDir, error) {
+	fd, loose, err := openDirNoFollow("dataDir", s.Dir, s.Dir, walkPrivate, create)
+	if err != nil {
+		return nil, err
+	}
+	d := &stateDir{s: s, fd: fd, subs: map[string]int{}}
+	type looseDir struct {
+		fd int
+		at string
+	}
+	var fix []looseDir
+	if loose != 0 {
+		names, err := dirNames(fd, s.Dir)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		for _, n := range names {
+			if !slices.Contains(stateSubdirs, n) {
+				d.close()
+				return nil, refuse("dataDir", s.Dir, "", "has mode %04o and holds %q, which is not chelsio-sriov's: a directory that may be shared is neither used nor changed; chmod 700 it, or name a directory of chelsio-sriov's own", loose, trunc(n))
+			}
+		}
+		fix = append(fix, looseDir{fd, s.Dir})
+	}
+	for _, name := range stateSubdirs {
+		sfd, sloose, err := openSubdir("dataDir", s.Dir, fd, name)
+		if isNotExist(err) {
+			continue
+		}
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		d.subs[name] = sfd
+		if sloose != 0 {
+			fix = append(fix, looseDir{sfd, d.at(name, "")})
+		}
+	}
+	if tightenLoose {
+		for _, l := range fix {
+			if err := tighten(l.fd, l.at); err != nil {
+				d.close()
+				return nil, err
+			}
+		}
+	}
+	return d, nil
+}
+
+// preflight refuses, before a verb does anything, what it would meet in the state
+// directory and must not use: an unsafe directory or subdirectory, or, in the place
+// of the attachment's state file (when a key is given) or of the VF's owner record
+// and lock (when an address is given), a symbolic link or anything but a regular
+// file with one link. It creates nothing, and a missing directory or file is fine:
+// the verb makes them. Other errors are left for the verb to meet.
+func (s Store) preflight(containerID, ifName string, addr vf.PCIAddr) error {
+	d, err := s.open()
+	if err != nil {
+		if isRefusal(err) {
+			return err
+		}
+		return nil
+	}
+	defer d.close()
+	var files [][2]string
+	if containerID != "" {
+		files = append(files, [2]string{"attachments", attachmentName(containerID, ifName)})
+	}
+	if !addr.IsZero() {
+		files = append(files, [2]string{"vfs", addr.String() + ".json"}, [2]string{"locks", addr.String() + ".lock"})
+	}
+	for _, f := range files {
+		dir, err := d.sub(f[0])
+		if err != nil {
+			continue // missing (open refused an unsafe one)
+		}
+		if err := checkNotLink("dataDir", s.Dir, d.at(f[0], f[1]), dir, f[1]); isRefusal(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// sub returns the subdirectory name; a missing one matches fs.ErrNotExist.
+func (d *stateDir) sub(name string) (int, error) {
+	if fd, ok := d.subs[name]; ok {
+		return fd, nil
+	}
+	return -1, &fs.PathError{Op: "open", Path: d.at(name, ""), Err: unix.ENOENT}
+}
+
+func (d *stateDir) close() {
+	for _, fd := range d.subs {
+		unix.Close(fd)
+	}
+	unix.Close(d.fd)
+}
+
+// at is the path of a file of the subdirectory sub, for messages.
+func (d *stateDir) at(sub, name string) string { return filepath.Join(d.s.Dir, sub, name) }
+
+// ensure creates the state directory and its subdirectories (0700) as needed,
+// checks them and tightens the plugin's own (see openDir). Every check comes before
+// the first change: a refused dataDir leaves everything as it was.
+func (s Store) ensure() error {
+	d, err := s.openDir(true, true)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	for _, name := range stateSubdirs {
+		if _, ok := d.subs[name]; ok {
+			continue
+		}
+		if err := unix.Mkdirat(d.fd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return withCode(CodeIOFailure, fmt.Errorf("create state dir %s: %w", d.at(name, ""), err))
+		}
+		fd, _, err := openSubdir("dataDir", s.Dir, d.fd, name)
+		if err != nil {
+			return err
+		}
+		d.subs[name] = fd
+	}
+	return nil
+}
+
+// writeJSON writes v as the file name of the subdirectory sub atomically: a 0600
+// temp file in the same directory, renamed over the target, so that a reader never
+// sees half a file. There is no fsync on purpose: the state must survive the
+// plugin's own crash (the page cache does), not the node's, because a reboot returns
+// every VF to the host and GC then reclaims the stale files; an fsync would cost
+// each ADD milliseconds for nothing.
+func (d *stateDir) writeJSON(sub, name string, v any) error {
+	dir, err := d.sub(sub)
+	if err != nil {
+		return err
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return withCode(CodeIOFailure, fmt.Errorf("write state: %w", err))
+	var f *os.File
+	var tmp string
+	for range 100 {
+		tmp = fmt.Sprintf(".tmp-%016x", rand.Uint64())
+		fd, err := unix.Openat(dir, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return withCode(CodeIOFailure, fmt.Errorf("write state %s: %w", d.at(sub, name), err))
+		}
+		f = os.NewFile(uintptr(fd), d.at(sub, tmp))
+		break
 	}
-	tmp := f.Name()
+	if f == nil {
+		return withCode(CodeIOFailure, fmt.Errorf("write state %s: no free temporary name", d.at(sub, name)))
+	}
 	_, werr := f.Write(append(b, '\n'))
 	cerr := f.Close()
 	if err := errors.Join(werr, cerr); err != nil {
-		_ = os.Remove(tmp)
-		return withCode(CodeIOFailure, fmt.Errorf("write state %s: %w", path, err))
+		_ = unix.Unlinkat(dir, tmp, 0)
+		return withCode(CodeIOFailure, fmt.Errorf("write state %s: %w", d.at(sub, name), err))
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return withCode(CodeIOFailure, fmt.Errorf("write state %s: %w", path, err))
+	if err := unix.Renameat(dir, tmp, dir, name); err != nil {
+		_ = unix.Unlinkat(dir, tmp, 0)
+		return withCode(CodeIOFailure, fmt.Errorf("write state %s: %w", d.at(sub, name), err))
 	}
 	return nil
 }
 
-// readJSON reads a state file without following a symbolic link.
-func readJSON(path string, v any) error {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// readJSON reads the file name of the subdirectory sub without following a
+// symbolic link; a missing file matches fs.ErrNotExist.
+func (d *stateDir) readJSON(sub, name string, v any) error {
+	dir, err := d.sub(sub)
+	if err != nil {
+		return err
+	}
+	f, err := openFileNoFollow("dataDir", d.s.Dir, d.at(sub, name), dir, name, unix.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	dec := json.NewDecoder(f)
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("read state %s: %w", path, err)
+	if err := json.NewDecoder(io.LimitReader(f, maxStateFile)).Decode(v); err != nil {
+		return fmt.Errorf("read state %s: %w", d.at(sub, name), err)
+	}
+	return nil
+}
+
+// remove removes the file name of the subdirectory sub; a link is removed, never
+// followed. A missing file or directory is no error.
+func (d *stateDir) remove(sub, name string) error {
+	dir, err := d.sub(sub)
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(dir, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &fs.PathError{Op: "remove", Path: d.at(sub, name), Err: err}
 	}
 	return nil
 }
 
 // LoadAttachment returns the attachment's state; fs.ErrNotExist when there is none.
 func (s Store) LoadAttachment(containerID, ifName string) (*Attachment, error) {
+	if err := checkKey(containerID, ifName); err != nil {
+		return nil, err
+	}
+	d, err := s.open()
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
 	var a Attachment
-	if err := readJSON(s.attachmentPath(containerID, ifName), &a); err != nil {
+	if err := d.readJSON("attachments", attachmentName(containerID, ifName), &a); err != nil {
 		return nil, err
 	}
 	return &a, nil
 }
 
 // SaveAttachment writes the attachment's state and, when it starts (phase adding),
-// the VF's owner record.
+// the VF's owner record. Both targets are checked before either is written: a
+// symbolic link (or anything but a regular file) in the place of one refuses the
+// save with nothing written.
 func (s Store) SaveAttachment(a *Attachment) error {
-	if a.Phase == PhaseAdding {
-		if err := writeJSON(s.ownerPath(a.VF), Owner{ContainerID: a.ContainerID, IfName: a.IfName, Netns: a.Netns}); err != nil {
+	if err := checkKey(a.ContainerID, a.IfName); err != nil {
+		return err
+	}
+	owner := a.Phase == PhaseAdding
+	if owner {
+		if err := checkAddr(a.VF); err != nil {
 			return err
 		}
 	}
-	return writeJSON(s.attachmentPath(a.ContainerID, a.IfName), a)
+	d, err := s.openDir(false, true)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	name := attachmentName(a.ContainerID, a.IfName)
+	targets := [][2]string{{"attachments", name}}
+	if owner {
+		targets = append(targets, [2]string{"vfs", a.VF + ".json"})
+	}
+	for _, t := range targets {
+		dir, err := d.sub(t[0])
+		if err != nil {
+			return err
+		}
+		if err := checkNotLink("dataDir", s.Dir, d.at(t[0], t[1]), dir, t[1]); err != nil {
+			return err
+		}
+	}
+	if owner {
+		if err := d.writeJSON("vfs", a.VF+".json", Owner{ContainerID: a.ContainerID, IfName: a.IfName, Netns: a.Netns}); err != nil {
+			return err
+		}
+	}
+	return d.writeJSON("attachments", name, a)
 }
 
 // RemoveAttachment deletes the attachment's state, and the VF's owner record if it
 // still names this attachment.
 func (s Store) RemoveAttachment(containerID, ifName, addr string) error {
+	if err := checkKey(containerID, ifName); err != nil {
+		return err
+	}
+	d, err := s.openDir(false, true)
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer d.close()
 	var errs []error
-	if addr != "" {
-		if o, err := s.Owner(addr); err == nil && o.ContainerID == containerID && o.IfName == ifName {
-			if err := os.Remove(s.ownerPath(addr)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if addr != "" && checkAddr(addr) == nil {
+		var o Owner
+		if err := d.readJSON("vfs", addr+".json", &o); err == nil && o.ContainerID == containerID && o.IfName == ifName {
+			if err := d.remove("vfs", addr+".json"); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
-	if err := os.Remove(s.attachmentPath(containerID, ifName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := d.remove("attachments", attachmentName(containerID, ifName)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -201,31 +509,64 @@ func (s Store) RemoveAttachment(containerID, ifName, addr string) error {
 
 // Owner returns the VF's owner record; fs.ErrNotExist when the VF is free.
 func (s Store) Owner(addr string) (*Owner, error) {
+	if err := checkAddr(addr); err != nil {
+		return nil, err
+	}
+	d, err := s.open()
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
 	var o Owner
-	if err := readJSON(s.ownerPath(addr), &o); err != nil {
+	if err := d.readJSON("vfs", addr+".json", &o); err != nil {
 		return nil, err
 	}
 	return &o, nil
 }
 
-// Attachments lists every attachment state file (for GC).
+// Attachments lists every attachment state file (for GC). A file whose record
+// does not name an attachment that would be stored under that name is reported
+// and skipped: GC acts only on keys that pass checkKey.
 func (s Store) Attachments() ([]*Attachment, error) {
-	entries, err := os.ReadDir(filepath.Join(s.Dir, "attachments"))
-	if errors.Is(err, fs.ErrNotExist) {
+	d, err := s.open()
+	if isNotExist(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	defer d.close()
+	dir, err := d.sub("attachments")
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rfd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: d.at("attachments", ""), Err: err}
+	}
+	rf := os.NewFile(uintptr(rfd), d.at("attachments", ""))
+	names, err := rf.Readdirnames(-1)
+	rf.Close()
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
 	var out []*Attachment
 	var errs []error
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
+	for _, n := range names {
+		if !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
 			continue
 		}
 		var a Attachment
-		if err := readJSON(filepath.Join(s.Dir, "attachments", e.Name()), &a); err != nil {
+		if err := d.readJSON("attachments", n, &a); err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if checkKey(a.ContainerID, a.IfName) != nil || attachmentName(a.ContainerID, a.IfName) != n {
+			errs = append(errs, fmt.Errorf("state file %s records container %s, ifname %s, which is not the attachment of its name: skipped", d.at("attachments", n), quote(a.ContainerID), quote(a.IfName)))
 			continue
 		}
 		out = append(out, &a)
@@ -234,12 +575,38 @@ func (s Store) Attachments() ([]*Attachment, error) {
 }
 
 // Lock takes the VF's lock (flock on locks/<addr>.lock), waiting up to timeout;
-// then it fails with code 11 (try again later).
+// then it fails with code 11 (try again later). Every verb takes it before it
+// changes anything of the VF's, so it also refuses there a lock file or owner
+// record that is a symbolic link or not a regular file.
 func (s Store) Lock(addr string, timeout time.Duration) (func(), error) {
-	p := filepath.Join(s.Dir, "locks", addr+".lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
+	if err := checkAddr(addr); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (func(), error) {
+		if isRefusal(err) {
+			return nil, err
+		}
 		return nil, withCode(CodeIOFailure, fmt.Errorf("lock VF %s: %w", addr, err))
+	}
+	d, err := s.openDir(false, true)
+	if err != nil {
+		return fail(err)
+	}
+	defer d.close()
+	vfs, err := d.sub("vfs")
+	if err != nil {
+		return fail(err)
+	}
+	if err := checkNotLink("dataDir", s.Dir, d.at("vfs", addr+".json"), vfs, addr+".json"); err != nil {
+		return fail(err)
+	}
+	locks, err := d.sub("locks")
+	if err != nil {
+		return fail(err)
+	}
+	f, err := openFileNoFollow("dataDir", s.Dir, d.at("locks", addr+".lock"), locks, addr+".lock", unix.O_RDWR|unix.O_CREAT, 0o600)
+	if err != nil {
+		return fail(err)
 	}
 	deadline := time.Now().Add(timeout)
 	wait := time.Millisecond
