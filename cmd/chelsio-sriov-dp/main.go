@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 			return err
 		}
 		if !ok {
-			return errors.New("the file is gone")
+			return errors.New("the file was removed: restore it, or restart the plugin to serve the zero-config pools")
 		}
 		scanner.SetConfig(c)
 		return nil

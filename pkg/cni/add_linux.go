@@ -27,9 +27,9 @@ func (p *Plugin) lookupVF(c *NetConf) (*vf.VF, error) {
 	v, err := vf.LookupVF(p.Root, c.VF, vf.Options{})
 	switch {
 	case errors.Is(err, vf.ErrNotChelsioVF):
-		return nil, configError("deviceID %s: %v", c.VF, err)
+		return nil, configError("deviceID %s: %v: give the PCI address of a Chelsio VF (chelsio-vf list shows them)", c.VF, err)
 	case isNotExist(err):
-		return nil, configError("deviceID %s: no such PCI device in %s", c.VF, p.Root.Path("bus/pci/devices"))
+		return nil, configError("deviceID %s: no such PCI device in %s: the VF is gone or the address is wrong (chelsio-vf list shows the VFs)", c.VF, p.Root.Path("bus/pci/devices"))
 	case err != nil:
 		return nil, withCode(CodeIOFailure, fmt.Errorf("deviceID %s: %w", c.VF, err))
 	}
@@ -41,7 +41,7 @@ func (p *Plugin) lookupVF(c *NetConf) (*vf.VF, error) {
 		return nil, configError("deviceID %s: the VF is bound to %s; chelsio-sriov takes cxgb4vf (kernel netdev) or vfio-pci (DPDK) VFs", c.VF, v.Driver)
 	}
 	if c.HasPFSettings() && v.MgmtNetdev == "" {
-		return nil, configError("deviceID %s: VF-level settings (vlan, mac, max_tx_rate, link_state) go through the PF's management netdev, and %s has none", c.VF, p.Root.Path("bus/pci/devices", v.PF.String(), "net"))
+		return nil, configError("deviceID %s: VF-level settings (vlan, mac, max_tx_rate, link_state) go through the PF's management netdev, and %s has none: remove those keys, or use a kernel whose cxgb4 has one (Linux 4.9 or later) and leave it in the host namespace", c.VF, p.Root.Path("bus/pci/devices", v.PF.String(), "net"))
 	}
 	if c.MaxTxRate != nil && *c.MaxTxRate > 0 {
 		if err := p.checkRate(v, *c.MaxTxRate); err != nil {

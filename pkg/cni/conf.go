@@ -120,7 +120,7 @@ func Load(stdin []byte, cniArgs string) (*NetConf, error) {
 			return nil, configError("\"ipam\" has no \"type\": name the IPAM plugin, e.g. \"host-local\"")
 		}
 		if strings.ContainsAny(ip.Type, "/\\\x00") {
-			return nil, configError("\"ipam\" type %q is not a plugin name", ip.Type)
+			return nil, configError("\"ipam\" type %q is not a plugin name: want the file name of an IPAM plugin in CNI_PATH, e.g. \"host-local\"", ip.Type)
 		}
 		if p := fileNameProblem(ip.Type); p != "" {
 			return nil, configError("\"ipam\" type %q %s: want the file name of an IPAM plugin in CNI_PATH", trunc(ip.Type), p)
@@ -173,7 +173,7 @@ func (c *NetConf) validate(cniArgs string) error {
 	}
 	if c.VLANQoS != nil {
 		if *c.VLANQoS < 0 || *c.VLANQoS > 7 {
-			return configError("\"vlanQoS\" %d is out of range 0-7", *c.VLANQoS)
+			return configError("\"vlanQoS\" %d is out of range 0-7, and cxgb4 takes only 0: remove the key or set it to 0", *c.VLANQoS)
 		}
 		if *c.VLANQoS != 0 {
 			return configError("\"vlanQoS\" %d: cxgb4 cannot set a VF's VLAN priority; remove the key or set it to 0", *c.VLANQoS)

@@ -40,7 +40,7 @@ func (m *Manager) containerResponse(res *Resource, devs []*Device) (*pluginapi.C
 		di := map[string]any{"generic": map[string]string{"deviceID": d.ID}}
 		if d.VFIO() {
 			if d.IOMMUGroup < 0 {
-				return nil, fmt.Errorf("device %s is on vfio-pci but has no IOMMU group", d.ID)
+				return nil, fmt.Errorf("device %s is on vfio-pci but has no IOMMU group: turn the IOMMU on (chelsio-vf doctor says how)", d.ID)
 			}
 			group := "/dev/vfio/" + strconv.Itoa(d.IOMMUGroup)
 			di["vfio"] = map[string]string{"mount": vfioDevice, "dev-mount": group}

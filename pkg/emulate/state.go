@@ -69,7 +69,7 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("invalid MTU %d: a Chelsio VF takes 81..9600", c.MTU)
 	}
 	if _, ok := vf.LookupModel(c.Model); !ok {
-		return fmt.Errorf("unknown model %q: see the ID table of chelsio-hardware (e.g. T62100-CR, T6225-CR, T540-CR, T520-CR)", c.Model)
+		return fmt.Errorf("unknown model %q: want a Chelsio model, e.g. T62100-CR, T6225-CR, T540-CR or T520-CR", c.Model)
 	}
 	return nil
 }
@@ -148,7 +148,7 @@ func Load(runDir, name string) (*State, error) {
 		c.RunDir = "/run"
 	}
 	if !nameRE.MatchString(c.Name) {
-		return nil, fmt.Errorf("invalid name %q", c.Name)
+		return nil, fmt.Errorf("invalid name %q: want 1-24 of a-z, 0-9, '-', starting with a letter", c.Name)
 	}
 	b, err := os.ReadFile(filepath.Join(c.StateDir(), "state.json"))
 	if errors.Is(err, fs.ErrNotExist) {

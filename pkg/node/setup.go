@@ -62,7 +62,7 @@ func (c *SetupConfig) defaults() error {
 	case c.PF < 0 || c.PF > 7:
 		return fmt.Errorf("invalid PF %d: only PF0-PF3 create VFs (use --pf 0..3)", c.PF)
 	case c.VFs < 0:
-		return fmt.Errorf("invalid VF count %d", c.VFs)
+		return fmt.Errorf("invalid VF count %d: want 0 or more (0 removes the VFs)", c.VFs)
 	case c.MTU != 0 && (c.MTU < 81 || c.MTU > 9600):
 		return fmt.Errorf("invalid MTU %d: a Chelsio VF takes 81..9600", c.MTU)
 	case c.Driver != vf.DriverCxgb4VF && c.Driver != vf.DriverVFIO:
@@ -244,7 +244,7 @@ func (s *setup) current(slot string, pfAddr vf.PCIAddr) ([]*vf.VF, []vf.Port, er
 			}
 		}
 	}
-	return nil, nil, fmt.Errorf("PF %s disappeared", pfAddr)
+	return nil, nil, fmt.Errorf("PF %s is no longer under %s after the sriov_numvfs write: check dmesg for cxgb4 errors", pfAddr, s.c.Sysfs.Path("bus/pci/devices"))
 }
 
 // setNumVFs writes n to the PF's sriov_numvfs, maps the kernel's refusals, and waits
