@@ -3,6 +3,7 @@ package cni
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -152,6 +153,19 @@ func TestAsCNIError(t *testing.T) {
 	}
 	if AsCNIError(nil) != nil {
 		t.Error("AsCNIError(nil) != nil")
+	}
+	// A delegated plugin's error keeps its code and the context around it.
+	ipam := &types.Error{Code: types.ErrInvalidNetworkConfig, Msg: "no IP addresses available in range set", Details: "198.51.100.1-198.51.100.2"}
+	wrapped := fmt.Errorf("%w; undoing the ADD also failed: %w", fmt.Errorf("IPAM host-local ADD: %w", ipam), errors.New("move back: gone"))
+	want := &types.Error{Code: types.ErrInvalidNetworkConfig, Msg: "IPAM host-local ADD: no IP addresses available in range set; 198.51.100.1-198.51.100.2; undoing the ADD also failed: move back: gone"}
+	if diff := cmp.Diff(want, AsCNIError(wrapped)); diff != "" {
+		t.Errorf("wrapped IPAM error mismatch (-want +got):\n%s", diff)
+	}
+	if e := AsCNIError(withCode(CodeNotAvailable, fmt.Errorf("IPAM: %w", ipam))); e.Code != CodeNotAvailable {
+		t.Errorf("coded wrapper of an IPAM error: code %d, want %d", e.Code, CodeNotAvailable)
+	}
+	if e := AsCNIError(ipam); e != ipam {
+		t.Errorf("a bare delegated error = %+v, want it unchanged", e)
 	}
 }
 

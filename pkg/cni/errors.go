@@ -36,19 +36,25 @@ func withCode(code uint, err error) error {
 }
 
 // AsCNIError turns any error of the plugin into the *types.Error printed to the
-// runtime: the code of the outermost codedError, else 999 (internal).
+// runtime: the whole message, with the code of the outermost codedError, else of
+// an error a delegated plugin (IPAM) returned, else 999 (internal). A delegated
+// plugin's error keeps the context around it ("IPAM host-local ADD: …", an undo
+// that failed too, the other errors of a DEL).
 func AsCNIError(err error) *types.Error {
 	if err == nil {
 		return nil
 	}
-	var te *types.Error
-	if errors.As(err, &te) {
+	if te, ok := err.(*types.Error); ok {
 		return te
 	}
-	code := types.ErrInternal
+	code := uint(types.ErrInternal)
 	var ce *codedError
-	if errors.As(err, &ce) {
+	var te *types.Error
+	switch {
+	case errors.As(err, &ce):
 		code = ce.code
+	case errors.As(err, &te):
+		code = te.Code
 	}
 	return &types.Error{Code: code, Msg: err.Error()}
 }
