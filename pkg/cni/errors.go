@@ -15,7 +15,6 @@ const (
 	CodeTryAgainLater = types.ErrTryAgainLater               // 11: VF lock held, VF in transit
 	CodeNotAvailable  = 50                                   // STATUS: cannot serve ADDs
 	CodeVFBusy        = 101                                  // the VF belongs to another live attachment
-	CodeVFNotFound    = 102                                  // no such VF, or no netdev for it
 )
 
 // codedError carries a CNI error code to the outermost layer.
