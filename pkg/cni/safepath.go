@@ -21,11 +21,17 @@ type unsafePathError struct {
 	problem string // what is wrong, and what to do
 }
 
+// Error names the part at fault relative to the path when it is below it
+// ("locks/0000:81:01.0.lock"), in full when it is above it.
 func (e *unsafePathError) Error() string {
 	if e.at == "" || e.at == e.path {
 		return fmt.Sprintf("%q %q %s", e.key, e.path, e.problem)
 	}
-	return fmt.Sprintf("%q %q: %q %s", e.key, e.path, e.at, e.problem)
+	at := e.at
+	if rel, ok := strings.CutPrefix(at, strings.TrimSuffix(e.path, "/")+"/"); ok && rel != "" {
+		at = rel
+	}
+	return fmt.Sprintf("%q %q: %q %s", e.key, e.path, at, e.problem)
 }
 
 // refuse returns the refusal as a CNI error (code 7: the config names the path).

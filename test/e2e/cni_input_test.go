@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
@@ -24,7 +27,9 @@ const (
 // TestPrivilegedCNIRefusesBadInput feeds bad input to the real binary through libcni
 // and checks each refusal: a *types.Error with the right code and a one-line
 // message naming the key, and nothing touched: the VF still in its worker as it was
-// (name, MTU, MAC, admin state), no net1 in the pod, no lease, no file in dataDir.
+// (name, MTU, MAC, admin state), no net1 in the pod, no lease, no file in dataDir,
+// and nothing changed in the scratch directory that hostile layouts live in
+// (dataDir and logFile through symbolic links, planted state files and locks).
 func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 	roottest.Require(t)
 	node := upNode(t, "--vfs", "2")
@@ -39,7 +44,12 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 		over        map[string]any
 		ifName      string
 		containerID string
+		capArgs     map[string]any // the runtime's capability arguments
+		// layout makes a hostile layout under scratch and returns keys to merge into
+		// the config (dataDir, logFile).
+		layout func(t *testing.T, scratch string) map[string]any
 	}
+	kib4 := strings.Repeat("a", 4096)
 	tests := []struct {
 		name    string
 		in      setup
@@ -69,6 +79,90 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 		{"ifname with a slash", setup{ifName: "net1/../x"}, types.ErrInvalidEnvironmentVariables, []string{"interface name"}},
 		{"ifname over 15 characters", setup{ifName: "net1234567890123"}, types.ErrInvalidEnvironmentVariables, []string{"interface name"}},
 		{"containerID with a slash", setup{containerID: "pod/../x"}, types.ErrInvalidEnvironmentVariables, []string{"containerID"}},
+		// What libcni lets through reaches the plugin's own checks.
+		{"ifname with a control character", setup{ifName: "net\x01"}, types.ErrInvalidEnvironmentVariables, []string{"CNI_IFNAME", "control character"}},
+		{"ifname with a percent sign", setup{ifName: "net%d"}, types.ErrInvalidEnvironmentVariables, []string{"CNI_IFNAME", "'%'"}},
+		{"containerID of 4 KiB", setup{containerID: kib4}, types.ErrInvalidEnvironmentVariables, []string{"CNI_CONTAINERID", "4096 bytes"}},
+		{"deviceID traversal", setup{deviceID: "../../../../etc/passwd"}, types.ErrInvalidNetworkConfig, []string{`"deviceID"`, "PCI address"}},
+		{"deviceID with NUL", setup{deviceID: inputVF + "\x00/x"}, types.ErrInvalidNetworkConfig, []string{`"deviceID"`}},
+		{"deviceID with an escape sequence", setup{deviceID: "\x1b[2J" + inputVF}, types.ErrInvalidNetworkConfig, []string{`"deviceID"`}},
+		{"deviceID of 4 KiB", setup{deviceID: kib4}, types.ErrInvalidNetworkConfig, []string{`"deviceID"`}},
+		{"bad pciBusID behind a good deviceID", setup{over: map[string]any{"pciBusID": "../" + inputVF}}, types.ErrInvalidNetworkConfig, []string{`"pciBusID"`}},
+		{"runtimeConfig.deviceID traversal", setup{
+			over:    map[string]any{"deviceID": nil, "pciBusID": nil, "capabilities": map[string]any{"deviceID": true}},
+			capArgs: map[string]any{"deviceID": "../../../sys/bus/pci/devices/" + inputVF},
+		}, types.ErrInvalidNetworkConfig, []string{`"runtimeConfig.deviceID"`}},
+		{"dataDir with ..", setup{over: map[string]any{"dataDir": "/var/lib/cni/../../../etc"}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "clean path"}},
+		{"dataDir with NUL", setup{over: map[string]any{"dataDir": "/var/lib/x\x00"}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "NUL"}},
+		{"dataDir with a newline", setup{over: map[string]any{"dataDir": "/var/lib/x\ny"}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "control character"}},
+		{"dataDir of 4 KiB", setup{over: map[string]any{"dataDir": "/" + kib4}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "512 bytes"}},
+		{"dataDir /", setup{over: map[string]any{"dataDir": "/"}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "root directory"}},
+		{"logFile relative", setup{over: map[string]any{"logFile": "chelsio.log"}}, types.ErrInvalidNetworkConfig, []string{`"logFile"`, "absolute"}},
+		{"logFile with ..", setup{over: map[string]any{"logFile": "/var/log/../../etc/shadow"}}, types.ErrInvalidNetworkConfig, []string{`"logFile"`, "clean path"}},
+		{"dataDir is a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
+			mkdir0700(t, filepath.Join(scratch, "real"))
+			symlinkOrFail(t, filepath.Join(scratch, "real"), filepath.Join(scratch, "state"))
+			return map[string]any{"dataDir": filepath.Join(scratch, "state")}
+		}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "symbolic link"}},
+		{"dataDir below a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
+			mkdir0700(t, filepath.Join(scratch, "real"))
+			symlinkOrFail(t, filepath.Join(scratch, "real"), filepath.Join(scratch, "link"))
+			return map[string]any{"dataDir": filepath.Join(scratch, "link", "state")}
+		}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "link", "symbolic link"}},
+		{"dataDir's locks is a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
+			d := stateDirIn(t, scratch)
+			mkdir0700(t, filepath.Join(scratch, "elsewhere"))
+			if err := os.Remove(filepath.Join(d, "locks")); err != nil {
+				t.Fatal(err)
+			}
+			symlinkOrFail(t, filepath.Join(scratch, "elsewhere"), filepath.Join(d, "locks"))
+			return map[string]any{"dataDir": d}
+		}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "locks", "symbolic link"}},
+		{"a shared dataDir of mode 0755", setup{layout: func(t *testing.T, scratch string) map[string]any {
+			d := stateDirIn(t, scratch)
+			if err := os.WriteFile(filepath.Join(d, "other.db"), []byte("not ours"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return map[string]any{"dataDir": d}
+		}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "0755", "other.db"}},
+		{"the attachment's state file is a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
+			d := stateDirIn(t, scratch)
+			precious(t, scratch)
+			symlinkOrFail(t, filepath.Join(scratch, "precious"), filepath.Join(d, "attachments", "pod-bad_net1.json"))
+			return map[string]any{"dataDir": d}
+		}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "pod-bad_net1.json", "symbolic link"}},
+		{"the VF's lock is a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
+			d := stateDirIn(t, scratch)
+			precious(t, scratch)
+			symlinkOrFail(t, filepath.Join(scratch, "precious"), filepath.Join(d, "locks", inputVF+".lock"))
+			return map[string]any{"dataDir": d}
+		}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, inputVF + ".lock", "symbolic link"}},
+		{"the VF's owner record is a FIFO", setup{layout: func(t *testing.T, scratch string) map[string]any {
+			d := stateDirIn(t, scratch)
+			if err := unix.Mkfifo(filepath.Join(d, "vfs", inputVF+".json"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return map[string]any{"dataDir": d}
+		}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, inputVF + ".json", "not a regular file"}},
+		{"logFile is a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
+			precious(t, scratch)
+			symlinkOrFail(t, filepath.Join(scratch, "precious"), filepath.Join(scratch, "chelsio-sriov.log"))
+			return map[string]any{"logFile": filepath.Join(scratch, "chelsio-sriov.log")}
+		}}, types.ErrInvalidNetworkConfig, []string{`"logFile"`, "symbolic link"}},
+		{"logFile's directory is a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
+			mkdir0700(t, filepath.Join(scratch, "real"))
+			symlinkOrFail(t, filepath.Join(scratch, "real"), filepath.Join(scratch, "log"))
+			return map[string]any{"logFile": filepath.Join(scratch, "log", "chelsio-sriov.log")}
+		}}, types.ErrInvalidNetworkConfig, []string{`"logFile"`, "symbolic link"}},
+		{"logFile is a FIFO", setup{layout: func(t *testing.T, scratch string) map[string]any {
+			if err := unix.Mkfifo(filepath.Join(scratch, "chelsio-sriov.log"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return map[string]any{"logFile": filepath.Join(scratch, "chelsio-sriov.log")}
+		}}, types.ErrInvalidNetworkConfig, []string{`"logFile"`, "not a regular file"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,6 +176,13 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 			for k, v := range tt.in.over {
 				over[k] = v
 			}
+			scratch := t.TempDir()
+			if tt.in.layout != nil {
+				for k, v := range tt.in.layout(t, scratch) {
+					over[k] = v
+				}
+			}
+			scratchBefore := treeOf(t, scratch)
 			conf := e.conf(1, deviceID, over)
 			pod := newPod(t)
 			rt := e.rt("pod-bad", pod)
@@ -91,6 +192,7 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 			if tt.in.containerID != "" {
 				rt.ContainerID = tt.in.containerID
 			}
+			rt.CapabilityArgs = tt.in.capArgs
 			r, err := e.cni(1).AddNetwork(ctx30(t), e.plugin(conf), rt)
 			if err == nil {
 				t.Fatalf("ADD succeeded: %v", r)
@@ -109,6 +211,9 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 			if f := filesUnder(t, e.dataDirs[1]); len(f) != 0 {
 				t.Errorf("files in dataDir: %v", f)
 			}
+			if diff := cmp.Diff(scratchBefore, treeOf(t, scratch)); diff != "" {
+				t.Errorf("the refused ADD changed the scratch directory (-before +after):\n%s", diff)
+			}
 		})
 	}
 
@@ -120,6 +225,9 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 		{"binary: ifname with a slash", "pod-bad", "net1/../x", "interface name"},
 		{"binary: ifname over 15 characters", "pod-bad", "net1234567890123", "interface name"},
 		{"binary: containerID with a slash", "pod/../x", "net1", "containerID"},
+		// skel lets these through: the plugin refuses them itself.
+		{"binary: ifname with a control character", "pod-bad", "net\x7f", "CNI_IFNAME"},
+		{"binary: containerID of 4 KiB", kib4, "net1", "CNI_CONTAINERID"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newCNIEnv(t, node)
@@ -138,6 +246,77 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stateDirIn makes a sound state directory under scratch (0700, with its three
+// subdirectories) for a test to plant something in.
+func stateDirIn(t *testing.T, scratch string) string {
+	t.Helper()
+	d := filepath.Join(scratch, "state")
+	for _, sub := range []string{"", "attachments", "vfs", "locks"} {
+		mkdir0700(t, filepath.Join(d, sub))
+	}
+	return d
+}
+
+func mkdir0700(t *testing.T, p string) {
+	t.Helper()
+	if err := os.Mkdir(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlinkOrFail(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// precious is a file beside the plugin's paths that a refused ADD must not touch.
+func precious(t *testing.T, scratch string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(scratch, "precious"), []byte(`{"containerID":"pod-bad","ifName":"net1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// treeOf describes every entry under dir, links not followed: type and mode, link
+// target, size and content of files. Equal descriptions mean nothing changed.
+func treeOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		desc := fi.Mode().String()
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			desc += " -> " + target
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			desc += fmt.Sprintf(" %d %q", len(b), b)
+		}
+		out[rel] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // checkRefusal checks a refused ADD's error: a *types.Error, the code, a one-line
