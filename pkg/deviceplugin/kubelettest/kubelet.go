@@ -4,6 +4,11 @@
 // and calls GetPreferredAllocation and Allocate on demand. Restart behaves as a
 // kubelet restart: every socket in the directory is removed and kubelet.sock
 // created anew.
+//
+// Like kubelet, it keeps a ledger of which devices it has given to which container
+// (ledger.go): Admit picks only healthy devices that no container holds, asks the
+// plugin to Allocate them, and records the answer in a checkpoint file, so that the
+// ledger outlives plugin restarts and kubelet restarts alike.
 package kubelettest
 
 import (
@@ -33,6 +38,10 @@ type Kubelet struct {
 	plugins map[string]*Plugin
 	regs    map[string]int
 	changed chan struct{}
+	ledger  map[slot]*Assignment // what containers hold; see ledger.go
+	known   map[string]bool      // resources ever registered (checkpointed)
+	admitMu sync.Mutex           // kubelet admits one pod at a time
+	ckptMu  sync.Mutex           // one checkpoint write at a time
 }
 
 // Plugin is what the stand-in knows of one registered resource.
@@ -43,14 +52,23 @@ type Plugin struct {
 	Devices  []*pluginapi.Device // the latest ListAndWatch list
 	Lists    int                 // lists received
 	First    time.Time           // when the first list arrived
-	conn     *grpc.ClientConn
-	client   pluginapi.DevicePluginClient
-	cancel   context.CancelFunc
+	// Ended is set when the ListAndWatch stream has ended (the plugin stopped or
+	// died). As kubelet does, the stand-in then counts none of the resource's
+	// devices as healthy until the plugin registers again; Devices keeps the last
+	// list.
+	Ended  bool
+	conn   *grpc.ClientConn
+	client pluginapi.DevicePluginClient
+	cancel context.CancelFunc
 }
 
-// Start serves kubelet.sock in dir.
+// Start serves kubelet.sock in dir. The ledger starts from dir's checkpoint file,
+// if there is one.
 func Start(dir string) (*Kubelet, error) {
 	k := &Kubelet{Dir: dir, Socket: filepath.Join(dir, "kubelet.sock"), plugins: map[string]*Plugin{}, regs: map[string]int{}, changed: make(chan struct{})}
+	if err := k.readCheckpoint(); err != nil {
+		return nil, err
+	}
 	if err := k.listen(); err != nil {
 		return nil, err
 	}
@@ -97,8 +115,15 @@ func (k *Kubelet) Register(_ context.Context, req *pluginapi.RegisterRequest) (*
 	}
 	k.plugins[req.ResourceName] = p
 	k.regs[req.ResourceName]++
+	newResource := !k.known[req.ResourceName]
+	k.known[req.ResourceName] = true
 	k.signalLocked()
 	k.mu.Unlock()
+	if newResource {
+		if err := k.writeCheckpoint(); err != nil {
+			return nil, err
+		}
+	}
 	stream, err := client.ListAndWatch(ctx, &pluginapi.Empty{})
 	if err != nil {
 		return nil, fmt.Errorf("ListAndWatch: %w", err)
@@ -106,18 +131,23 @@ func (k *Kubelet) Register(_ context.Context, req *pluginapi.RegisterRequest) (*
 	go func() {
 		for {
 			resp, err := stream.Recv()
-			if err != nil {
+			k.mu.Lock()
+			if k.plugins[req.ResourceName] != p {
+				k.mu.Unlock()
 				return
 			}
-			k.mu.Lock()
-			if k.plugins[req.ResourceName] == p {
-				p.Devices = resp.Devices
-				if p.Lists == 0 {
-					p.First = time.Now()
-				}
-				p.Lists++
+			if err != nil {
+				p.Ended = true
 				k.signalLocked()
+				k.mu.Unlock()
+				return
 			}
+			p.Devices = resp.Devices
+			if p.Lists == 0 {
+				p.First = time.Now()
+			}
+			p.Lists++
+			k.signalLocked()
 			k.mu.Unlock()
 		}
 	}()
@@ -156,7 +186,7 @@ func (k *Kubelet) Snapshot(resource string) (Plugin, bool) {
 	if !ok {
 		return Plugin{}, false
 	}
-	return Plugin{Resource: p.Resource, Endpoint: p.Endpoint, Options: p.Options, Devices: append([]*pluginapi.Device(nil), p.Devices...), Lists: p.Lists, First: p.First}, true
+	return Plugin{Resource: p.Resource, Endpoint: p.Endpoint, Options: p.Options, Devices: append([]*pluginapi.Device(nil), p.Devices...), Lists: p.Lists, First: p.First, Ended: p.Ended}, true
 }
 
 // Registrations counts Register calls for a resource.
@@ -176,7 +206,10 @@ func (k *Kubelet) client(resource string) (pluginapi.DevicePluginClient, error) 
 	return p.client, nil
 }
 
-// Allocate asks the plugin for one container's devices.
+// Allocate asks the plugin for one container's devices, directly: it neither
+// consults nor changes the ledger. Kubelet itself never sends an ID that a container
+// holds, nor an unknown or unhealthy one; tests use Allocate to see how the plugin
+// answers anyway. Admit is what kubelet does.
 func (k *Kubelet) Allocate(ctx context.Context, resource string, ids ...string) (*pluginapi.ContainerAllocateResponse, error) {
 	c, err := k.client(resource)
 	if err != nil {
@@ -204,11 +237,15 @@ func (k *Kubelet) Preferred(ctx context.Context, resource string, available, mus
 	if err != nil {
 		return nil, err
 	}
+	if len(r.ContainerResponses) != 1 {
+		return nil, errors.New("GetPreferredAllocation: not one container response")
+	}
 	return r.ContainerResponses[0].DeviceIDs, nil
 }
 
 // Restart behaves as kubelet restarting: it drops every plugin, removes every
-// socket of the directory (the plugins' too), and serves a new kubelet.sock.
+// socket of the directory (the plugins' too), reads the ledger back from its
+// checkpoint file, and serves a new kubelet.sock.
 func (k *Kubelet) Restart() error {
 	k.stopServer()
 	entries, err := os.ReadDir(k.Dir)
@@ -221,6 +258,9 @@ func (k *Kubelet) Restart() error {
 				return err
 			}
 		}
+	}
+	if err := k.readCheckpoint(); err != nil {
+		return err
 	}
 	return k.listen()
 }
