@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
@@ -112,9 +114,11 @@ func Default(prefix string) *Config {
 
 // Load reads and parses the config file at path. A missing file is the zero-config:
 // Default(defaultPrefix) with fromFile false (a bad defaultPrefix is still an
-// error). Other read errors, and parse errors, name the path.
+// error). Other read errors, and parse errors, name the path. It never blocks: a
+// path that is not a regular file (a named pipe, a device such as /dev/zero, a
+// directory), or a file over MaxConfigSize, is an error.
 func Load(path, defaultPrefix string) (cfg *Config, fromFile bool, err error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfig(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if msg := checkPrefix(defaultPrefix); defaultPrefix != "" && msg != "" {
 			return nil, false, &ConfigError{Problems: []string{fmt.Sprintf("default resource prefix %s (--resource-prefix): %s", quote(defaultPrefix), msg)}}
@@ -129,6 +133,53 @@ func Load(path, defaultPrefix string) (cfg *Config, fromFile bool, err error) {
 		return nil, false, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, true, nil
+}
+
+// MaxConfigSize bounds the config file: a ConfigMap holds at most 1 MiB.
+const MaxConfigSize = 1 << 20
+
+// readConfig reads a config file that must be a regular file of at most
+// MaxConfigSize bytes. The file is opened without blocking, so that a named pipe
+// put in its place is refused rather than waited on.
+func readConfig(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file but %s", path, fileKind(st.Mode()))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxConfigSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes (1 MiB, what a ConfigMap holds)", path, MaxConfigSize)
+	}
+	return data, nil
+}
+
+// fileKind names the type of a file that is not a regular one.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	default:
+		return "a special file (" + m.Type().String() + ")"
+	}
 }
 
 // ConfigError lists every problem Parse found, in document order. Each problem names
