@@ -221,7 +221,9 @@ func (m *Manager) handleEvent(ctx context.Context, ev fsnotify.Event, configDir 
 		if m.Reload == nil {
 			return
 		}
-		if err := m.Reload(); err != nil {
+		err := m.Reload()
+		m.metrics.observeReload(err)
+		if err != nil {
 			m.Log.Error("config change refused; keeping the running config", "file", m.ConfigFile, "err", err)
 			return
 		}

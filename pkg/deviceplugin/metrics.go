@@ -18,6 +18,8 @@ type metrics struct {
 	lists         *prometheus.CounterVec
 	scan          prometheus.Histogram
 	scanErrors    prometheus.Counter
+	reloads       *prometheus.CounterVec
+	configOK      prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -42,10 +44,30 @@ func newMetrics() *metrics {
 		scanErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chelsio_sriov_dp_scan_errors_total", Help: "Scans that could not read some device.",
 		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chelsio_sriov_dp_config_reloads_total", Help: "Config file changes, by result: applied, or refused (the running config kept).",
+		}, []string{"result"}),
+		configOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chelsio_sriov_dp_config_last_reload_successful", Help: "1 when the config file in force is the file on disk, 0 after a change was refused.",
+		}),
 	}
-	m.reg.MustRegister(m.devices, m.allocations, m.registrations, m.lists, m.scan, m.scanErrors,
+	m.reloads.WithLabelValues("applied")
+	m.reloads.WithLabelValues("refused")
+	m.configOK.Set(1) // the config at start was valid, or the plugin would not run
+	m.reg.MustRegister(m.devices, m.allocations, m.registrations, m.lists, m.scan, m.scanErrors, m.reloads, m.configOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// observeReload counts a config change, applied or refused.
+func (m *metrics) observeReload(err error) {
+	if err != nil {
+		m.reloads.WithLabelValues("refused").Inc()
+		m.configOK.Set(0)
+		return
+	}
+	m.reloads.WithLabelValues("applied").Inc()
+	m.configOK.Set(1)
 }
 
 func (m *metrics) observeScan(d time.Duration, err error) {
