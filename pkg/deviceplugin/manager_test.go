@@ -3,6 +3,7 @@ package deviceplugin_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -300,26 +301,39 @@ func TestPreferredAllocation(t *testing.T) {
 	}
 }
 
+// TestKubeletRestartReRegisters restarts kubelet 100 times (every socket removed,
+// kubelet.sock created anew): after each, both resources register exactly once more
+// and ListAndWatch gives the very devices of the first list, health and topology
+// included.
 func TestKubeletRestartReRegisters(t *testing.T) {
-	h := start(t, deviceplugin.DeviceTree{"chelsio.com/vf": twoNUMATwoPorts("chelsio.com", "vf")})
-	wait(t, h.kubelet, "listed", func(p map[string]*kubelettest.Plugin) bool {
-		return p["chelsio.com/vf"] != nil && len(p["chelsio.com/vf"].Devices) == 8
-	})
+	empty := &deviceplugin.Resource{Prefix: "chelsio.com", Name: "vf-vfio", Devices: map[string]*deviceplugin.Device{}}
+	h := start(t, deviceplugin.DeviceTree{"chelsio.com/vf": twoNUMATwoPorts("chelsio.com", "vf"), "chelsio.com/vf-vfio": empty})
+	both := func(p map[string]*kubelettest.Plugin) bool {
+		return p["chelsio.com/vf"] != nil && len(p["chelsio.com/vf"].Devices) == 8 && p["chelsio.com/vf-vfio"] != nil && p["chelsio.com/vf-vfio"].Lists > 0
+	}
+	wait(t, h.kubelet, "listed", both)
+	first, _ := h.kubelet.Snapshot("chelsio.com/vf")
+	want := devices(&first)
+	const restarts = 100
 	var worst time.Duration
-	for i := range 20 {
+	for i := range restarts {
 		t0 := time.Now()
 		if err := h.kubelet.Restart(); err != nil {
 			t.Fatal(err)
 		}
-		wait(t, h.kubelet, "re-registered", func(p map[string]*kubelettest.Plugin) bool {
-			return p["chelsio.com/vf"] != nil && len(p["chelsio.com/vf"].Devices) == 8
-		})
+		wait(t, h.kubelet, fmt.Sprintf("restart %d: both resources registered again", i+1), both)
 		worst = max(worst, time.Since(t0))
-		if n := h.kubelet.Registrations("chelsio.com/vf"); n != i+2 {
-			t.Fatalf("after restart %d: %d registrations, want %d", i+1, n, i+2)
+		for _, res := range []string{"chelsio.com/vf", "chelsio.com/vf-vfio"} {
+			if n := h.kubelet.Registrations(res); n != i+2 {
+				t.Fatalf("after restart %d: %s registered %d times, want %d", i+1, res, n, i+2)
+			}
+		}
+		p, _ := h.kubelet.Snapshot("chelsio.com/vf")
+		if diff := cmp.Diff(want, devices(&p)); diff != "" {
+			t.Fatalf("after restart %d: ListAndWatch mismatch (-want +got):\n%s", i+1, diff)
 		}
 	}
-	t.Logf("slowest re-registration took %v", worst)
+	t.Logf("%d restarts; slowest re-registration took %v", restarts, worst)
 }
 
 func TestSocketRemovedReServes(t *testing.T) {
