@@ -308,22 +308,11 @@ func TestPrivilegedDPZeroConfig(t *testing.T) {
 		return listedHealth("chelsio.com/vf", d.vfHealth(nil))(p) && p["chelsio.com/vf-vfio"] != nil && p["chelsio.com/vf-vfio"].Lists > 0
 	})
 	p, _ := d.kubelet.Snapshot("chelsio.com/vf")
-	type listing struct {
-		ID, Health string
-		NUMA       []int64
-	}
-	var got, want []listing
-	for _, dev := range p.Devices {
-		l := listing{ID: dev.ID, Health: dev.Health}
-		for _, node := range dev.GetTopology().GetNodes() {
-			l.NUMA = append(l.NUMA, node.ID)
-		}
-		got = append(got, l)
-	}
+	var want []listing
 	for _, id := range d.vfIDs() {
 		want = append(want, listing{ID: id, Health: pluginapi.Healthy, NUMA: []int64{0}})
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, listingOf(d.kubelet, "chelsio.com/vf")); diff != "" {
 		t.Errorf("ListAndWatch of chelsio.com/vf mismatch (-want +got):\n%s", diff)
 	}
 	if !p.Options.GetPreferredAllocationAvailable {
@@ -469,9 +458,30 @@ func TestPrivilegedDPVFRemoved(t *testing.T) {
 	}
 }
 
-// TestPrivilegedDPKubeletRestarts restarts the test kubelet 20 times (every socket
-// removed, kubelet.sock created anew): each time both resources register again, and
-// chelsio.com/vf lists all 8 VFs.
+// listing is what kubelet holds of one device: ID, health and NUMA nodes.
+type listing struct {
+	ID, Health string
+	NUMA       []int64
+}
+
+// listingOf is the resource's latest ListAndWatch list at the test kubelet.
+func listingOf(k *kubelettest.Kubelet, resource string) []listing {
+	p, _ := k.Snapshot(resource)
+	var out []listing
+	for _, dev := range p.Devices {
+		l := listing{ID: dev.ID, Health: dev.Health}
+		for _, node := range dev.GetTopology().GetNodes() {
+			l.NUMA = append(l.NUMA, node.ID)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// TestPrivilegedDPKubeletRestarts restarts the test kubelet 100 times (every socket
+// removed, kubelet.sock created anew): each time both resources register exactly
+// once more, and chelsio.com/vf lists the very devices of the first list, health and
+// NUMA node included.
 func TestPrivilegedDPKubeletRestarts(t *testing.T) {
 	roottest.Require(t)
 	d := upDPNode(t, "--vfs", "8")
@@ -481,8 +491,10 @@ func TestPrivilegedDPKubeletRestarts(t *testing.T) {
 		return listedHealth("chelsio.com/vf", all)(p) && p["chelsio.com/vf-vfio"] != nil && p["chelsio.com/vf-vfio"].Lists > 0
 	}
 	d.wait(t, "both resources registered", registered)
+	want := listingOf(d.kubelet, "chelsio.com/vf")
+	const restarts = 100
 	var worst time.Duration
-	for i := range 20 {
+	for i := range restarts {
 		t0 := time.Now()
 		if err := d.kubelet.Restart(); err != nil {
 			t.Fatal(err)
@@ -491,55 +503,373 @@ func TestPrivilegedDPKubeletRestarts(t *testing.T) {
 		worst = max(worst, time.Since(t0))
 		for _, res := range []string{"chelsio.com/vf", "chelsio.com/vf-vfio"} {
 			if n := d.kubelet.Registrations(res); n != i+2 {
-				t.Errorf("after restart %d: %s registered %d times, want %d", i+1, res, n, i+2)
+				t.Fatalf("after restart %d: %s registered %d times, want %d", i+1, res, n, i+2)
 			}
 		}
+		if diff := cmp.Diff(want, listingOf(d.kubelet, "chelsio.com/vf")); diff != "" {
+			t.Fatalf("after restart %d: ListAndWatch of chelsio.com/vf mismatch (-want +got):\n%s", i+1, diff)
+		}
 	}
-	t.Logf("20 kubelet restarts: slowest re-registration with the full list took %v", worst)
-	p, _ := d.kubelet.Snapshot("chelsio.com/vf")
-	if diff := cmp.Diff(all, healthOf(p.Devices)); diff != "" {
-		t.Errorf("devices after 20 restarts mismatch (-want +got):\n%s", diff)
-	}
-	if _, err := d.kubelet.Allocate(context.Background(), "chelsio.com/vf", "0000:81:01.0"); err != nil {
-		t.Errorf("Allocate after 20 restarts: %v", err)
+	t.Logf("%d kubelet restarts: slowest re-registration with the full list took %v", restarts, worst)
+	if _, err := d.kubelet.Admit(context.Background(), "pod-after-restarts", "app", "chelsio.com/vf", 1); err != nil {
+		t.Errorf("Admit after %d restarts: %v", restarts, err)
 	}
 }
 
-// TestPrivilegedDPConfigReload changes the config file under the running plugin:
-// garbage is refused and the running config kept; a valid change is applied.
-func TestPrivilegedDPConfigReload(t *testing.T) {
+// TestPrivilegedDPKilledWhilePodsHoldVFs runs the seed's deployment (its ConfigMap,
+// --resource-prefix intel.com): kubelet admits three pods, and the CNI plugin moves
+// each pod's VF into it, as Multus has it do. The device plugin is then killed with
+// SIGKILL, which leaves its socket behind, and started again. While it is down,
+// kubelet admits nothing. Once it is back it advertises the same resource and the
+// same 8 device IDs, the 3 VFs in pods included (their netdevs are no longer on the
+// node); kubelet's ledger, which the plugin knows nothing of, still gives each pod
+// its VF, so a new pod gets only the free ones and a request for a held VF is
+// refused by kubelet without reaching the plugin. Asked directly to Allocate a held
+// VF twice, the plugin answers twice and keeps serving.
+func TestPrivilegedDPKilledWhilePodsHoldVFs(t *testing.T) {
 	roottest.Require(t)
 	d := upDPNode(t, "--vfs", "8")
 	cfg := filepath.Join(t.TempDir(), "config.json")
+	writeFileAtomic(t, cfg, seedConfigJSON(t))
+	d.startDP(t, cfg, "--resource-prefix", "intel.com")
+	const res = "intel.com/chelsio_sriov_netdevice"
+	all := d.vfHealth(nil)
+	d.wait(t, res+" lists 8 healthy VFs", listedHealth(res, all))
+	before := listingOf(d.kubelet, res)
+	p, _ := d.kubelet.Snapshot(res)
+	sock := filepath.Join(d.kubelet.Dir, p.Endpoint)
+
+	ctx := context.Background()
+	e := newCNIEnv(t, d.emuNode)
+	e.dataDirs[1] = filepath.Join(t.TempDir(), "chelsio-sriov") // made by the plugin, private
+	var held []string
+	for _, pod := range []string{"pod-a", "pod-b", "pod-c"} {
+		a, err := d.kubelet.Admit(ctx, pod, "app", res, 1)
+		if err != nil {
+			t.Fatalf("admit %s: %v", pod, err)
+		}
+		id := a.IDs[0]
+		if got := a.Response.Envs["PCIDEVICE_INTEL_COM_CHELSIO_SRIOV_NETDEVICE"]; got != id {
+			t.Fatalf("%s: PCIDEVICE_INTEL_COM_CHELSIO_SRIOV_NETDEVICE = %q, want %s", pod, got, id)
+		}
+		netns := newPod(t)
+		conf := e.conf(1, id, nil)
+		if _, err := e.add(1, pod, netns, conf); err != nil {
+			t.Fatalf("%s: ADD of %s: %v", pod, id, err)
+		}
+		t.Cleanup(func() {
+			if err := e.del(1, pod, netns, conf); err != nil {
+				t.Errorf("%s: DEL of %s: %v", pod, id, err)
+			}
+		})
+		eventually(t, "the netdev of "+id+" gone from the node", dpWait, func() (bool, string) {
+			_, ok := e.workerLink(1, id)
+			return !ok, "still in worker 1"
+		})
+		held = append(held, id)
+	}
+	ledger := d.kubelet.Assignments()
+
+	// SIGKILL: no cleanup, the socket stays.
+	killed := d.dp
+	if err := syscall.Kill(-killed.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-killed.done
+	if ws, ok := killed.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("chelsio-sriov-dp ended with %v, want killed by SIGKILL", killed.err)
+	}
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatalf("the killed plugin's socket: %v, want it left behind", err)
+	}
+	d.wait(t, "kubelet sees the plugin's stream end", func(p map[string]*kubelettest.Plugin) bool { return p[res] != nil && p[res].Ended })
+	if _, err := d.kubelet.Admit(ctx, "pod-early", "app", res, 1); err == nil || !strings.Contains(err.Error(), "no healthy devices present") {
+		t.Errorf("Admit while the plugin is down: %v, want kubelet's refusal", err)
+	}
+
+	d.startDP(t, cfg, "--resource-prefix", "intel.com")
+	d.wait(t, res+" registered again with 8 healthy VFs", func(p map[string]*kubelettest.Plugin) bool {
+		return p[res] != nil && !p[res].Ended && listedHealth(res, all)(p)
+	})
+	if n := d.kubelet.Registrations(res); n != 2 {
+		t.Errorf("%s registered %d times, want 2", res, n)
+	}
+	if diff := cmp.Diff(before, listingOf(d.kubelet, res)); diff != "" {
+		t.Errorf("ListAndWatch after the restart mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(ledger, d.kubelet.Assignments(), cmp.Comparer(func(a, b *pluginapi.ContainerAllocateResponse) bool {
+		return cmp.Equal(a.Envs, b.Envs)
+	})); diff != "" {
+		t.Errorf("kubelet's ledger after the restart mismatch (-want +got):\n%s", diff)
+	}
+	for _, id := range held {
+		if _, err := os.Stat(filepath.Join(d.infoDir, "intel.com-chelsio_sriov_netdevice-"+id+"-device.json")); err != nil {
+			t.Errorf("device-info file of %s, in a pod: %v", id, err)
+		}
+	}
+
+	// The 5 free VFs, and no more; a held one is refused by kubelet.
+	free, err := d.kubelet.Admit(ctx, "pod-d", "app", res, 5)
+	if err != nil {
+		t.Fatalf("Admit of the 5 free VFs: %v", err)
+	}
+	for _, id := range free.IDs {
+		if slices.Contains(held, id) {
+			t.Errorf("pod-d got %s, which a pod holds", id)
+		}
+	}
+	if _, err := d.kubelet.Admit(ctx, "pod-e", "app", res, 1); err == nil || !strings.Contains(err.Error(), "Requested: 1, Available: 0") {
+		t.Errorf("Admit with every VF held: %v, want kubelet's refusal", err)
+	}
+	if _, err := d.kubelet.AdmitDevices(ctx, "pod-e", "app", res, held[0]); err == nil || !strings.Contains(err.Error(), `pod "pod-a"`) {
+		t.Errorf("AdmitDevices of %s, held by pod-a: %v, want kubelet's refusal naming pod-a", held[0], err)
+	}
+	wantMetrics(t, "after the admissions", d.metrics(t), `chelsio_sriov_dp_allocated_devices_total{resource="intel.com/chelsio_sriov_netdevice"} 5`)
+
+	// Asked directly, twice, for a VF that a pod holds: the plugin keeps no record
+	// of allocations and answers both times, the same.
+	r1, err1 := d.kubelet.Allocate(ctx, res, held[0])
+	r2, err2 := d.kubelet.Allocate(ctx, res, held[0])
+	if err1 != nil || err2 != nil {
+		t.Fatalf("Allocate of %s twice: %v, %v", held[0], err1, err2)
+	}
+	if diff := cmp.Diff(r1.Envs, r2.Envs); diff != "" {
+		t.Errorf("the two answers differ (-first +second):\n%s", diff)
+	}
+	select {
+	case <-d.dp.done:
+		t.Fatalf("the plugin exited after a VF was allocated twice: %v", d.dp.err)
+	default:
+	}
+	d.wait(t, "the plugin still serves", func(p map[string]*kubelettest.Plugin) bool { return !p[res].Ended && listedHealth(res, all)(p) })
+	for i, id := range held {
+		pod := []string{"pod-a", "pod-b", "pod-c"}[i]
+		if diff := cmp.Diff(ledger[i].IDs, []string{id}); diff != "" {
+			t.Errorf("%s's VF mismatch (-want +got):\n%s", pod, diff)
+		}
+	}
+}
+
+// logLines returns the lines of the process's stderr that contain every one of want.
+func (p *dpProc) logLines(want ...string) []string {
+	var out []string
+	for line := range strings.SplitSeq(p.stderr.String(), "\n") {
+		all := true
+		for _, w := range want {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// waitLogCount waits until the process has logged n lines that contain every one
+// of want, and returns them.
+func (p *dpProc) waitLogCount(t *testing.T, n int, want ...string) []string {
+	t.Helper()
+	var lines []string
+	eventually(t, fmt.Sprintf("%d chelsio-sriov-dp log lines with %q", n, want), dpWait, func() (bool, string) {
+		lines = p.logLines(want...)
+		return len(lines) >= n, fmt.Sprintf("%d such lines; stderr:\n%s", len(lines), p.stderr.String())
+	})
+	return lines
+}
+
+// metrics reads /metrics of the running plugin, which listens in worker 1's
+// namespace on the address it logged.
+func (d *dpNode) metrics(t *testing.T) string {
+	t.Helper()
+	d.dp.waitLog(t, `msg="metrics and health"`)
+	m := metricsAddrRE.FindStringSubmatch(d.dp.stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", d.dp.stderr.String())
+	}
+	code, body := httpGetIn(t, d.workerNS(1), m[1], "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: status %d\n%s", code, body)
+	}
+	return body
+}
+
+// wantMetrics fails the test for each of want (a whole line: series and value)
+// that /metrics lacks.
+func wantMetrics(t *testing.T, when, body string, want ...string) {
+	t.Helper()
+	lines := strings.Split(body, "\n")
+	for _, w := range want {
+		if !slices.Contains(lines, w) {
+			t.Errorf("%s: /metrics lacks the line %q", when, w)
+		}
+	}
+}
+
+// configMapVolume writes a config file as kubelet updates a ConfigMap volume: the
+// data goes into a new timestamped directory, a ..data symlink is swapped to it by
+// rename, and the old directory is removed; config.json is a symlink to
+// ..data/config.json, made once.
+type configMapVolume struct {
+	dir string
+	n   int
+	cur string // the timestamped directory ..data points to
+}
+
+func (v *configMapVolume) write(t *testing.T, content string) {
+	t.Helper()
+	v.n++
+	ts := filepath.Join(v.dir, fmt.Sprintf("..2026_01_01_00_00_%02d.%09d", v.n%60, v.n))
+	if err := os.Mkdir(ts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ts, "config.json"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(v.dir, "..data_tmp")
+	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(v.dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if v.cur == "" {
+		if err := os.Symlink("..data/config.json", filepath.Join(v.dir, "config.json")); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.RemoveAll(v.cur); err != nil {
+		t.Fatal(err)
+	}
+	v.cur = ts
+}
+
+// TestPrivilegedDPConfigReload replaces the config file under the running plugin
+// with garbage of several kinds, then with a good config, both as a file replaced
+// by rename and as a ConfigMap volume. Each garbage is refused with one log line
+// that names the file and what is wrong; the running config keeps serving (its
+// devices listed, pods admitted, nothing registered again) and /metrics says the
+// change was refused. The good config is then applied.
+func TestPrivilegedDPConfigReload(t *testing.T) {
+	roottest.Require(t)
 	pool := func(name string) string {
 		return `{"resourceList": [{"resourceName": "` + name + `", "selectors": {"drivers": ["cxgb4vf"]}}]}`
 	}
-	writeFileAtomic(t, cfg, pool("a"))
-	d.startDP(t, cfg)
-	all := d.vfHealth(nil)
-	d.wait(t, "chelsio.com/a lists 8 VFs", listedHealth("chelsio.com/a", all))
-	d.dp.waitLog(t, "config loaded", cfg)
+	garbage := []struct{ name, content, problem string }{
+		{"YAML", "resourceList: [this is not JSON", "not valid JSON: line 1, column 1"},
+		{"binary", "\x00\x01\xfe\xff{\n\n", "not valid JSON"},
+		{"unknown key", `{"resourceList": [{"resourceName": "a", "selector": {"drivers": ["cxgb4vf"]}}]}`, `unknown key \"selector\" (did you mean \"selectors\"?)`},
+		{"bad value", `{"resourceList": [{"resourceName": "a", "selectors": {"pfs": [7]}}]}`, "pfs"},
+		{"empty", "", "the config is empty"},
+		{"no pool", `{"resourceList": []}`, `\"resourceList\" is empty`},
+	}
+	for _, configMap := range []bool{false, true} {
+		name := "file replaced by rename"
+		if configMap {
+			name = "ConfigMap volume"
+		}
+		t.Run(name, func(t *testing.T) {
+			d := upDPNode(t, "--vfs", "8")
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "config.json")
+			vol := &configMapVolume{dir: dir}
+			write := func(content string) {
+				if configMap {
+					vol.write(t, content)
+				} else {
+					writeFileAtomic(t, cfg, content)
+				}
+			}
+			write(pool("a"))
+			d.startDP(t, cfg)
+			all := d.vfHealth(nil)
+			d.wait(t, "chelsio.com/a lists 8 VFs", listedHealth("chelsio.com/a", all))
+			d.dp.waitLog(t, "config loaded", cfg)
+			wantMetrics(t, "at start", d.metrics(t),
+				`chelsio_sriov_dp_config_last_reload_successful 1`,
+				`chelsio_sriov_dp_config_reloads_total{result="refused"} 0`)
 
-	writeFileAtomic(t, cfg, "resourceList: [this is not JSON")
-	d.dp.waitLog(t, "config change refused; keeping the running config", cfg, "not valid JSON")
-	if _, err := d.kubelet.Allocate(context.Background(), "chelsio.com/a", "0000:81:01.0"); err != nil {
-		t.Errorf("Allocate on chelsio.com/a after a refused config: %v", err)
-	}
-	if p, _ := d.kubelet.Snapshot("chelsio.com/a"); len(p.Devices) != 8 {
-		t.Errorf("chelsio.com/a lists %d devices after a refused config, want 8", len(p.Devices))
-	}
-	if n := d.kubelet.Registrations("chelsio.com/a"); n != 1 {
-		t.Errorf("chelsio.com/a registered %d times, want 1", n)
-	}
+			const refused = `level=ERROR msg="config change refused; keeping the running config"`
+			ctx := context.Background()
+			for i, g := range garbage {
+				write(g.content)
+				lines := d.dp.waitLogCount(t, i+1, refused)
+				if line := lines[len(lines)-1]; !strings.Contains(line, cfg) || !strings.Contains(line, g.problem) {
+					t.Errorf("%s: the refusal does not name the file %s and the problem %q:\n%s", g.name, cfg, g.problem, line)
+				}
+				d.wait(t, g.name+": chelsio.com/a still lists its 8 VFs", listedHealth("chelsio.com/a", all))
+				if _, err := d.kubelet.Admit(ctx, fmt.Sprintf("pod-%d", i), "app", "chelsio.com/a", 1); err != nil {
+					t.Errorf("%s: a pod asking for chelsio.com/a: %v", g.name, err)
+				}
+				if n := d.kubelet.Registrations("chelsio.com/a"); n != 1 {
+					t.Errorf("%s: chelsio.com/a registered %d times, want 1", g.name, n)
+				}
+			}
+			bad := len(garbage)
+			if !configMap {
+				if err := os.Remove(cfg); err != nil {
+					t.Fatal(err)
+				}
+				bad++
+				lines := d.dp.waitLogCount(t, bad, refused)
+				if line := lines[len(lines)-1]; !strings.Contains(line, cfg) || !regexp.MustCompile(`gone|removed`).MatchString(line) {
+					t.Errorf("file removed: the refusal does not name the file %s and say it is gone:\n%s", cfg, line)
+				}
+				d.wait(t, "file removed: chelsio.com/a still lists its 8 VFs", listedHealth("chelsio.com/a", all))
 
-	writeFileAtomic(t, cfg, pool("b"))
-	d.wait(t, "chelsio.com/b lists 8 VFs", listedHealth("chelsio.com/b", all))
-	d.dp.waitLog(t, "config reloaded", cfg)
-	d.dp.waitLog(t, "resource no longer configured; stopping it", "chelsio.com/a")
-	eventually(t, "chelsio.com/a no longer served", dpWait, func() (bool, string) {
-		_, err := d.kubelet.Allocate(context.Background(), "chelsio.com/a", "0000:81:01.0")
-		return err != nil, "Allocate on chelsio.com/a still succeeds"
-	})
+				// What cannot be read to the end, put in place by rename: refused at once,
+				// and the plugin goes on answering kubelet (a kubelet restart).
+				for _, sp := range []struct {
+					name, problem string
+					make          func(path string) error
+				}{
+					{"named pipe", "is not a regular file but a named pipe", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
+					{"link to /dev/zero", "is not a regular file but a character device", func(p string) error { return os.Symlink("/dev/zero", p) }},
+				} {
+					tmp := filepath.Join(dir, ".tmp-special")
+					if err := sp.make(tmp); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Rename(tmp, cfg); err != nil {
+						t.Fatal(err)
+					}
+					bad++
+					lines := d.dp.waitLogCount(t, bad, refused)
+					if line := lines[len(lines)-1]; !strings.Contains(line, cfg) || !strings.Contains(line, sp.problem) {
+						t.Errorf("%s: the refusal does not name the file %s and the problem %q:\n%s", sp.name, cfg, sp.problem, line)
+					}
+					regs := d.kubelet.Registrations("chelsio.com/a")
+					if err := d.kubelet.Restart(); err != nil {
+						t.Fatal(err)
+					}
+					d.wait(t, sp.name+": chelsio.com/a registered again after a kubelet restart", listedHealth("chelsio.com/a", all))
+					if n := d.kubelet.Registrations("chelsio.com/a"); n != regs+1 {
+						t.Errorf("%s: chelsio.com/a registered %d times after a kubelet restart, want %d", sp.name, n, regs+1)
+					}
+				}
+			}
+			wantMetrics(t, "after the garbage", d.metrics(t),
+				`chelsio_sriov_dp_config_last_reload_successful 0`,
+				fmt.Sprintf(`chelsio_sriov_dp_config_reloads_total{result="refused"} %d`, bad),
+				`chelsio_sriov_dp_config_reloads_total{result="applied"} 0`,
+				fmt.Sprintf(`chelsio_sriov_dp_registrations_total{resource="chelsio.com/a"} %d`, d.kubelet.Registrations("chelsio.com/a")))
+
+			write(pool("b"))
+			d.wait(t, "chelsio.com/b lists 8 VFs", listedHealth("chelsio.com/b", all))
+			d.dp.waitLog(t, "config reloaded", cfg)
+			d.dp.waitLog(t, "resource no longer configured; stopping it", "chelsio.com/a")
+			eventually(t, "chelsio.com/a no longer served", dpWait, func() (bool, string) {
+				_, err := d.kubelet.Allocate(ctx, "chelsio.com/a", "0000:81:01.0")
+				return err != nil, "Allocate on chelsio.com/a still succeeds"
+			})
+			// Events come in order: by now every write has been handled, once.
+			if n := len(d.dp.logLines(refused)); n != bad {
+				t.Errorf("%d refusals logged for %d bad files:\n%s", n, bad, strings.Join(d.dp.logLines(refused), "\n"))
+			}
+			wantMetrics(t, "after the good config", d.metrics(t),
+				`chelsio_sriov_dp_config_last_reload_successful 1`,
+				fmt.Sprintf(`chelsio_sriov_dp_config_reloads_total{result="refused"} %d`, bad),
+				`chelsio_sriov_dp_config_reloads_total{result="applied"} 1`)
+		})
+	}
 }
 
 // TestDPInvalidConfigExits starts the binary with invalid configs: it exits 1 at
