@@ -67,6 +67,40 @@ type stressStats struct {
 	addOK, addFault, addBusy, addOther, dels, delRetries, checks, podsDied atomic.Int64
 }
 
+// stressNode is what the runtimes share: the node, the counts, which container
+// holds which VF, and the invariant violations seen.
+type stressNode struct {
+	e        *cniEnv
+	addrs    []string
+	stats    stressStats
+	heldMu   sync.Mutex
+	held     map[string]string // VF → the container that holds it
+	failMu   sync.Mutex
+	failures []string
+}
+
+func (w *stressNode) fail(format string, args ...any) {
+	w.failMu.Lock()
+	defer w.failMu.Unlock()
+	if len(w.failures) < 20 {
+		w.failures = append(w.failures, fmt.Sprintf(format, args...))
+	}
+}
+
+func (w *stressNode) newPod() ns.NetNS {
+	pod, err := testutils.NewNS()
+	if err != nil {
+		w.fail("new pod netns: %v", err)
+		return nil
+	}
+	return pod
+}
+
+func dropPod(pod ns.NetNS) {
+	_ = pod.Close()
+	_ = testutils.UnmountNS(pod)
+}
+
 // TestPrivilegedCNIStress runs 64 runtimes at once against 64 VFs for a bounded
 // time, under -race in make test. Each picks a random VF (so that runtimes collide
 // on VFs), runs ADD with a fault injected at a random step one time in five, CHECK
@@ -104,33 +138,7 @@ func TestPrivilegedCNIStress(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("%d runtimes, %d VFs, %s, seed %d", runtimes, vfs, d, seed)
 
-	var (
-		stats    stressStats
-		heldMu   sync.Mutex
-		held     = map[string]string{} // VF → the container that holds it
-		failMu   sync.Mutex
-		failures []string
-	)
-	fail := func(format string, args ...any) {
-		failMu.Lock()
-		defer failMu.Unlock()
-		if len(failures) < 20 {
-			failures = append(failures, fmt.Sprintf(format, args...))
-		}
-	}
-	newPodNS := func() ns.NetNS {
-		pod, err := testutils.NewNS()
-		if err != nil {
-			fail("new pod netns: %v", err)
-			return nil
-		}
-		return pod
-	}
-	dropPod := func(pod ns.NetNS) {
-		_ = pod.Close()
-		_ = testutils.UnmountNS(pod)
-	}
-
+	w := &stressNode{e: e, addrs: addrs, held: map[string]string{}}
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for i := range runtimes {
@@ -144,7 +152,7 @@ func TestPrivilegedCNIStress(t *testing.T) {
 			}
 			return nil
 		}
-		if r.pod = newPodNS(); r.pod == nil {
+		if r.pod = w.newPod(); r.pod == nil {
 			break
 		}
 		wg.Go(func() {
@@ -154,7 +162,7 @@ func TestPrivilegedCNIStress(t *testing.T) {
 				}
 			}()
 			for time.Now().Before(deadline) {
-				r.cycle(t, e, addrs, &stats, &heldMu, held, fail, newPodNS, dropPod)
+				r.cycle(w)
 				if r.pod == nil {
 					return
 				}
@@ -162,9 +170,10 @@ func TestPrivilegedCNIStress(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	stats := &w.stats
 	t.Logf("ADD: %d attached, %d failed by injected faults, %d refused (VF busy), %d other failures; DEL: %d (%d retries); CHECK: %d; pods destroyed before DEL: %d",
 		stats.addOK.Load(), stats.addFault.Load(), stats.addBusy.Load(), stats.addOther.Load(), stats.dels.Load(), stats.delRetries.Load(), stats.checks.Load(), stats.podsDied.Load())
-	for _, f := range failures {
+	for _, f := range w.failures {
 		t.Error(f)
 	}
 	if stats.addOK.Load() == 0 {
@@ -227,9 +236,9 @@ func TestPrivilegedCNIStress(t *testing.T) {
 }
 
 // cycle is one pod's life: ADD, maybe CHECK, maybe the namespace destroyed, DEL.
-func (r *stressRuntime) cycle(t *testing.T, e *cniEnv, addrs []string, stats *stressStats, heldMu *sync.Mutex, held map[string]string,
-	fail func(string, ...any), newPodNS func() ns.NetNS, dropPod func(ns.NetNS)) {
-	addr := addrs[r.intn(len(addrs))]
+func (r *stressRuntime) cycle(w *stressNode) {
+	e, stats, fail := w.e, &w.stats, w.fail
+	addr := w.addrs[r.intn(len(w.addrs))]
 	r.n++
 	id := fmt.Sprintf("stress-%d-%d", r.id, r.n)
 	conf := e.conf(1, addr, map[string]any{"cniVersion": "1.1.0", "mtu": 9000, "vlan": 100 + r.id})
@@ -241,12 +250,12 @@ func (r *stressRuntime) cycle(t *testing.T, e *cniEnv, addrs []string, stats *st
 	switch {
 	case err == nil:
 		stats.addOK.Add(1)
-		heldMu.Lock()
-		if other, ok := held[addr]; ok {
+		w.heldMu.Lock()
+		if other, ok := w.held[addr]; ok {
 			fail("VF %s attached to %s while %s holds it", addr, id, other)
 		}
-		held[addr] = id
-		heldMu.Unlock()
+		w.held[addr] = id
+		w.heldMu.Unlock()
 		if name, ok := podVF(r.pod, "net1"); !ok || name != addr {
 			fail("%s: ADD succeeded but the pod's net1 is %q, want VF %s", id, name, addr)
 		}
@@ -271,15 +280,15 @@ func (r *stressRuntime) cycle(t *testing.T, e *cniEnv, addrs []string, stats *st
 		}
 	}
 	if attached {
-		heldMu.Lock()
-		delete(held, addr)
-		heldMu.Unlock()
+		w.heldMu.Lock()
+		delete(w.held, addr)
+		w.heldMu.Unlock()
 	}
 	if attached && r.roll(0.1) {
 		// The pod dies before DEL: the kernel brings the VF home by itself.
 		stats.podsDied.Add(1)
 		dropPod(r.pod)
-		r.pod = newPodNS()
+		r.pod = w.newPod()
 		if r.pod == nil {
 			return
 		}
