@@ -37,6 +37,11 @@ type Manager struct {
 	// error keeps the running configuration.
 	ConfigFile string
 	Reload     func() error
+	// ConfigSettle is how long the config file must stay unchanged before Reload
+	// runs (default 200 ms): an editor or a tool that writes the file in place
+	// (truncate, then write) sends several events, and a reload between them would
+	// read, and refuse, a half-written file.
+	ConfigSettle time.Duration
 	// Policy of GetPreferredAllocation: PolicySpread (default) or PolicyPack.
 	Policy string
 	// DeviceInfoDir receives the Multus device-info files ("" = none).
@@ -157,6 +162,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(m.Interval)
 	defer tick.Stop()
+	settle := m.ConfigSettle
+	if settle <= 0 {
+		settle = 200 * time.Millisecond
+	}
+	reload := time.NewTimer(settle)
+	reload.Stop()
+	defer reload.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -174,7 +186,11 @@ func (m *Manager) Run(ctx context.Context) error {
 			if !ok {
 				return errors.New("fsnotify watcher closed")
 			}
-			m.handleEvent(ctx, ev, configDir)
+			if m.handleEvent(ctx, ev, configDir) {
+				reload.Reset(settle) // from the last event
+			}
+		case <-reload.C:
+			m.reloadConfig(ctx)
 		case err, ok := <-w.Errors:
 			if ok {
 				m.Log.Warn("file watch error", "err", err)
@@ -183,7 +199,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-func (m *Manager) handleEvent(ctx context.Context, ev fsnotify.Event, configDir string) {
+// handleEvent acts on one file event; it reports a change of the config file,
+// which the caller reloads once the file has settled.
+func (m *Manager) handleEvent(ctx context.Context, ev fsnotify.Event, configDir string) (configChanged bool) {
 	dir := filepath.Dir(ev.Name)
 	switch {
 	case dir == filepath.Clean(m.Dir):
@@ -191,14 +209,14 @@ func (m *Manager) handleEvent(ctx context.Context, ev fsnotify.Event, configDir 
 			// kubelet (re)started: it forgot every plugin and removed every socket.
 			m.Log.Info("kubelet socket created: registering again", "socket", ev.Name)
 			m.reRegisterAll(ctx)
-			return
+			return false
 		}
 		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 			if _, err := os.Lstat(ev.Name); err == nil {
 				// A socket is there again: we served it anew since this event. Restarting
 				// would unlink that live socket (a listener's Close removes its path) and
 				// cause another such event, without end.
-				return
+				return false
 			}
 			m.mu.Lock()
 			var s *resourceServer
@@ -215,23 +233,24 @@ func (m *Manager) handleEvent(ctx context.Context, ev fsnotify.Event, configDir 
 		}
 	case configDir != "" && dir == configDir:
 		// A ConfigMap volume swaps a ..data symlink; a plain file is written in place.
-		if filepath.Base(ev.Name) != filepath.Base(m.ConfigFile) && filepath.Base(ev.Name) != "..data" {
-			return
-		}
-		if m.Reload == nil {
-			return
-		}
-		err := m.Reload()
-		m.metrics.observeReload(err)
-		if err != nil {
-			m.Log.Error("config change refused; keeping the running config", "file", m.ConfigFile, "err", err)
-			return
-		}
-		m.Log.Info("config reloaded", "file", m.ConfigFile)
-		_ = m.scanAndServe(ctx)
+		base := filepath.Base(ev.Name)
+		return m.Reload != nil && (base == filepath.Base(m.ConfigFile) || base == "..data")
 	default:
 		m.Rescan()
 	}
+	return false
+}
+
+// reloadConfig applies the config file, or keeps the running config if it is refused.
+func (m *Manager) reloadConfig(ctx context.Context) {
+	err := m.Reload()
+	m.metrics.observeReload(err)
+	if err != nil {
+		m.Log.Error("config change refused; keeping the running config", "file", m.ConfigFile, "err", err)
+		return
+	}
+	m.Log.Info("config reloaded", "file", m.ConfigFile)
+	_ = m.scanAndServe(ctx)
 }
 
 // scanAndServe scans and brings servers and streams in line with the tree.
