@@ -11,7 +11,9 @@ FUZZTIME  ?= 30s
 TESTFLAGS ?=
 # Every package whose tests hold a fuzz target; `make fuzz` runs each target in
 # turn for FUZZTIME (a duration, or a count of executions such as 1000000x), with
-# FUZZPARALLEL workers (default: one per CPU).
+# FUZZPARALLEL workers (default: one per CPU). A duration can end in a spurious
+# "context deadline exceeded" on Go 1.26 (golang/go#75804): make fuzz reports it
+# and goes on when no failing input was written; a count never meets it.
 FUZZPKGS  ?= $(sort $(patsubst %/,./%,$(dir $(shell grep -rl --include='*_test.go' '^func Fuzz' pkg cmd plugins 2>/dev/null))))
 FUZZPARALLEL ?=
 K         ?= 50
@@ -67,8 +69,13 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s, or e.g. 1000000x) each
 	    start=$$(date +%s); \
 	    { $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $(if $(FUZZPARALLEL),-parallel $(FUZZPARALLEL)) $$pkg; echo $$? >$$rcf; } 2>&1 | tee $$out; \
 	    last=$$(sed -n 's/^fuzz: elapsed: \([^,]*\), execs: \([0-9]*\) .*/\2 \1/p' $$out | tail -n 1); \
-	    printf '%-20s %-18s %12s %9s %6ss\n' $$pkg $$target $${last:-- -} $$(( $$(date +%s) - start )) >>$$sum; \
-	    if [ "$$(cat $$rcf)" != 0 ]; then echo "== $$pkg $$target FAILED"; cat $$sum; exit 1; fi; \
+	    rc=$$(cat $$rcf); note=; \
+	    if [ "$$rc" != 0 ] && ! grep -q 'Failing input written' $$out && grep -qx '    context deadline exceeded' $$out; then \
+	      rc=0; note=' deadline race'; \
+	      echo "== $$pkg $$target: stopped at the deadline by Go's fuzzing coordinator (golang/go#75804), no failing input; FUZZTIME=<n>x avoids it"; \
+	    fi; \
+	    printf '%-20s %-18s %12s %9s %6ss%s\n' $$pkg $$target $${last:-- -} $$(( $$(date +%s) - start )) "$$note" >>$$sum; \
+	    if [ "$$rc" != 0 ]; then echo "== $$pkg $$target FAILED"; cat $$sum; exit 1; fi; \
 	  done; \
 	done; \
 	echo "== fuzz summary"; cat $$sum
