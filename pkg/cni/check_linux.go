@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -152,13 +150,8 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 	if err := inv.store.ensure(); err != nil {
 		return withCode(CodeNotAvailable, fmt.Errorf("state dir %s: %w", inv.store.Dir, err))
 	}
-	f, err := os.CreateTemp(filepath.Join(inv.store.Dir, "attachments"), ".status-*")
-	if err != nil {
+	if err := inv.store.checkWritable(); err != nil {
 		return withCode(CodeNotAvailable, fmt.Errorf("state dir %s is not writable: %w", inv.store.Dir, err))
-	}
-	_ = f.Close()
-	if err := os.Remove(f.Name()); err != nil {
-		return withCode(CodeNotAvailable, err)
 	}
 	if _, err := vf.Discover(p.Root, vf.Options{}); err != nil && !isDeviceErr(err) {
 		return withCode(CodeNotAvailable, fmt.Errorf("read VFs: %w", err))

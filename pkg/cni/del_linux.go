@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -168,7 +167,7 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 	if ipamMissing && p.keepPendingIPAM(inv, args, a, ipamType, netconf) {
 		// The attachment's file now holds the pending lease (replaced in one
 		// rename): only the VF's owner record goes.
-		if err := inv.store.releaseOwner(args.ContainerID, args.IfName, addrString(addr)); err != nil {
+		if err := inv.store.ReleaseOwner(args.ContainerID, args.IfName, addrString(addr)); err != nil {
 			return withCode(CodeIOFailure, err)
 		}
 	} else if err := inv.store.RemoveAttachment(args.ContainerID, args.IfName, addrString(addr)); err != nil {
@@ -204,21 +203,6 @@ func (p *Plugin) keepPendingIPAM(inv *invocation, args *skel.CmdArgs, a *Attachm
 	}
 	inv.log.Warn("IPAM plugin missing: VF released, lease kept until a DEL or GC of this attachment runs with the plugin installed", "ipam", ipamType)
 	return true
-}
-
-// releaseOwner removes the VF's owner record if it names this attachment.
-func (s Store) releaseOwner(containerID, ifName, addr string) error {
-	if addr == "" {
-		return nil
-	}
-	o, err := s.Owner(addr)
-	if err != nil || o.ContainerID != containerID || o.IfName != ifName {
-		return nil
-	}
-	if err := os.Remove(s.ownerPath(addr)); err != nil && !isNotExist(err) {
-		return err
-	}
-	return nil
 }
 
 // releasePendingIPAM is DEL (or GC) of an attachment whose VF was released

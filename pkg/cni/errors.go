@@ -43,7 +43,8 @@ func AsCNIError(err error) *types.Error {
 	if err == nil {
 		return nil
 	}
-	if te, ok := err.(*types.Error); ok {
+	// err itself, not its chain: a wrapped one gains its context below.
+	if te, ok := err.(*types.Error); ok { //nolint:errorlint // see above
 		return te
 	}
 	code := uint(types.ErrInternal)

@@ -180,10 +180,6 @@ func attachmentName(containerID, ifName string) string {
 	return containerID + "_" + ifName + ".json"
 }
 
-// ownerPath is the path of the VF's owner record (for messages, and for callers
-// that need the path itself).
-func (s Store) ownerPath(addr string) string { return filepath.Join(s.Dir, "vfs", addr+".json") }
-
 // checkAddr refuses a PCI address that is not in its canonical form: file names
 // are only ever made of the form vf.PCIAddr.String gives.
 func checkAddr(addr string) error {
@@ -386,6 +382,27 @@ func (d *stateDir) writeJSON(sub, name string, v any) error {
 	return nil
 }
 
+// checkWritable creates and removes a file in attachments/, through the checked
+// descriptors (STATUS: can ADD write its state?).
+func (s Store) checkWritable() error {
+	d, err := s.open()
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	dir, err := d.sub("attachments")
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf(".status-%016x", rand.Uint64())
+	fd, err := unix.Openat(dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &fs.PathError{Op: "create", Path: d.at("attachments", name), Err: err}
+	}
+	unix.Close(fd)
+	return d.remove("attachments", name)
+}
+
 // readJSON reads the file name of the subdirectory sub without following a
 // symbolic link; a missing file matches fs.ErrNotExist.
 func (d *stateDir) readJSON(sub, name string, v any) error {
@@ -481,6 +498,16 @@ func (s Store) SaveAttachment(a *Attachment) error {
 // RemoveAttachment deletes the attachment's state, and the VF's owner record if it
 // still names this attachment.
 func (s Store) RemoveAttachment(containerID, ifName, addr string) error {
+	return s.remove(containerID, ifName, addr, true)
+}
+
+// ReleaseOwner deletes the VF's owner record if it still names this attachment,
+// and keeps the attachment's state.
+func (s Store) ReleaseOwner(containerID, ifName, addr string) error {
+	return s.remove(containerID, ifName, addr, false)
+}
+
+func (s Store) remove(containerID, ifName, addr string, attachment bool) error {
 	if err := checkKey(containerID, ifName); err != nil {
 		return err
 	}
@@ -501,8 +528,10 @@ func (s Store) RemoveAttachment(containerID, ifName, addr string) error {
 			}
 		}
 	}
-	if err := d.remove("attachments", attachmentName(containerID, ifName)); err != nil {
-		errs = append(errs, err)
+	if attachment {
+		if err := d.remove("attachments", attachmentName(containerID, ifName)); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
