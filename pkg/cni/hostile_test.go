@@ -1,8 +1,6 @@
 package cni
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/treesnap"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -28,48 +27,6 @@ import (
 // refusal must name what is wrong on one line, and change nothing on disk.
 
 const hostileVF = "0000:81:01.0"
-
-// tree is a snapshot of everything under a directory, links not followed: each
-// entry's type, mode, link target or content hash. Two equal snapshots mean
-// nothing was created, removed or changed.
-type tree map[string]string
-
-func snapshot(t *testing.T, root string) tree {
-	t.Helper()
-	out := tree{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		desc := fi.Mode().String()
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			desc += " -> " + target
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(b)
-			desc += " " + hex.EncodeToString(sum[:8])
-		}
-		out[rel] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // checkRefused checks a refusal: an error with the CNI code, on one line, that
 // names each of mention.
@@ -223,7 +180,7 @@ func TestStoreRefusesUnsafeDataDir(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := privateDir(t, filepath.Join(t.TempDir(), "r"))
 			dataDir := tt.setup(t, root)
-			before := snapshot(t, root)
+			before := treesnap.Of(t, root)
 			s := Store{Dir: dataDir}
 			for _, o := range storeOps() {
 				err := o.op(s)
@@ -233,7 +190,7 @@ func TestStoreRefusesUnsafeDataDir(t *testing.T) {
 					t.Errorf("%s: %v, want a refusal or nothing found", o.name, err)
 				}
 			}
-			if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+			if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 				t.Errorf("the refused operations changed the tree (-before +after):\n%s", diff)
 			}
 		})
@@ -274,7 +231,7 @@ func TestStoreRefusesUnsafeStateFiles(t *testing.T) {
 			outside := filepath.Join(root, "precious")
 			writeFile(t, outside, `{"containerID":"pod-a","ifName":"net1"}`)
 			tt.plant(t, filepath.Join(dataDir, tt.sub, tt.file), outside)
-			before := snapshot(t, root)
+			before := treesnap.Of(t, root)
 			// Every verb's preflight refuses it, before the verb does anything.
 			err := s.preflight("pod-a", "net1", mustAddr(t, hostileVF))
 			checkRefused(t, "preflight", err, CodeInvalidConfig, `"dataDir"`, tt.file, tt.mention)
@@ -288,7 +245,7 @@ func TestStoreRefusesUnsafeStateFiles(t *testing.T) {
 					checkRefused(t, o.name, o.op(s), CodeInvalidConfig, `"dataDir"`, tt.file, tt.mention)
 				}
 			}
-			if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+			if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 				t.Errorf("the refused operations changed the tree (-before +after):\n%s", diff)
 			}
 		})
@@ -395,14 +352,14 @@ func TestStoreTightensItsOwnDirs(t *testing.T) {
 			if err := os.Chmod(s.Dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			before := snapshot(t, root)
+			before := treesnap.Of(t, root)
 			if err := s.preflight("pod-a", "net1", mustAddr(t, hostileVF)); err != nil {
 				t.Fatalf("preflight: %v", err)
 			}
 			if _, err := s.LoadAttachment("pod-a", "net1"); err != nil && !isNotExist(err) {
 				t.Fatalf("LoadAttachment: %v", err)
 			}
-			if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+			if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 				t.Errorf("reading changed the tree (-before +after):\n%s", diff)
 			}
 			if err := s.ensure(); err != nil {
@@ -446,13 +403,13 @@ func TestPrivilegedStoreRefusesForeignDirs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := privateDir(t, filepath.Join(t.TempDir(), "r"))
 			s := Store{Dir: tt.setup(t, root)}
-			before := snapshot(t, root)
+			before := treesnap.Of(t, root)
 			for _, o := range storeOps() {
 				if err := o.op(s); o.writer || isRefusal(err) {
 					checkRefused(t, o.name, err, CodeInvalidConfig, `"dataDir"`, tt.mention)
 				}
 			}
-			if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+			if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 				t.Errorf("the refused operations changed the tree (-before +after):\n%s", diff)
 			}
 		})
@@ -510,7 +467,7 @@ func TestOpenLogRefusesUnsafeLogFile(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := privateDir(t, filepath.Join(t.TempDir(), "r"))
 			logFile := tt.setup(t, root)
-			before := snapshot(t, root)
+			before := treesnap.Of(t, root)
 			var stderr strings.Builder
 			_, closeLog, err := openLog(&NetConf{LogFile: logFile}, &stderr)
 			if err == nil {
@@ -520,7 +477,7 @@ func TestOpenLogRefusesUnsafeLogFile(t *testing.T) {
 			if stderr.Len() != 0 {
 				t.Errorf("stderr: %q", stderr.String())
 			}
-			if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+			if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 				t.Errorf("the refused open changed the tree (-before +after):\n%s", diff)
 			}
 		})
@@ -552,7 +509,7 @@ func TestOpenLogAppends(t *testing.T) {
 		t.Errorf("log file mode %v, %v; want 0600", fi.Mode(), err)
 	}
 
-	before := snapshot(t, root)
+	before := treesnap.Of(t, root)
 	var stderr strings.Builder
 	log, closeLog, err := openLog(&NetConf{LogFile: filepath.Join(root, "missing", "x.log")}, &stderr)
 	if err != nil {
@@ -563,7 +520,7 @@ func TestOpenLogAppends(t *testing.T) {
 	if !strings.Contains(stderr.String(), "logging to stderr") || !strings.Contains(stderr.String(), "to stderr") {
 		t.Errorf("stderr %q: want the warning and the line", stderr.String())
 	}
-	if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+	if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 		t.Errorf("the fallback changed the tree (-before +after):\n%s", diff)
 	}
 }
@@ -589,10 +546,10 @@ func TestPrivilegedOpenLogRefusesPlantedFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := snapshot(t, root)
+	before := treesnap.Of(t, root)
 	_, _, err := openLog(&NetConf{LogFile: filepath.Join(shared, "x.log")}, io.Discard)
 	checkRefused(t, "openLog in a shared directory", err, CodeInvalidConfig, `"logFile"`, "belongs to uid 65534")
-	if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+	if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 		t.Errorf("the refused open changed the tree (-before +after):\n%s", diff)
 	}
 	_, closeLog, err := openLog(&NetConf{LogFile: filepath.Join(root, "x.log")}, io.Discard)
@@ -744,7 +701,7 @@ func TestPluginRefusesBeforeTouchingFiles(t *testing.T) {
 			}
 			conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n","type":"chelsio-sriov","deviceID":%q,"dataDir":%q,"logFile":%q,"prevResult":{"cniVersion":"1.1.0"}}`,
 				hostileVF, dataDir, logFile)
-			before := snapshot(t, root)
+			before := treesnap.Of(t, root)
 			var stderr strings.Builder
 			p := New(hostileRoot(t), &stderr)
 			for _, verb := range tt.verbs {
@@ -764,7 +721,7 @@ func TestPluginRefusesBeforeTouchingFiles(t *testing.T) {
 				}
 				checkRefused(t, verb, err, tt.code, tt.mention...)
 			}
-			if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+			if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 				t.Errorf("the refused verbs changed the tree (-before +after):\n%s", diff)
 			}
 			if stderr.Len() != 0 {
@@ -781,10 +738,10 @@ func TestStatusRefusesUnsafeDataDir(t *testing.T) {
 	privateDir(t, filepath.Join(root, "real"))
 	symlink(t, filepath.Join(root, "real"), filepath.Join(root, "state"))
 	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n","type":"chelsio-sriov","dataDir":%q}`, filepath.Join(root, "state"))
-	before := snapshot(t, root)
+	before := treesnap.Of(t, root)
 	err := New(hostileRoot(t), io.Discard).Status(&skel.CmdArgs{StdinData: []byte(conf)})
 	checkRefused(t, "STATUS", err, CodeNotAvailable, `"dataDir"`, "symbolic link")
-	if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+	if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 		t.Errorf("STATUS changed the tree (-before +after):\n%s", diff)
 	}
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/treesnap"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
 )
@@ -182,7 +182,7 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 					over[k] = v
 				}
 			}
-			scratchBefore := treeOf(t, scratch)
+			scratchBefore := treesnap.Of(t, scratch)
 			conf := e.conf(1, deviceID, over)
 			pod := newPod(t)
 			rt := e.rt("pod-bad", pod)
@@ -211,7 +211,7 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 			if f := filesUnder(t, e.dataDirs[1]); len(f) != 0 {
 				t.Errorf("files in dataDir: %v", f)
 			}
-			if diff := cmp.Diff(scratchBefore, treeOf(t, scratch)); diff != "" {
+			if diff := cmp.Diff(scratchBefore, treesnap.Of(t, scratch)); diff != "" {
 				t.Errorf("the refused ADD changed the scratch directory (-before +after):\n%s", diff)
 			}
 		})
@@ -279,44 +279,6 @@ func precious(t *testing.T, scratch string) {
 	if err := os.WriteFile(filepath.Join(scratch, "precious"), []byte(`{"containerID":"pod-bad","ifName":"net1"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// treeOf describes every entry under dir, links not followed: type and mode, link
-// target, size and content of files. Equal descriptions mean nothing changed.
-func treeOf(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		desc := fi.Mode().String()
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			desc += " -> " + target
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" %d %q", len(b), b)
-		}
-		out[rel] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // checkRefusal checks a refused ADD's error: a *types.Error, the code, a one-line
