@@ -6,6 +6,7 @@ package roottest
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -19,4 +20,19 @@ func Require(t testing.TB) {
 		t.Fatal("this test needs root; CI must run as root (CI is set, so it may not skip)")
 	}
 	t.Skip("needs root (network namespaces and mounts); run `sudo make test`")
+}
+
+// Tool returns the path of a program the test needs: outside CI a missing one
+// skips the test; in CI, whose script installs every such program, it fails it.
+func Tool(t testing.TB, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed; CI must install it (%s)", name, install)
+	}
+	t.Skipf("needs %s: %s", name, install)
+	return ""
 }
