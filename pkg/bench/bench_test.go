@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -296,5 +297,17 @@ func TestBenchParseIperfCSV(t *testing.T) {
 	}
 	if _, err := parseIperfCSV("connect failed\n", 2); err == nil {
 		t.Error("parseIperfCSV(no report) = nil error")
+	}
+	// iperf 2.1.8: two streams ending in the same interval, and no SUM line.
+	noSum := "19700101000000,198.51.100.2,43394,198.51.100.3,5001,2,0.0-1.0,59525436,469518483\n" +
+		"19700101000000,198.51.100.2,43404,198.51.100.3,5001,1,0.0-1.0,60669692,478151317\n"
+	if got, err := parseIperfCSV(noSum, 2); err != nil || math.Abs(got-0.9476698) > 1e-6 {
+		t.Errorf("parseIperfCSV(no SUM line) = %v, %v; want the streams' sum, 0.9476698 Gbps", got, err)
+	}
+	if _, err := parseIperfCSV(strings.SplitAfter(noSum, "\n")[0], 2); err == nil {
+		t.Error("parseIperfCSV(one of two streams, no SUM line) = nil error")
+	}
+	if got, err := parseIperfCSV(strings.SplitAfter(noSum, "\n")[0], 1); err != nil || math.Abs(got-0.469518483) > 1e-9 {
+		t.Errorf("parseIperfCSV(one stream) = %v, %v; want 0.469518483", got, err)
 	}
 }

@@ -25,7 +25,8 @@ import (
 // pod per worker on the two ends of the cable (VF 0000:81:01.0, MTU 9000), attached
 // through libcni with the seed's NAD; `chelsio-vf bench server` in pod 2 and
 // `chelsio-vf bench client` in pod 1, both the real binary run in the pods' network
-// namespaces; a table, JSON and a plot with one point per I/O size.
+// namespaces; a table, JSON and a plot with one point per I/O size; once with the
+// Go data plane and once with iperf2.
 func TestPrivilegedBenchTwoPods(t *testing.T) {
 	roottest.Require(t)
 	node := upNode(t, "--vfs", "2", "--mtu", "9000")
@@ -54,132 +55,144 @@ func TestPrivilegedBenchTwoPods(t *testing.T) {
 		ips[w] = res.IPs[0].Address.IP
 	}
 
-	cvf := node.cvf
-	// The server, in pod 2, until the test ends (nsenter execs it: same process).
-	srv := exec.Command("nsenter", "--net="+pods[2].Path(), cvf, "bench", "server", "--listen", net.JoinHostPort(ips[2].String(), "5201"))
-	srvErr, err := srv.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("start bench server: %v", err)
-	}
-	exited := make(chan error, 1)
-	var srvLog bytes.Buffer
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(srvErr)
-		signalled := false
-		for sc.Scan() {
-			srvLog.WriteString(sc.Text() + "\n")
-			if !signalled && strings.Contains(sc.Text(), "listening on") {
-				close(ready)
-				signalled = true
+	// The Go data plane, and iperf2 (the seed's tool) when it is installed (CI
+	// installs it): the same bench, the same checks.
+	for _, tool := range []string{"go", "iperf"} {
+		t.Run(tool, func(t *testing.T) {
+			if tool == "iperf" {
+				roottest.Tool(t, "iperf", "apt-get install iperf")
 			}
-		}
-		exited <- srv.Wait()
-	}()
-	t.Cleanup(func() {
-		if err := srv.Process.Signal(os.Interrupt); err != nil {
-			t.Errorf("stop bench server: %v", err)
-		}
-		select {
-		case err := <-exited:
+			cvf := node.cvf
+			// The server, in pod 2, until the test ends (nsenter execs it: same process).
+			srv := exec.Command("nsenter", "--net="+pods[2].Path(), cvf, "bench", "server", "--listen", net.JoinHostPort(ips[2].String(), "5201"), "--tool", tool)
+			srvErr, err := srv.StderrPipe()
 			if err != nil {
-				t.Errorf("bench server exit: %v\n%s", err, srvLog.String())
+				t.Fatal(err)
 			}
-		case <-time.After(10 * time.Second):
-			if err := srv.Process.Kill(); err != nil {
-				t.Errorf("kill bench server: %v", err)
+			if err := srv.Start(); err != nil {
+				t.Fatalf("start bench server: %v", err)
 			}
-			t.Error("bench server still running 10 s after SIGINT; killed")
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-exited:
-		t.Fatalf("bench server exited: %v\n%s", err, srvLog.String())
-	case <-time.After(10 * time.Second):
-		t.Fatal("bench server not listening after 10 s")
-	}
+			exited := make(chan error, 1)
+			var srvLog bytes.Buffer
+			ready := make(chan struct{})
+			go func() {
+				sc := bufio.NewScanner(srvErr)
+				signalled := false
+				for sc.Scan() {
+					srvLog.WriteString(sc.Text() + "\n")
+					if !signalled && strings.Contains(sc.Text(), "listening on") {
+						close(ready)
+						signalled = true
+					}
+				}
+				exited <- srv.Wait()
+			}()
+			t.Cleanup(func() {
+				if err := srv.Process.Signal(os.Interrupt); err != nil {
+					t.Errorf("stop bench server: %v", err)
+				}
+				select {
+				case err := <-exited:
+					if err != nil {
+						t.Errorf("bench server exit: %v\n%s", err, srvLog.String())
+					}
+				case <-time.After(10 * time.Second):
+					if err := srv.Process.Kill(); err != nil {
+						t.Errorf("kill bench server: %v", err)
+					}
+					t.Error("bench server still running 10 s after SIGINT; killed")
+				}
+			})
+			select {
+			case <-ready:
+			case err := <-exited:
+				t.Fatalf("bench server exited: %v\n%s", err, srvLog.String())
+			case <-time.After(10 * time.Second):
+				t.Fatal("bench server not listening after 10 s")
+			}
 
-	dir := t.TempDir()
-	jsonFile, plotFile := filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.svg")
-	out, errb, err := run(t, "nsenter", "--net="+pods[1].Path(), cvf, "bench", "client",
-		"--server", ips[2].String(), "--sizes", "64,1024,65536", "--duration", "1s", "--streams", "2",
-		"--json", jsonFile, "--plot", plotFile)
-	t.Logf("bench client stdout:\n%s\nstderr:\n%s", out, errb)
-	if err != nil {
-		t.Fatalf("bench client: %v", err)
-	}
+			dir := t.TempDir()
+			jsonFile, plotFile := filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.svg")
+			out, errb, err := run(t, "nsenter", "--net="+pods[1].Path(), cvf, "bench", "client",
+				"--server", ips[2].String(), "--sizes", "64,1024,65536", "--duration", "1s", "--streams", "2",
+				"--json", jsonFile, "--plot", plotFile, "--tool", tool)
+			t.Logf("bench client stdout:\n%s\nstderr:\n%s", out, errb)
+			if err != nil {
+				t.Fatalf("bench client: %v", err)
+			}
 
-	// The table: a header and one row per size, in order.
-	rows := strings.Split(strings.TrimSpace(out), "\n")
-	if len(rows) != 4 || !strings.Contains(rows[0], "SIZE") || !strings.Contains(rows[0], "Gbps") {
-		t.Fatalf("table:\n%s\nwant a header and 3 rows", out)
-	}
-	for i, label := range []string{"64", "1K", "64K"} {
-		if f := strings.Fields(rows[i+1]); len(f) != 4 || f[0] != label {
-			t.Errorf("table row %d = %q, want SIZE %s and three figures", i+1, rows[i+1], label)
-		}
-	}
-	// Progress: one line per size.
-	for _, want := range []string{"size 1/3:", "size 2/3:", "size 3/3:"} {
-		if !strings.Contains(errb, want) {
-			t.Errorf("progress on stderr lacks %q", want)
-		}
-	}
+			// The table: a header and one row per size, in order.
+			rows := strings.Split(strings.TrimSpace(out), "\n")
+			if len(rows) != 4 || !strings.Contains(rows[0], "SIZE") || !strings.Contains(rows[0], "Gbps") {
+				t.Fatalf("table:\n%s\nwant a header and 3 rows", out)
+			}
+			for i, label := range []string{"64", "1K", "64K"} {
+				if f := strings.Fields(rows[i+1]); len(f) != 4 || f[0] != label {
+					t.Errorf("table row %d = %q, want SIZE %s and three figures", i+1, rows[i+1], label)
+				}
+			}
+			// Progress: one line per size.
+			for _, want := range []string{"size 1/3:", "size 2/3:", "size 3/3:"} {
+				if !strings.Contains(errb, want) {
+					t.Errorf("progress on stderr lacks %q", want)
+				}
+			}
 
-	// The JSON: 3 points, each with traffic.
-	b, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res struct {
-		Tool    string `json:"tool"`
-		Streams int    `json:"streams"`
-		Points  []struct {
-			Size        int     `json:"size"`
-			Gbps        float64 `json:"gbps"`
-			SenderCPU   float64 `json:"senderCPU"`
-			ReceiverCPU float64 `json:"receiverCPU"`
-		} `json:"points"`
-	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatalf("JSON: %v\n%s", err, b)
-	}
-	if res.Streams != 2 || len(res.Points) != 3 {
-		t.Fatalf("JSON: streams %d, %d points; want 2 streams, 3 points:\n%s", res.Streams, len(res.Points), b)
-	}
-	for i, size := range []int{64, 1024, 65536} {
-		p := res.Points[i]
-		if p.Size != size || p.Gbps <= 0 || p.SenderCPU < 0 || p.SenderCPU > 100 || p.ReceiverCPU < 0 || p.ReceiverCPU > 100 {
-			t.Errorf("JSON point %d = %+v, want size %d, gbps > 0, CPU %% in 0..100", i, p, size)
-		}
-	}
+			// The JSON: 3 points, each with traffic.
+			b, err := os.ReadFile(jsonFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res struct {
+				Tool    string `json:"tool"`
+				Streams int    `json:"streams"`
+				Points  []struct {
+					Size        int     `json:"size"`
+					Gbps        float64 `json:"gbps"`
+					SenderCPU   float64 `json:"senderCPU"`
+					ReceiverCPU float64 `json:"receiverCPU"`
+				} `json:"points"`
+			}
+			if err := json.Unmarshal(b, &res); err != nil {
+				t.Fatalf("JSON: %v\n%s", err, b)
+			}
+			if res.Tool != tool {
+				t.Errorf("JSON: tool %q, want %q", res.Tool, tool)
+			}
+			if res.Streams != 2 || len(res.Points) != 3 {
+				t.Fatalf("JSON: streams %d, %d points; want 2 streams, 3 points:\n%s", res.Streams, len(res.Points), b)
+			}
+			for i, size := range []int{64, 1024, 65536} {
+				p := res.Points[i]
+				if p.Size != size || p.Gbps <= 0 || p.SenderCPU < 0 || p.SenderCPU > 100 || p.ReceiverCPU < 0 || p.ReceiverCPU > 100 {
+					t.Errorf("JSON point %d = %+v, want size %d, gbps > 0, CPU %% in 0..100", i, p, size)
+				}
+			}
 
-	// The plot: an SVG with a tick label per size.
-	svg, err := os.ReadFile(plotFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	texts := map[string]bool{}
-	d := xml.NewDecoder(bytes.NewReader(svg))
-	for {
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s does not parse as XML: %v", plotFile, err)
-		}
-		if cd, ok := tok.(xml.CharData); ok {
-			texts[strings.TrimSpace(string(cd))] = true
-		}
-	}
-	for _, l := range []string{"64", "1K", "64K", "chelsio-vf bench: 2 streams, 1s per size"} {
-		if !texts[l] {
-			t.Errorf("%s has no text %q", plotFile, l)
-		}
+			// The plot: an SVG with a tick label per size.
+			svg, err := os.ReadFile(plotFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			texts := map[string]bool{}
+			d := xml.NewDecoder(bytes.NewReader(svg))
+			for {
+				tok, err := d.Token()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("%s does not parse as XML: %v", plotFile, err)
+				}
+				if cd, ok := tok.(xml.CharData); ok {
+					texts[strings.TrimSpace(string(cd))] = true
+				}
+			}
+			for _, l := range []string{"64", "1K", "64K", "chelsio-vf bench: 2 streams, 1s per size"} {
+				if !texts[l] {
+					t.Errorf("%s has no text %q", plotFile, l)
+				}
+			}
+		})
 	}
 }
