@@ -142,11 +142,19 @@ const MaxConfigSize = 1 << 20
 // MaxConfigSize bytes. The file is opened without blocking, so that a named pipe
 // put in its place is refused rather than waited on.
 func readConfig(path string) ([]byte, error) {
+	// Look before opening: opening some devices does something (a watchdog arms).
+	// The ConfigMap's file is a link to a regular file: links are followed.
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file but %s", path, fileKind(st.Mode()))
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	// And again on what was opened: the path may have changed in between.
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
