@@ -191,7 +191,9 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 		errs = append(errs, lerr)
 	}
 	for _, a := range all {
-		if valid[types.GCAttachment{ContainerID: a.ContainerID, IfName: a.IfName}] {
+		// The valid list is this network's: another network's attachments (the
+		// default dataDir is shared) are its own GC's business.
+		if a.Network != inv.conf.Name || valid[types.GCAttachment{ContainerID: a.ContainerID, IfName: a.IfName}] {
 			continue
 		}
 		inv.log.Info("GC: releasing stale attachment", "stale", a.ContainerID, "stale-ifname", a.IfName, "vf", a.VF)

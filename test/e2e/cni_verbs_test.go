@@ -344,3 +344,52 @@ func TestPrivilegedCNIResultVersions(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedCNIGCOtherNetwork: two networks of chelsio-sriov share the state
+// directory (the default dataDir is one per node). GC of one network, whose valid
+// list cannot name the other's attachments, leaves those alone.
+func TestPrivilegedCNIGCOtherNetwork(t *testing.T) {
+	roottest.Require(t)
+	const vfA, vfB = "0000:81:01.0", "0000:81:01.4"
+	node := upNode(t, "--vfs", "2")
+	e := newCNIEnv(t, node)
+	beforeA := e.home(t, 1, vfA)
+	confA := e.conf(1, vfA, map[string]any{"cniVersion": "1.1.0"})
+	confB := e.conf(1, vfB, map[string]any{"cniVersion": "1.1.0", "name": "other-network"})
+	podA, podB := newPod(t), newPod(t)
+	if _, err := e.add(1, "pod-a", podA, confA); err != nil {
+		t.Fatalf("ADD on network A: %v", err)
+	}
+	if _, err := e.add(1, "pod-b", podB, confB); err != nil {
+		t.Fatalf("ADD on network B: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.del(1, "pod-b", podB, confB); err != nil {
+			t.Errorf("DEL on network B: %v", err)
+		}
+	})
+	pb, ok := podIfaceOf(t, podB, "net1")
+	if !ok {
+		t.Fatal("pod-b has no net1")
+	}
+	stateB := readFile(t, filepath.Join(e.dataDirs[1], "attachments", "pod-b_net1.json"))
+
+	list := e.confList(t, "1.1.0", e.conf(1, "", nil))
+	if err := e.cni(1).GCNetworkList(ctx30(t), list, &libcni.GCArgs{}); err != nil {
+		t.Fatalf("GC of network A: %v", err)
+	}
+	e.waitHome(t, 1, vfA, beforeA, false)
+	if _, ok := podIfaceOf(t, podA, "net1"); ok {
+		t.Error("network A's stale attachment is still in its pod")
+	}
+	got, ok := podIfaceOf(t, podB, "net1")
+	if !ok {
+		t.Fatal("GC of network A took network B's VF out of its pod")
+	}
+	if diff := cmp.Diff(pb, got); diff != "" {
+		t.Errorf("network B's net1 changed (-before +after GC):\n%s", diff)
+	}
+	if diff := cmp.Diff(stateB, readFile(t, filepath.Join(e.dataDirs[1], "attachments", "pod-b_net1.json"))); diff != "" {
+		t.Errorf("network B's state changed (-before +after GC):\n%s", diff)
+	}
+}
