@@ -464,6 +464,14 @@ func (p *Plugin) checkOwner(inv *invocation, v *vf.VF, args *skel.CmdArgs) (bool
 	if isNotExist(err) {
 		return false, nil
 	}
+	if isCorrupt(err) {
+		// Truncated by a power loss (the state is not synced): it names no one.
+		inv.log.Warn("VF owner record unreadable; taking the VF as free", "vf", v.Addr.String(), "err", err)
+		if err := inv.store.dropCorruptOwner(v.Addr.String()); err != nil {
+			return false, withCode(CodeIOFailure, err)
+		}
+		return false, nil
+	}
 	if err != nil {
 		return false, withCode(CodeIOFailure, err)
 	}

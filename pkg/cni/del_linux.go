@@ -76,12 +76,38 @@ func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
 	sub := *args
 	sub.StdinData = a.NetConf
 	inv, err := p.begin(&sub, "DEL")
-	if err != nil {
-		return fmt.Errorf("config refused (%w), and the state's own config too: %w", loadErr, err)
+	switch {
+	case isRefusal(err):
+		return err
+	case err != nil:
+		// The config ADD recorded is refused too (a rule this version added): free
+		// what the state records all the same, never leave a VF or a lease behind.
+		if inv, err = p.beginFromState(&sub, a, dataDir); err != nil {
+			return err
+		}
+		inv.log.Warn("config refused, and the config ADD recorded too; releasing what the state records", "err", loadErr)
+	default:
+		inv.log.Warn("config refused; releasing with the config ADD recorded", "err", loadErr)
 	}
 	defer inv.close()
-	inv.log.Warn("config refused; releasing with the config ADD recorded", "err", loadErr)
 	return p.release(inv, &sub, a, true)
+}
+
+// beginFromState is begin for a DEL that has only the attachment's state to go
+// by: the network's name, the VF, the IPAM plugin and the config it was given.
+// The state directory is checked as always; the log goes to stderr.
+func (p *Plugin) beginFromState(args *skel.CmdArgs, a *Attachment, dataDir string) (*invocation, error) {
+	c := &NetConf{Name: a.Network, DataDir: dataDir, IPAMType: a.IPAMType, Raw: a.NetConf}
+	if pa, err := vf.ParsePCIAddr(a.VF); err == nil {
+		c.VF = pa
+	}
+	store := Store{Dir: dataDir}
+	if err := store.preflight(args.ContainerID, args.IfName, c.VF); err != nil {
+		return nil, err
+	}
+	log, closeLog, _ := openLog(&NetConf{}, p.Stderr)
+	log = log.With("verb", "DEL", "container", args.ContainerID, "ifname", args.IfName)
+	return &invocation{conf: c, log: log, store: store, close: closeLog}, nil
 }
 
 // release is DEL's work, shared with GC (which runs IPAM GC itself afterwards).
@@ -141,20 +167,14 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 	var errs []error
 	vfKept := false
 	if !addr.IsZero() {
-		owner, err := inv.store.Owner(addr.String())
-		mine := isNotExist(err) || (err == nil && owner.ContainerID == args.ContainerID && owner.IfName == args.IfName)
-		if !mine {
-			// The VF now belongs to another pod (ours is long gone): leave it alone.
-			inv.log.Info("VF belongs to another attachment; not touching it", "vf", addr.String(), "owner", owner.ContainerID)
-		} else if err := p.restoreVF(inv, args, addr, a); err != nil {
-			if !errors.Is(err, errVFMissing) {
-				errs = append(errs, err)
-			} else {
-				// Nothing more to free now; keep the state so that GC, or an ADD that
-				// finds the pod gone, can still give the VF back as it was.
-				inv.log.Warn("VF netdev not found in the pod or the host; state kept for GC", "vf", addr.String())
-				vfKept = true
-			}
+		// No return until ipamDone below: the IPAM DEL may be running.
+		if err := p.releaseVF(inv, args, addr, a); errors.Is(err, errVFMissing) {
+			// Nothing more to free now; keep the state so that GC, or an ADD that
+			// finds the pod gone, can still give the VF back as it was.
+			inv.log.Warn("VF netdev not found in the pod or the host; state kept for GC", "vf", addr.String())
+			vfKept = true
+		} else if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := ipamDone(); err != nil {
@@ -164,9 +184,12 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 	if len(errs) > 0 || vfKept {
 		return errors.Join(errs...)
 	}
-	if ipamMissing && p.keepPendingIPAM(inv, args, a, ipamType, netconf) {
+	if ipamMissing {
 		// The attachment's file now holds the pending lease (replaced in one
 		// rename): only the VF's owner record goes.
+		if err := p.keepPendingIPAM(inv, args, a, addr, ipamType, netconf); err != nil {
+			return withCode(CodeIOFailure, err) // the state is kept: the retry tries again
+		}
 		if err := inv.store.ReleaseOwner(args.ContainerID, args.IfName, addrString(addr)); err != nil {
 			return withCode(CodeIOFailure, err)
 		}
@@ -180,6 +203,28 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 	return nil
 }
 
+// releaseVF gives the VF back unless its owner record names another attachment.
+// An owner record that cannot be decoded (truncated by a power loss: the state is
+// not synced) names no one: it is removed and the VF taken as free.
+func (p *Plugin) releaseVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr, a *Attachment) error {
+	owner, err := inv.store.Owner(addr.String())
+	switch {
+	case isCorrupt(err):
+		inv.log.Warn("VF owner record unreadable; taking the VF as free", "vf", addr.String(), "err", err)
+		if err := inv.store.dropCorruptOwner(addr.String()); err != nil {
+			return withCode(CodeIOFailure, err)
+		}
+	case isNotExist(err):
+	case err != nil:
+		return withCode(CodeIOFailure, err) // the state is kept: the retry frees it
+	case owner.ContainerID != args.ContainerID || owner.IfName != args.IfName:
+		// The VF now belongs to another pod (ours is long gone): leave it alone.
+		inv.log.Info("VF belongs to another attachment; not touching it", "vf", addr.String(), "owner", owner.ContainerID)
+		return nil
+	}
+	return p.restoreVF(inv, args, addr, a)
+}
+
 // PhaseIPAMPending marks the state of an attachment whose VF is back but whose
 // IPAM DEL could not run (the IPAM plugin was not in CNI_PATH): the record has no
 // VF, only what IPAM DEL needs, so that a later DEL or GC of the attachment frees
@@ -189,25 +234,37 @@ const PhaseIPAMPending = "ipam-pending"
 // keepPendingIPAM records an attachment whose lease DEL could not free. DEL still
 // succeeds: the pod is gone and its VF is free; failing would only make the
 // runtime retry a DEL that cannot do more until the IPAM plugin is reinstalled.
-func (p *Plugin) keepPendingIPAM(inv *invocation, args *skel.CmdArgs, a *Attachment, ipamType string, netconf []byte) bool {
+// The record keeps the VF's address, so that a DEL interrupted before the VF's
+// owner record went can still release it.
+func (p *Plugin) keepPendingIPAM(inv *invocation, args *skel.CmdArgs, a *Attachment, addr vf.PCIAddr, ipamType string, netconf []byte) error {
 	pending := &Attachment{
 		ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns, Network: inv.conf.Name,
-		Phase: PhaseIPAMPending, IPAMType: ipamType, NetConf: netconf, Created: time.Now().UTC(),
+		VF: addrString(addr), Phase: PhaseIPAMPending, IPAMType: ipamType, NetConf: netconf, Created: time.Now().UTC(),
 	}
 	if a != nil {
 		pending.Network, pending.Created = a.Network, a.Created
 	}
 	if err := inv.store.SaveAttachment(pending); err != nil {
-		inv.log.Warn("IPAM plugin missing, and its lease cannot be recorded for later: free it by hand", "ipam", ipamType, "err", err)
-		return false
+		return fmt.Errorf("IPAM plugin %s missing, and its lease cannot be recorded for later: %w", ipamType, err)
 	}
 	inv.log.Warn("IPAM plugin missing: VF released, lease kept until a DEL or GC of this attachment runs with the plugin installed", "ipam", ipamType)
-	return true
+	return nil
 }
 
 // releasePendingIPAM is DEL (or GC) of an attachment whose VF was released
-// before: only IPAM DEL remains.
+// before: the VF's owner record goes if it still names the attachment (a DEL may
+// have stopped before removing it), then IPAM DEL runs if it can.
 func (p *Plugin) releasePendingIPAM(inv *invocation, args *skel.CmdArgs, a *Attachment, runIPAM bool) error {
+	if a.VF != "" {
+		unlock, err := inv.store.Lock(a.VF, p.LockTimeout)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if err := inv.store.ReleaseOwner(args.ContainerID, args.IfName, a.VF); err != nil {
+			return withCode(CodeIOFailure, err)
+		}
+	}
 	if !runIPAM {
 		return nil // the record is all that is left, and it is IPAM's
 	}
@@ -221,7 +278,7 @@ func (p *Plugin) releasePendingIPAM(inv *invocation, args *skel.CmdArgs, a *Atta
 	if err := p.fault(StepDelIPAM); err != nil {
 		return err
 	}
-	if err := inv.store.RemoveAttachment(args.ContainerID, args.IfName, ""); err != nil {
+	if err := inv.store.RemoveAttachment(args.ContainerID, args.IfName, a.VF); err != nil {
 		return withCode(CodeIOFailure, err)
 	}
 	inv.log.Info("released the lease kept from an earlier DEL", "ipam", a.IPAMType)

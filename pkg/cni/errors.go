@@ -53,7 +53,7 @@ func AsCNIError(err error) *types.Error {
 	switch {
 	case errors.As(err, &ce):
 		code = ce.code
-	case errors.As(err, &te):
+	case errors.As(err, &te) && te.Code != 0:
 		code = te.Code
 	}
 	return &types.Error{Code: code, Msg: err.Error()}

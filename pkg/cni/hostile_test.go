@@ -642,7 +642,6 @@ func TestAttachmentNamesDoNotCollide(t *testing.T) {
 // through a link.
 func TestPluginRefusesBeforeTouchingFiles(t *testing.T) {
 	keyed := []string{"ADD", "DEL", "CHECK"}
-	all := []string{"ADD", "DEL", "CHECK", "STATUS", "GC"}
 	noStatus := []string{"ADD", "DEL", "CHECK", "GC"} // STATUS: see TestStatusRefusesUnsafeDataDir
 	tests := []struct {
 		name, id, ifName string
@@ -660,7 +659,7 @@ func TestPluginRefusesBeforeTouchingFiles(t *testing.T) {
 			writeFile(t, filepath.Join(root, "precious"), "keep")
 			symlink(t, filepath.Join(root, "precious"), filepath.Join(root, "x.log"))
 			return filepath.Join(root, "state"), filepath.Join(root, "x.log")
-		}, all, CodeInvalidConfig, []string{`"logFile"`, "symbolic link"}},
+		}, []string{"ADD", "CHECK", "STATUS"}, CodeInvalidConfig, []string{`"logFile"`, "symbolic link"}}, // DEL, GC: TestDelFreesDespiteRefusedLogFile
 		{"dataDir is a symbolic link", "pod-a", "net1", func(t *testing.T, root string) (string, string) {
 			privateDir(t, filepath.Join(root, "real"))
 			symlink(t, filepath.Join(root, "real"), filepath.Join(root, "state"))
@@ -728,6 +727,48 @@ func TestPluginRefusesBeforeTouchingFiles(t *testing.T) {
 				t.Logf("stderr: %s", stderr.String())
 			}
 		})
+	}
+}
+
+// TestDelFreesDespiteRefusedLogFile: DEL and GC need no log file to free what an
+// attachment holds: with a logFile they refuse (a symbolic link) they log to
+// stderr and go on; the link's target is untouched.
+func TestDelFreesDespiteRefusedLogFile(t *testing.T) {
+	root := privateDir(t, filepath.Join(t.TempDir(), "r"))
+	writeFile(t, filepath.Join(root, "precious"), "keep")
+	symlink(t, filepath.Join(root, "precious"), filepath.Join(root, "x.log"))
+	dataDir := filepath.Join(root, "state")
+	st := Store{Dir: dataDir}
+	if err := st.ensure(); err != nil {
+		t.Fatal(err)
+	}
+	// An attachment without a VF or IPAM: its release is the state's removal.
+	if err := st.SaveAttachment(&Attachment{ContainerID: "pod-a", IfName: "net1", Network: "n", Phase: PhaseAttached}); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n","type":"chelsio-sriov","dataDir":%q,"logFile":%q}`, dataDir, filepath.Join(root, "x.log"))
+	for _, verb := range []string{"DEL", "GC"} {
+		var stderr strings.Builder
+		p := New(hostileRoot(t), &stderr)
+		args := &skel.CmdArgs{ContainerID: "pod-a", IfName: "net1", StdinData: []byte(conf), Path: root}
+		var err error
+		if verb == "DEL" {
+			err = p.Del(args)
+		} else {
+			err = p.GC(args)
+		}
+		if err != nil {
+			t.Errorf("%s: %v", verb, err)
+		}
+		if !strings.Contains(stderr.String(), "logFile refused; logging to stderr") {
+			t.Errorf("%s: stderr %q, want the warning about the refused logFile", verb, stderr.String())
+		}
+	}
+	if _, err := st.LoadAttachment("pod-a", "net1"); !isNotExist(err) {
+		t.Errorf("the attachment's state after DEL: %v, want it gone", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "precious")); err != nil || string(b) != "keep" {
+		t.Errorf("the log link's target: %q, %v; want it untouched", b, err)
 	}
 }
 

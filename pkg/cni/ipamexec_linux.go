@@ -43,6 +43,9 @@ func (ipamExec) ExecPlugin(ctx context.Context, path string, stdin []byte, envir
 		c := exec.CommandContext(ctx, path)
 		c.Env, c.Stdin, c.Stdout, c.Stderr = environ, bytes.NewReader(stdin), &stdout, &stderr
 		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		// A grandchild that keeps the output pipes open must not hold us past
+		// the timeout.
+		c.WaitDelay = 2 * time.Second
 		err = c.Run()
 		// A binary being written (an installer copying it in place) cannot be
 		// run for a moment: try again, for up to 5 s.
@@ -67,6 +70,9 @@ func (ipamExec) ExecPlugin(ctx context.Context, path string, stdin []byte, envir
 	// A CNI plugin reports failure as a JSON error on stdout.
 	var e types.Error
 	if json.Unmarshal(stdout.Bytes(), &e) == nil && (e.Code != 0 || e.Msg != "") {
+		if e.Code == 0 {
+			e.Code = types.ErrInternal // an error must carry a code
+		}
 		return nil, &e
 	}
 	msg := strings.TrimSpace(stderr.String())

@@ -146,6 +146,14 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
 		return nil, err
 	}
 	log, closeLog, err := openLog(conf, p.Stderr)
+	if err != nil && (verb == "DEL" || verb == "GC") {
+		// Freeing needs no log file: a refused logFile must not keep a VF or a lease.
+		logErr := err
+		noFile := *conf
+		noFile.LogFile = ""
+		log, closeLog, err = openLog(&noFile, p.Stderr)
+		log.Warn("logFile refused; logging to stderr", "err", logErr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -536,6 +536,32 @@ func (s Store) remove(containerID, ifName, addr string, attachment bool) error {
 	return errors.Join(errs...)
 }
 
+// isCorrupt reports a state file whose content does not decode: empty or cut
+// short (written just before a power loss: the state is not synced) or garbage.
+func isCorrupt(err error) bool {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	return errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// dropCorruptOwner removes the VF's owner record if it does not decode (call with
+// the VF's lock held).
+func (s Store) dropCorruptOwner(addr string) error {
+	if err := checkAddr(addr); err != nil {
+		return err
+	}
+	d, err := s.open()
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	var o Owner
+	if err := d.readJSON("vfs", addr+".json", &o); !isCorrupt(err) {
+		return nil
+	}
+	return d.remove("vfs", addr+".json")
+}
+
 // Owner returns the VF's owner record; fs.ErrNotExist when the VF is free.
 func (s Store) Owner(addr string) (*Owner, error) {
 	if err := checkAddr(addr); err != nil {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -436,4 +437,76 @@ func TestPrivilegedCNIDelIPAMMissing(t *testing.T) {
 		t.Fatalf("GC: %v", err)
 	}
 	assertReleased(t, e, delVF, before, &beforePF)
+}
+
+// TestPrivilegedCNICorruptOwnerRecord: the VF's owner record is empty (written
+// just before a power loss: the state is not synced). DEL still gives the VF back
+// and frees everything; an ADD that meets such a record takes the VF as free.
+func TestPrivilegedCNICorruptOwnerRecord(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2")
+	e := newCNIEnv(t, node)
+	before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+	conf := delConf(e, delVF, delMAC)
+	owner := filepath.Join(e.dataDirs[1], "vfs", delVF+".json")
+	pod := newPod(t)
+	addOK(t, e, "pod-corrupt", pod, conf, 9000, delMAC)
+	if err := os.Truncate(owner, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.del(1, "pod-corrupt", pod, conf); err != nil {
+		t.Fatalf("DEL with an empty owner record: %v", err)
+	}
+	assertReleased(t, e, delVF, before, &beforePF)
+
+	if err := os.WriteFile(owner, []byte(`{"containerID":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pod2 := newPod(t)
+	addOK(t, e, "pod-after", pod2, conf, 9000, delMAC)
+	if err := e.del(1, "pod-after", pod2, conf); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	assertReleased(t, e, delVF, before, &beforePF)
+}
+
+// TestPrivilegedCNIDelStateOfOlderRules: the config ADD recorded breaks a rule
+// that came later (here a logFile ending in '/'), and the runtime sends DEL that
+// same config. DEL frees what the state records all the same.
+func TestPrivilegedCNIDelStateOfOlderRules(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2")
+	e := newCNIEnv(t, node)
+	before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+	conf := delConf(e, delVF, delMAC)
+	pod := newPod(t)
+	addOK(t, e, "pod-old", pod, conf, 9000, delMAC)
+	// Rewrite the state's config as an older version would have accepted it.
+	statePath := filepath.Join(e.dataDirs[1], "attachments", "pod-old_net1.json")
+	var st map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, statePath)), &st); err != nil {
+		t.Fatal(err)
+	}
+	var nc map[string]any
+	b, _ := json.Marshal(st["netconf"])
+	if err := json.Unmarshal(b, &nc); err != nil {
+		t.Fatal(err)
+	}
+	nc["logFile"] = t.TempDir() + "/"
+	old, _ := json.Marshal(nc)
+	st["netconf"] = json.RawMessage(old)
+	b, _ = json.Marshal(st)
+	if err := os.WriteFile(statePath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rawExec(t, 1, "ADD", "pod-probe", "net1", newPod(t), old); err == nil {
+		t.Fatal("the rewritten config is accepted: the test proves nothing")
+	}
+	if _, err := e.rawExec(t, 1, "DEL", "pod-old", "net1", pod, old); err != nil {
+		t.Fatalf("DEL with the config ADD recorded: %v", err)
+	}
+	assertReleased(t, e, delVF, before, &beforePF)
+	if _, ok := podIfaceOf(t, pod, "net1"); ok {
+		t.Error("net1 still in the pod")
+	}
 }
