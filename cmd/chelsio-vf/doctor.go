@@ -4,16 +4,18 @@ import (
 	"encoding/json"
 	"io"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 )
 
 func cmdDoctor(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("doctor", "doctor [--json] [--sysfs-root DIR] [--proc-root DIR] [--cni-bin-dir DIR] [--device-plugin-dir DIR] [--mtu N]", stderr)
+	fs := newFlags("doctor", "doctor [--json] [--sysfs-root DIR] [--proc-root DIR] [--cni-bin-dir DIR] [--cni-state-dir DIR] [--device-plugin-dir DIR] [--mtu N]", stderr)
 	asJSON := fs.Bool("json", false, `print {"checks":[{"name","status","finding","fix"}],"ok":bool}`)
 	root := fs.String("sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
 	proc := fs.String("proc-root", "/proc", "procfs root: swaps, modules, sys/net/...")
 	cniDir := fs.String("cni-bin-dir", node.DefaultCNIBinDir, "directory that must hold the "+node.PluginName+" CNI plugin")
+	stateDir := fs.String("cni-state-dir", cni.DefaultDataDir, "the CNI plugin's dataDir (its state)")
 	dpDir := fs.String("device-plugin-dir", node.DefaultDevicePluginDir, "kubelet's device-plugin directory, where chelsio-sriov-dp's sockets live")
 	mtu := fs.Int("mtu", 9000, "least MTU of port and VF netdevs (0: do not check)")
 	if err := parse(fs, args); err != nil {
@@ -23,6 +25,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 		Sysfs:           sysfs.Root(*root),
 		Proc:            *proc,
 		CNIBinDir:       *cniDir,
+		CNIStateDir:     *stateDir,
 		DevicePluginDir: *dpDir,
 		MTU:             *mtu,
 	})

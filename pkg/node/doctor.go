@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
@@ -68,6 +71,7 @@ const (
 	CheckSysctls      = "sysctls"       // bridge-nf-call-iptables and ip_forward on
 	CheckCNIBinary    = "cni-binary"    // the CNI plugin installed
 	CheckDevicePlugin = "device-plugin" // chelsio-sriov-dp's socket present and listening
+	CheckCNIState     = "cni-state"     // the CNI plugin's state: usable, nothing left waiting
 )
 
 // Result is the finding of one check.
@@ -91,6 +95,8 @@ type Config struct {
 	// DevicePluginDir is kubelet's socket directory; default
 	// /var/lib/kubelet/device-plugins.
 	DevicePluginDir string
+	// CNIStateDir is the CNI plugin's dataDir; default /var/lib/cni/chelsio-sriov.
+	CNIStateDir string
 	// MTU is the least MTU of port and VF netdevs; 0 skips the check.
 	MTU int
 	// DialTimeout bounds the connection to each device plugin socket; default 1 s.
@@ -115,6 +121,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = time.Second
+	}
+	if c.CNIStateDir == "" {
+		c.CNIStateDir = cni.DefaultDataDir
 	}
 	return c
 }
@@ -158,6 +167,7 @@ func Checks() []Check {
 		{CheckSysctls, checkSysctls},
 		{CheckCNIBinary, checkCNIBinary},
 		{CheckDevicePlugin, checkDevicePlugin},
+		{CheckCNIState, checkCNIState},
 	}
 }
 
@@ -670,6 +680,57 @@ func checkDevicePlugin(f *Facts) Result {
 		return Result{Status: Warn, Finding: "nothing listens on " + strings.Join(stale, ", ") + ": chelsio-sriov-dp is not running", Fix: start + f.DevicePluginDir + "; it replaces stale sockets"}
 	}
 	return Result{Status: Warn, Finding: fmt.Sprintf("no %s-*.sock in %s: chelsio-sriov-dp is not running", PluginName, f.DevicePluginDir), Fix: start + f.DevicePluginDir}
+}
+
+// checkCNIState reads the CNI plugin's state directory as the plugin does: it
+// must be usable (the plugin refuses one with links, loose modes or foreign
+// owners), and it says what is waiting for the runtime's GC: attachments of pods
+// whose network namespace is gone (their VF had not come back when DEL ran), and
+// leases that DEL could not free because the IPAM plugin was missing.
+func checkCNIState(f *Facts) Result {
+	if _, err := os.Lstat(f.CNIStateDir); errors.Is(err, fs.ErrNotExist) {
+		return Result{Status: OK, Finding: "no attachment yet (no " + f.CNIStateDir + ")"}
+	}
+	all, err := cni.Store{Dir: f.CNIStateDir}.Attachments()
+	if err != nil {
+		return Result{
+			Status: Fail, Finding: "the CNI plugin cannot use its state: " + err.Error(),
+			Fix: "see docs/errors.md, \"The state directory\"; until then ADD, DEL and GC refuse to run",
+		}
+	}
+	var attached, gone, pending int
+	ipam := map[string]bool{}
+	for _, a := range all {
+		switch {
+		case a.Phase == cni.PhaseIPAMPending:
+			pending++
+			ipam[a.IPAMType] = true
+		case a.Netns != "" && !exists(a.Netns):
+			gone++
+		default:
+			attached++
+		}
+	}
+	finding := plural(attached, "attachment")
+	var fixes []string
+	if gone > 0 {
+		finding += ", " + plural(gone, "attachment") + " of pods whose network namespace is gone"
+		fixes = append(fixes, "the runtime's next CNI GC gives their VFs back (an ADD of such a VF takes it over too)")
+	}
+	if pending > 0 {
+		types := slices.Sorted(maps.Keys(ipam))
+		finding += ", " + plural(pending, "lease") + " kept because DEL found no IPAM plugin (" + strings.Join(types, ", ") + ")"
+		fixes = append(fixes, "install "+strings.Join(types, ", ")+" in "+f.CNIBinDir+"; the next GC, or a DEL of the attachment, frees the leases")
+	}
+	if len(fixes) > 0 {
+		return Result{Status: Warn, Finding: finding, Fix: strings.Join(fixes, "; ")}
+	}
+	return Result{Status: OK, Finding: finding + " in " + f.CNIStateDir}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // plural returns "1 port", "2 ports".

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
@@ -73,8 +74,19 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { ln.Close() })
 	return &fixture{
 		tree: tree, b: b, ln: ln,
-		cfg: Config{Sysfs: tree.Root, Proc: proc, CNIBinDir: cni, DevicePluginDir: dp, MTU: 9000, DialTimeout: 5 * time.Second},
+		cfg: Config{Sysfs: tree.Root, Proc: proc, CNIBinDir: cni, DevicePluginDir: dp, CNIStateDir: filepath.Join(dir, "cni-state"), MTU: 9000, DialTimeout: 5 * time.Second},
 	}
+}
+
+// saveState writes an attachment's state as the CNI plugin does, in a state
+// directory of the plugin's modes.
+func saveState(t *testing.T, fx *fixture, a *cni.Attachment) {
+	t.Helper()
+	for _, d := range []string{"", "attachments", "vfs", "locks"} {
+		must(t, os.MkdirAll(filepath.Join(fx.cfg.CNIStateDir, d), 0o700))
+		must(t, os.Chmod(filepath.Join(fx.cfg.CNIStateDir, d), 0o700))
+	}
+	must(t, cni.Store{Dir: fx.cfg.CNIStateDir}.SaveAttachment(a))
 }
 
 func must(t *testing.T, err error) {
@@ -148,6 +160,35 @@ func TestDoctor(t *testing.T) {
 			want:    map[string]Status{CheckAdapters: Warn},
 			check:   CheckAdapters,
 			mention: []string{"1 Chelsio function skipped", "0000:81:00.2", "sriov_totalvfs", "chelsio-vf list"},
+		},
+		{
+			name: "a lease waiting for its IPAM plugin",
+			breakIt: func(t *testing.T, fx *fixture) {
+				saveState(t, fx, &cni.Attachment{ContainerID: "pod-a", IfName: "net1", Network: "n", Phase: cni.PhaseIPAMPending, IPAMType: "host-local"})
+			},
+			want:    map[string]Status{CheckCNIState: Warn},
+			check:   CheckCNIState,
+			mention: []string{"1 lease kept because DEL found no IPAM plugin (host-local)", "install host-local in"},
+		},
+		{
+			name: "an attachment of a pod that is gone",
+			breakIt: func(t *testing.T, fx *fixture) {
+				saveState(t, fx, &cni.Attachment{ContainerID: "pod-b", IfName: "net1", Network: "n", Phase: cni.PhaseAttached, Netns: filepath.Join(t.TempDir(), "gone")})
+			},
+			want:    map[string]Status{CheckCNIState: Warn},
+			check:   CheckCNIState,
+			mention: []string{"1 attachment of pods whose network namespace is gone", "GC"},
+		},
+		{
+			name: "a state directory the plugin refuses",
+			breakIt: func(t *testing.T, fx *fixture) {
+				real := t.TempDir()
+				must(t, os.Chmod(real, 0o700))
+				must(t, os.Symlink(real, fx.cfg.CNIStateDir))
+			},
+			want:    map[string]Status{CheckCNIState: Fail},
+			check:   CheckCNIState,
+			mention: []string{"cannot use its state", "symbolic link", "docs/errors.md"},
 		},
 		{
 			name:    "cxgb4 not loaded",
@@ -475,6 +516,7 @@ func TestDoctorHealthyFindings(t *testing.T) {
 		CheckSysctls:      "net.bridge.bridge-nf-call-iptables = 1, net.ipv4.ip_forward = 1",
 		CheckCNIBinary:    filepath.Join(fx.cfg.CNIBinDir, PluginName) + " (10 bytes, mode 0755)",
 		CheckDevicePlugin: "chelsio-sriov-dp listens on " + dpSocket,
+		CheckCNIState:     "no attachment yet (no " + fx.cfg.CNIStateDir + ")",
 	}
 	got := map[string]string{}
 	for _, c := range rep.Checks {
