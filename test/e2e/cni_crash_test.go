@@ -75,17 +75,6 @@ func lockHeld(t *testing.T, path string) bool {
 	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil
 }
 
-// addWorks checks that the VF can be attached and released again.
-func addWorks(t *testing.T, e *cniEnv, conf []byte, before vfHome, beforePF vf.VFConfig) {
-	t.Helper()
-	pod := newPod(t)
-	addOK(t, e, "crash-after", pod, conf, 9000, "0a:58:c6:33:64:0c")
-	if err := e.del(1, "crash-after", pod, conf); err != nil {
-		t.Fatalf("DEL: %v", err)
-	}
-	assertClean(t, e, pod, before, beforePF)
-}
-
 // TestPrivilegedCNIFaultAfterEachDelStep fails DEL after each of its changes in
 // turn; the DEL fails, and the runtime's retry finishes the job.
 func TestPrivilegedCNIFaultAfterEachDelStep(t *testing.T) {
@@ -120,7 +109,7 @@ func TestPrivilegedCNIFaultAfterEachDelStep(t *testing.T) {
 			assertClean(t, e, pod, before, beforePF)
 		})
 	}
-	addWorks(t, e, conf, before, beforePF)
+	serves(t, e, crashVF, conf, "0a:58:c6:33:64:0c", before, beforePF)
 }
 
 // TestPrivilegedCNIKillAfterEachStep runs the real plugin through libcni and kills
@@ -162,5 +151,5 @@ func TestPrivilegedCNIKillAfterEachStep(t *testing.T) {
 			assertClean(t, e, pod, before, beforePF)
 		})
 	}
-	addWorks(t, e, conf, before, beforePF)
+	serves(t, e, crashVF, conf, "0a:58:c6:33:64:0c", before, beforePF)
 }

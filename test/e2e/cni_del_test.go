@@ -66,6 +66,19 @@ func assertReleased(t *testing.T, e *cniEnv, addr string, before vfHome, beforeP
 	e.waitHome(t, 1, addr, before, false)
 }
 
+// serves checks that the VF serves one more pod: ADD with conf (MTU 9000 and mac
+// asked for) and DEL work, and leave the VF as before and nothing behind.
+func serves(t *testing.T, e *cniEnv, addr string, conf []byte, mac string, before vfHome, beforePF vf.VFConfig) {
+	t.Helper()
+	pod := newPod(t)
+	addOK(t, e, "pod-next", pod, conf, 9000, mac)
+	if err := e.del(1, "pod-next", pod, conf); err != nil {
+		t.Fatalf("DEL of the next pod: %v", err)
+	}
+	assertReleased(t, e, addr, before, &beforePF)
+	assertFreed(t, e, pod)
+}
+
 // assertFreed checks what DEL must leave whatever became of the VF: no lease, no
 // state file in worker 1's dataDir, and no net1 in the pod (unless pod is nil).
 func assertFreed(t *testing.T, e *cniEnv, pod ns.NetNS) {
@@ -180,14 +193,7 @@ func TestPrivilegedCNIDelStateLost(t *testing.T) {
 		t.Errorf("VF back in the worker as %q, want net1 or dev<N>", got.Name)
 	}
 	// And the VF serves the next pod.
-	gotPF := e.pfConfig(t, 1, delVF)
-	pod2 := newPod(t)
-	conf2 := delConf(e, delVF, "0a:58:c6:33:64:22")
-	addOK(t, e, "pod-lost2", pod2, conf2, 9000, "0a:58:c6:33:64:22")
-	if err := e.del(1, "pod-lost2", pod2, conf2); err != nil {
-		t.Fatalf("DEL of the next pod: %v", err)
-	}
-	assertReleased(t, e, delVF, got, &gotPF)
+	serves(t, e, delVF, delConf(e, delVF, "0a:58:c6:33:64:22"), "0a:58:c6:33:64:22", got, e.pfConfig(t, 1, delVF))
 }
 
 // TestPrivilegedCNIDelEmptyNetns: DEL with an empty CNI_NETNS (the runtime no longer
@@ -462,12 +468,7 @@ func TestPrivilegedCNICorruptOwnerRecord(t *testing.T) {
 	if err := os.WriteFile(owner, []byte(`{"containerID":`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pod2 := newPod(t)
-	addOK(t, e, "pod-after", pod2, conf, 9000, delMAC)
-	if err := e.del(1, "pod-after", pod2, conf); err != nil {
-		t.Fatalf("DEL: %v", err)
-	}
-	assertReleased(t, e, delVF, before, &beforePF)
+	serves(t, e, delVF, conf, delMAC, before, beforePF)
 }
 
 // TestPrivilegedCNIDelStateOfOlderRules: the config ADD recorded breaks a rule
