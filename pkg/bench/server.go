@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -88,6 +89,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (retErr error) {
 			args = append(args, "-w", strconv.Itoa(s.Window))
 		}
 		cmd := exec.CommandContext(ctx, s.Iperf, args...)
+		// The context's end kills it; so does this process's, even by SIGKILL. (The
+		// signal follows the thread that forks it, and nothing here locks a thread,
+		// which is what would make the runtime retire one.)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start %s -s: %w", s.Iperf, err)
 		}

@@ -81,8 +81,7 @@ func TestPrivilegedLookEverywhere(t *testing.T) {
 	deletePod := func() {
 		if !deleted {
 			deleted = true
-			_ = pod.Close()
-			_ = testutils.UnmountNS(pod)
+			_ = roottest.RemoveNetns(pod)
 		}
 	}
 	t.Cleanup(deletePod)

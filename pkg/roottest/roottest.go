@@ -5,9 +5,13 @@
 package roottest
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Require skips the test unless it runs as root, or fails it when $CI is set.
@@ -35,4 +39,26 @@ func Tool(t testing.TB, name, install string) string {
 	}
 	t.Skipf("needs %s: %s", name, install)
 	return ""
+}
+
+// RemoveNetns deletes a named network namespace that a test made (a bind mount
+// of the namespace, as testutils.NewNS and ip netns add make): it closes n, then
+// detaches the mount and removes its file. The detach is lazy: a plain unmount
+// fails with EBUSY while anything (an emulated node's watcher looking through
+// every namespace) has the file open for a moment, and would leave the namespace
+// behind.
+func RemoveNetns(n interface {
+	Path() string
+	Close() error
+},
+) error {
+	path := n.Path()
+	_ = n.Close()
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }

@@ -98,7 +98,7 @@ func TestPrivilegedNetlinkMgmtRefused(t *testing.T) {
 		if err := tns.Close(); err != nil {
 			t.Errorf("close netns: %v", err)
 		}
-		if err := testutils.UnmountNS(tns); err != nil {
+		if err := roottest.RemoveNetns(tns); err != nil {
 			t.Errorf("remove netns: %v", err)
 		}
 	})

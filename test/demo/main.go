@@ -38,6 +38,7 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
 )
 
 // The reference ConfigMap's config.json and NAD config (type chelsio-sriov; the
@@ -257,8 +258,7 @@ func (d *demo) attach(ctx context.Context, w int, pci string) (string, ns.NetNS,
 		return "", nil, err
 	}
 	d.onExit(func() {
-		_ = pod.Close()
-		_ = testutils.UnmountNS(pod)
+		_ = roottest.RemoveNetns(pod)
 	})
 	// CNI_PATH: chelsio-sriov runs inside the worker; host-local from the module proxy.
 	wrap := filepath.Join(d.work, fmt.Sprintf("cni-w%d", w))

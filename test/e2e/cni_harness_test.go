@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
@@ -160,8 +161,7 @@ func newPod(t *testing.T) ns.NetNS {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = pod.Close()
-		_ = testutils.UnmountNS(pod)
+		_ = roottest.RemoveNetns(pod)
 	})
 	return pod
 }

@@ -97,8 +97,7 @@ func (w *stressNode) newPod() ns.NetNS {
 }
 
 func dropPod(pod ns.NetNS) {
-	_ = pod.Close()
-	_ = testutils.UnmountNS(pod)
+	_ = roottest.RemoveNetns(pod)
 }
 
 // TestPrivilegedCNIStress runs 64 runtimes at once against 64 VFs for a bounded

@@ -152,8 +152,7 @@ func TestPrivilegedEmulateVFMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = pod.Close()
-		_ = testutils.UnmountNS(pod)
+		_ = roottest.RemoveNetns(pod)
 	})
 	worker, err := ns.GetNS(filepath.Join("/run/netns", n.netns(1)))
 	if err != nil {
@@ -316,8 +315,7 @@ func TestPrivilegedEmulateDownRemovesMovedVFs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = pod.Close()
-		_ = testutils.UnmountNS(pod)
+		_ = roottest.RemoveNetns(pod)
 	})
 	worker, err := ns.GetNS(filepath.Join("/run/netns", n.netns(1)))
 	if err != nil {
@@ -534,8 +532,7 @@ func podNS(t *testing.T) ns.NetNS {
 }
 
 func deletePodNS(pod ns.NetNS) error {
-	_ = pod.Close()
-	return testutils.UnmountNS(pod)
+	return roottest.RemoveNetns(pod)
 }
 
 // moveLinkNS moves the link called name from one namespace into another.
