@@ -10,32 +10,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"sigs.k8s.io/yaml"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
 )
 
-// SeedConfig returns data["config.json"] of the seed's ConfigMap. It is exported
-// for the package's external tests (scanner_test.go); test builds only.
-func SeedConfig(t *testing.T) []byte {
-	t.Helper()
-	raw, err := os.ReadFile("testdata/seed-configmap.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cm struct {
-		Data map[string]string `json:"data"`
-	}
-	if err := yaml.Unmarshal(raw, &cm); err != nil {
-		t.Fatalf("decode the seed ConfigMap: %v", err)
-	}
-	js, ok := cm.Data["config.json"]
-	if !ok {
-		t.Fatal("the seed ConfigMap has no config.json")
-	}
-	return []byte(js)
-}
+// SeedConfig is kubelettest.SeedConfig, for the package's external tests too.
+func SeedConfig(t *testing.T) []byte { return kubelettest.SeedConfig(t) }
 
 // seedTree is the tree of chelsio-hardware.md section 7: a T62100-CR with 4 VFs on PF0 and 2 on PF1;
 // VF 0/1 is on vfio-pci, VF 0/2 is unbound, the others are on cxgb4vf.

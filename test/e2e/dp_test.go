@@ -26,7 +26,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate"
@@ -277,26 +276,6 @@ func writeFileAtomic(t *testing.T, path, content string) {
 	}
 }
 
-// seedConfigJSON is data["config.json"] of the seed's ConfigMap.
-func seedConfigJSON(t *testing.T) string {
-	t.Helper()
-	raw, err := os.ReadFile("../../pkg/deviceplugin/testdata/seed-configmap.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cm struct {
-		Data map[string]string `json:"data"`
-	}
-	if err := yaml.Unmarshal(raw, &cm); err != nil {
-		t.Fatalf("decode the seed ConfigMap: %v", err)
-	}
-	js, ok := cm.Data["config.json"]
-	if !ok {
-		t.Fatal("the seed ConfigMap has no config.json")
-	}
-	return js
-}
-
 // TestPrivilegedDPZeroConfig runs the plugin without a config file: chelsio.com/vf
 // lists the worker's 8 VFs, healthy and with their NUMA node; chelsio.com/vf-vfio
 // is registered, empty.
@@ -331,7 +310,7 @@ func TestPrivilegedDPSeedConfig(t *testing.T) {
 	roottest.Require(t)
 	d := upDPNode(t, "--vfs", "8", "--spread") // PF0-PF3: ports 0, 1, 0, 1
 	cfg := filepath.Join(t.TempDir(), "config.json")
-	writeFileAtomic(t, cfg, seedConfigJSON(t))
+	writeFileAtomic(t, cfg, string(kubelettest.SeedConfig(t)))
 	d.startDP(t, cfg, "--resource-prefix", "intel.com")
 	const res = "intel.com/chelsio_sriov_netdevice"
 	d.wait(t, res+" lists 8 healthy VFs", listedHealth(res, d.vfHealth(nil)))
@@ -530,7 +509,7 @@ func TestPrivilegedDPKilledWhilePodsHoldVFs(t *testing.T) {
 	roottest.Require(t)
 	d := upDPNode(t, "--vfs", "8")
 	cfg := filepath.Join(t.TempDir(), "config.json")
-	writeFileAtomic(t, cfg, seedConfigJSON(t))
+	writeFileAtomic(t, cfg, string(kubelettest.SeedConfig(t)))
 	d.startDP(t, cfg, "--resource-prefix", "intel.com")
 	const res = "intel.com/chelsio_sriov_netdevice"
 	all := d.vfHealth(nil)
