@@ -3,7 +3,6 @@ package vf
 import (
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"syscall"
 
@@ -92,16 +91,10 @@ func (e *VFError) Error() string {
 // Unwrap returns the cause.
 func (e *VFError) Unwrap() error { return e.Err }
 
-// EmulatedMarker is the directory at the root of an emulated sysfs tree (package
-// vftest, the emulated node) that turns VF settings over to EmulatedMgmt. A real
-// sysfs never has it.
-const EmulatedMarker = "chelsio-emulated"
-
 // NewMgmt returns the Mgmt for a sysfs root: EmulatedMgmt when the root is an
-// emulated tree (it holds the EmulatedMarker directory), else NetlinkMgmt in the
-// current network namespace.
+// emulated tree (see Emulated), else NetlinkMgmt in the current network namespace.
 func NewMgmt(root sysfs.Root) Mgmt {
-	if fi, err := os.Stat(root.Path(EmulatedMarker)); err == nil && fi.IsDir() {
+	if Emulated(root) {
 		return &EmulatedMgmt{Root: root}
 	}
 	return NetlinkMgmt{}
