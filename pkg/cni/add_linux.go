@@ -78,6 +78,9 @@ func (p *Plugin) checkRate(v *vf.VF, rate int) error {
 
 // Add attaches the VF to the pod and returns the result, in the NetConf's version.
 func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
+	if len(args.StdinData) > MaxNetConf {
+		return nil, configError("the network config is %d bytes: chelsio-sriov records it for DEL and takes at most %d", len(args.StdinData), MaxNetConf)
+	}
 	inv, err := p.begin(args, "ADD")
 	if err != nil {
 		return nil, err
@@ -125,12 +128,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 
 	var pod ns.NetNS
 	if !dpdk {
-		p, gone, err := openPodNS(args.Netns)
+		p, err := openPodNSOf(args.Netns, host)
 		if err != nil {
 			return nil, err
-		}
-		if gone {
-			return nil, withCode(types8, fmt.Errorf("CNI_NETNS %q is not a network namespace", args.Netns))
 		}
 		pod = p
 		defer pod.Close()
@@ -145,7 +145,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 	var podH *netlink.Handle
 	if !dpdk {
 		err := inNS(host, func(h *netlink.Handle) error {
-			hostLink = findHostLink(h, v)
+			hostLink = p.findHostLink(host, h, v)
 			if hostLink == nil {
 				return fmt.Errorf("deviceID %s: the VF netdev is not in the host namespace (still in another pod, or on its way back); try again", v.Addr)
 			}
@@ -156,6 +156,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 		}
 		at := hostLink.Attrs()
 		a.HostName, a.HostMTU, a.HostMAC = at.Name, at.MTU, at.HardwareAddr.String()
+		// The move keeps the ifindex when the pod has it free, as a fresh pod does:
+		// recorded before the move, so that a DEL after a crash mid-ADD knows the VF.
+		a.PodIfindex = at.Index
 		// One netlink socket in the pod serves every step there.
 		if podH, err = handleIn(pod); err != nil {
 			return nil, err
@@ -266,9 +269,11 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 			return out.r, out.err
 		}
 		undo = append(undo, func() error {
-			if _, err := ipamWait(); err != nil {
-				return nil // nothing was allocated
+			if _, err := ipamWait(); errors.Is(err, errIPAMMissing) {
+				return nil // nothing ran, nothing was allocated
 			}
+			// A failed ADD may have allocated before it failed (a result it could
+			// not print, a timeout): IPAM DEL frees what there is, and nothing else.
 			_, err := p.execIPAM("DEL", c.IPAMType, c.Raw, args)
 			return err
 		})
@@ -278,14 +283,20 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 	iface := &current.Interface{Name: args.IfName, PciID: v.Addr.String()}
 	if !dpdk {
 		iface.Sandbox = args.Netns
-		if err := moveLink(host, hostLink.Attrs().Index, pod, args.IfName); err != nil {
+		if err := p.moveIn(host, pod, podH, hostLink.Attrs().Index, v.Addr, a, args.IfName); err != nil {
 			return nil, err
 		}
-		if err := step(StepMove, func() error { return p.moveBack(pod, host, args.IfName, a, nil) }); err != nil {
+		if a.PodIfindex != hostLink.Attrs().Index {
+			// The pod had that ifindex taken: record the one the VF got.
+			if err := inv.store.SaveAttachment(a); err != nil {
+				return nil, errors.Join(err, p.moveBack(pod, host, v.Addr, a, nil))
+			}
+		}
+		if err := step(StepMove, func() error { return p.moveBack(pod, host, v.Addr, a, nil) }); err != nil {
 			return nil, err
 		}
 		err := func(h *netlink.Handle) error {
-			l, err := h.LinkByName(args.IfName)
+			l, err := h.LinkByIndex(a.PodIfindex)
 			if err != nil {
 				return fmt.Errorf("find %s in the pod: %w", args.IfName, err)
 			}
@@ -329,9 +340,12 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 			r, err = ipamWait() // its undo is registered already
 		} else {
 			r, err = p.execIPAM("ADD", c.IPAMType, c.Raw, args)
-			ipamUndo = func() error {
-				_, err := p.execIPAM("DEL", c.IPAMType, c.Raw, args)
-				return err
+			if !errors.Is(err, errIPAMMissing) {
+				// Also after a failed ADD, which may have allocated before it failed.
+				undo = append(undo, func() error {
+					_, err := p.execIPAM("DEL", c.IPAMType, c.Raw, args)
+					return err
+				})
 			}
 		}
 		if err != nil {
@@ -408,11 +422,13 @@ type ipamOut struct {
 	err error
 }
 
-// findHostLink returns the VF's netdev in the host namespace: by the name sysfs
-// gives, else by its parent device among the host's links; nil when it is not there.
-func findHostLink(h *netlink.Handle, v *vf.VF) netlink.Link {
+// findHostLink returns the VF's netdev in the host namespace n (h's): the one
+// sysfs lists under the VF, unless the kernel or, on an emulated node, its
+// alternative name says it is another device's; else the link that the kernel or
+// the alternative name says is the VF. nil when it is not there.
+func (p *Plugin) findHostLink(n ns.NetNS, h *netlink.Handle, v *vf.VF) netlink.Link {
 	if v.Netdev != "" {
-		if l, err := h.LinkByName(v.Netdev); err == nil && linkIsVFOrUnknown(l, v.Addr) {
+		if l, err := h.LinkByName(v.Netdev); err == nil && p.hostLinkIsVFOrUnknown(n, l, v.Addr) {
 			return l
 		}
 	}
@@ -421,21 +437,59 @@ func findHostLink(h *netlink.Handle, v *vf.VF) netlink.Link {
 		return nil
 	}
 	for _, l := range links {
-		if linkIsVF(l, v.Addr) {
+		if p.hostLinkIsVF(n, l, v.Addr) {
 			return l
 		}
 	}
 	return nil
 }
 
-// linkIsVFOrUnknown accepts a link that is the VF, or that carries no parent
-// information at all (kernels before IFLA_PARENT_DEV_NAME): sysfs named it.
-func linkIsVFOrUnknown(l netlink.Link, addr vf.PCIAddr) bool {
-	a := l.Attrs()
-	if a.ParentDev == "" && emulatedAddr(a) == "" {
-		return true
+// hostLinkIsVFOrUnknown accepts a host link that is the VF, or of which neither
+// the kernel nor an emulated alternative name says anything: sysfs named it.
+func (p *Plugin) hostLinkIsVFOrUnknown(n ns.NetNS, l netlink.Link, addr vf.PCIAddr) bool {
+	if dev := p.device(n, l); dev != "" {
+		return dev == addr.String()
 	}
-	return linkIsVF(l, addr)
+	if emu := p.emulatedAddr(l); emu != "" {
+		return emu == addr.String()
+	}
+	return true
+}
+
+// moveIn moves the VF's netdev (ifindex hostIdx in the host) into the pod as
+// ifName, and sets a.PodIfindex to its ifindex there. When the kernel moves it
+// but refuses the name in the pod ("all" and "default" collide with its per-netns
+// sysctl directories), the VF is moved back under its host name: nothing is left
+// in the pod.
+func (p *Plugin) moveIn(host, pod ns.NetNS, podH *netlink.Handle, hostIdx int, addr vf.PCIAddr, a *Attachment, ifName string) error {
+	moveErr := moveLink(host, hostIdx, pod, ifName)
+	if moveErr != nil {
+		// The kernel keeps the ifindex when the pod has it free. Where the kernel does
+		// not name the device under a link, only an emulated VF's alternative name
+		// together with that ifindex identifies it: a real node's cxgb4vf always
+		// reports its PCI address.
+		guess := 0
+		if p.emulated() {
+			guess = hostIdx
+		}
+		l, err := p.findPodVF(pod, podH, addr, guess)
+		if err != nil || l == nil {
+			return errors.Join(moveErr, err)
+		}
+		if err := moveLink(pod, l.Attrs().Index, host, a.HostName); err != nil {
+			return fmt.Errorf("%w; the VF moved into the pod as %s, and moving it back as %s failed: %w", moveErr, l.Attrs().Name, a.HostName, err)
+		}
+		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_IFNAME %s: the kernel refuses the name in the pod (%w): the VF is back in the host", quote(ifName), moveErr))
+	}
+	l, err := podH.LinkByName(ifName)
+	if err != nil {
+		return fmt.Errorf("find %s in the pod: %w", ifName, err)
+	}
+	if dev := p.device(pod, l); dev != "" && dev != addr.String() {
+		return fmt.Errorf("%s in the pod is device %s, not VF %s", ifName, dev, addr)
+	}
+	a.PodIfindex = l.Attrs().Index
+	return nil
 }
 
 // orState maps an unreported link state to auto, cxgb4's default.
@@ -517,19 +571,28 @@ func alive(path string) bool {
 	return true
 }
 
+// errNotInPod reports a VF that moveBack did not find in the pod.
+var errNotInPod = errors.New("VF not in the pod")
+
 // moveBack returns the VF netdev from the pod to the host, with the host name, MTU
-// and MAC it had, admin down. The netdev is found by the pod-side name.
-func (p *Plugin) moveBack(pod, host ns.NetNS, podName string, a *Attachment, fault func(string) error) error {
+// and MAC it had, admin down. The netdev is found by identity (findPodVF), never by
+// a name the pod can change; errNotInPod when it is not there. An attachment
+// without a host name (no state) gets the name the kernel would give it.
+func (p *Plugin) moveBack(pod, host ns.NetNS, addr vf.PCIAddr, a *Attachment, fault func(string) error) error {
 	if fault == nil {
 		fault = func(string) error { return nil }
 	}
 	var idx int
+	var podName string
 	err := inNS(pod, func(h *netlink.Handle) error {
-		l, err := h.LinkByName(podName)
+		l, err := p.findPodVF(pod, h, addr, a.PodIfindex)
 		if err != nil {
-			return fmt.Errorf("find %s in the pod: %w", podName, err)
+			return fmt.Errorf("list links of the pod: %w", err)
 		}
-		idx = l.Attrs().Index
+		if l == nil {
+			return errNotInPod
+		}
+		idx, podName = l.Attrs().Index, l.Attrs().Name
 		return restoreLink(h, l, a)
 	})
 	if err != nil {
@@ -540,7 +603,9 @@ func (p *Plugin) moveBack(pod, host ns.NetNS, podName string, a *Attachment, fau
 	}
 	name := a.HostName
 	if name == "" {
-		name = podName
+		if err := inNS(host, func(h *netlink.Handle) error { name = freeName(h, podName); return nil }); err != nil {
+			return err
+		}
 	}
 	if err := moveLink(pod, idx, host, name); err != nil {
 		return err

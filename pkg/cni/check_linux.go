@@ -65,12 +65,14 @@ func (p *Plugin) Check(args *skel.CmdArgs) (retErr error) {
 		return fmt.Errorf("prevResult has no interface %s", args.IfName)
 	}
 	if !a.DPDK {
-		pod, gone, err := openPodNS(args.Netns)
+		host, releaseHost, err := p.hostNS()
 		if err != nil {
 			return err
 		}
-		if gone {
-			return withCode(types8, fmt.Errorf("CNI_NETNS %q is not a network namespace", args.Netns))
+		defer releaseHost()
+		pod, err := openPodNSOf(args.Netns, host)
+		if err != nil {
+			return err
 		}
 		defer pod.Close()
 		err = inNS(pod, func(h *netlink.Handle) error {
@@ -79,7 +81,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) (retErr error) {
 				return fmt.Errorf("interface %s is missing from the pod: %w", args.IfName, err)
 			}
 			at := l.Attrs()
-			if !linkIsVF(l, addr) {
+			if !p.podLinkIsVF(pod, l, addr, a.PodIfindex) {
 				return fmt.Errorf("interface %s in the pod is not VF %s", args.IfName, addr)
 			}
 			if want.Mac != "" && !strings.EqualFold(at.HardwareAddr.String(), want.Mac) {

@@ -31,6 +31,14 @@ func (p *Plugin) Del(args *skel.CmdArgs) (retErr error) {
 	if err := checkKey(args.ContainerID, args.IfName); err != nil {
 		return err
 	}
+	if p.isHostNetns(args.Netns) {
+		// No pod's: ADD refuses it, so no VF went there, and IPAM plugins refuse it
+		// too (host-local does). Free what the state records as without CNI_NETNS.
+		inv.log.Warn("CNI_NETNS is the node's own network namespace; ignoring it", "netns", args.Netns)
+		sub := *args
+		sub.Netns = ""
+		args = &sub
+	}
 	if err := inv.store.ensure(); err != nil {
 		return err
 	}
@@ -310,7 +318,7 @@ func (p *Plugin) restoreVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr,
 	}
 	var errs []error
 	if !a.DPDK {
-		if err := p.bringHome(inv, netnsPath, args.IfName, addr, a, known); err != nil {
+		if err := p.bringHome(inv, netnsPath, addr, a, known); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -342,11 +350,12 @@ func restorePF(m vf.Mgmt, pf *PFState) error {
 	return errors.Join(errs...)
 }
 
-// bringHome finds the VF netdev in the pod (by name, else by identity: something
-// may have renamed it), or in the host, where the kernel puts it when the pod's
-// namespace is destroyed, and restores it there. It waits up to ReturnTimeout for a
-// netdev on its way back from a destroyed namespace.
-func (p *Plugin) bringHome(inv *invocation, netnsPath, ifName string, addr vf.PCIAddr, a *Attachment, known bool) error {
+// bringHome finds the VF netdev in the pod, by what the kernel reports or the
+// ifindex ADD recorded (findPodVF: never by a name the pod can change), or in the
+// host, where the kernel puts it when the pod's namespace is destroyed, and
+// restores it there. It waits up to ReturnTimeout for a netdev on its way back from
+// a destroyed namespace.
+func (p *Plugin) bringHome(inv *invocation, netnsPath string, addr vf.PCIAddr, a *Attachment, known bool) error {
 	host, releaseHost, err := p.hostNS()
 	if err != nil {
 		return err
@@ -356,42 +365,20 @@ func (p *Plugin) bringHome(inv *invocation, netnsPath, ifName string, addr vf.PC
 	if err != nil {
 		return err
 	}
+	if !gone && sameNetNS(pod, host) {
+		// Not a pod's namespace: ADD never put a VF there. Only the host search below.
+		_ = pod.Close()
+		gone, netnsPath = true, ""
+	}
 	if !gone {
 		defer pod.Close()
-		podName := ""
-		err := inNS(pod, func(h *netlink.Handle) error {
-			if l, err := h.LinkByName(ifName); err == nil && linkIsVF(l, addr) {
-				podName = ifName
-				return nil
-			}
-			links, err := h.LinkList()
-			if err != nil {
-				return fmt.Errorf("list links of the pod: %w", err)
-			}
-			for _, l := range links {
-				if linkIsVF(l, addr) {
-					podName = l.Attrs().Name
-				}
-			}
+		err := p.moveBack(pod, host, addr, a, p.fault)
+		switch {
+		case err == nil:
+			inv.log.Info("VF returned to the host", "vf", addr.String())
 			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if podName != "" {
-			b := *a
-			if b.HostName == "" {
-				// No state: name it as the kernel would on its way home.
-				err := inNS(host, func(h *netlink.Handle) error { b.HostName = freeName(h, podName); return nil })
-				if err != nil {
-					return err
-				}
-			}
-			if err := p.moveBack(pod, host, podName, &b, p.fault); err != nil {
-				return fmt.Errorf("return %s to the host: %w", addr, err)
-			}
-			inv.log.Info("VF returned to the host", "vf", addr.String(), "netdev", b.HostName)
-			return nil
+		case !errors.Is(err, errNotInPod):
+			return fmt.Errorf("return %s to the host: %w", addr, err)
 		}
 	}
 	if !known {
@@ -415,7 +402,7 @@ func (p *Plugin) bringHome(inv *invocation, netnsPath, ifName string, addr vf.PC
 		}
 		restored := false
 		err = inNS(host, func(h *netlink.Handle) error {
-			l := findHostLink(h, v)
+			l := p.findHostLink(host, h, v)
 			if l == nil {
 				return nil
 			}

@@ -12,6 +12,7 @@ const (
 	CodeIOFailure     = types.ErrIOFailure                   // 5
 	CodeDecoding      = types.ErrDecodingFailure             // 6
 	CodeInvalidConfig = types.ErrInvalidNetworkConfig        // 7: NetConf refused
+	CodeInvalidNetNS  = types.ErrInvalidNetNS                // 8: CNI_NETNS is no pod's namespace
 	CodeTryAgainLater = types.ErrTryAgainLater               // 11: VF lock held, VF in transit
 	CodeNotAvailable  = 50                                   // STATUS: cannot serve ADDs
 	CodeVFBusy        = 101                                  // the VF belongs to another live attachment

@@ -3,14 +3,11 @@ package cni
 import (
 	"errors"
 	"fmt"
-	"regexp"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
-
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
 // hostNS returns the host namespace and a function that releases it.
@@ -39,11 +36,54 @@ func openPodNS(path string) (n ns.NetNS, gone bool, err error) {
 	if errors.As(err, &notExist) || errors.As(err, &notNS) {
 		return nil, true, nil
 	}
-	return nil, false, withCode(types8, fmt.Errorf("open netns %s: %w", path, err))
+	return nil, false, withCode(CodeInvalidNetNS, fmt.Errorf("open netns %s: %w", path, err))
 }
 
-// types8 is the CNI code for an invalid network namespace.
-const types8 = 8
+// openPodNSOf opens CNI_NETNS for a verb that needs the pod's namespace: code 8
+// when it is not a network namespace, or is the host's own (host), where a pod's
+// VF never goes.
+func openPodNSOf(path string, host ns.NetNS) (ns.NetNS, error) {
+	pod, gone, err := openPodNS(path)
+	if err != nil {
+		return nil, err
+	}
+	if gone {
+		return nil, withCode(CodeInvalidNetNS, fmt.Errorf("CNI_NETNS %q is not a network namespace", path))
+	}
+	if sameNetNS(pod, host) {
+		_ = pod.Close()
+		return nil, withCode(CodeInvalidNetNS, fmt.Errorf("CNI_NETNS %q is the node's own network namespace, not a pod's: the VF never goes there", path))
+	}
+	return pod, nil
+}
+
+// isHostNetns reports whether path names the plugin's host namespace.
+func (p *Plugin) isHostNetns(path string) bool {
+	if path == "" {
+		return false
+	}
+	host, release, err := p.hostNS()
+	if err != nil {
+		return false
+	}
+	defer release()
+	n, gone, err := openPodNS(path)
+	if err != nil || gone {
+		return false
+	}
+	defer n.Close()
+	return sameNetNS(n, host)
+}
+
+// sameNetNS reports whether a and b are the same network namespace (the same
+// nsfs inode), whatever paths name them.
+func sameNetNS(a, b ns.NetNS) bool {
+	var sa, sb unix.Stat_t
+	if unix.Fstat(int(a.Fd()), &sa) != nil || unix.Fstat(int(b.Fd()), &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
 
 // moveLink moves the link with index idx out of namespace from into namespace to,
 // naming it name there, in one RTM_NEWLINK carrying IFLA_NET_NS_FD and IFLA_IFNAME:
@@ -66,29 +106,6 @@ func moveLink(from ns.NetNS, idx int, to ns.NetNS, name string) error {
 		}
 		return nil
 	})
-}
-
-// linkIsVF reports whether a link is the VF's netdev: the kernel names a PCI
-// netdev's parent device (IFLA_PARENT_DEV_NAME); an emulated node's VF carries an
-// alternative name <node>-w<N>.<pci address with '.' for ':'>.
-func linkIsVF(l netlink.Link, addr vf.PCIAddr) bool {
-	a := l.Attrs()
-	if a.ParentDev != "" {
-		return a.ParentDev == addr.String()
-	}
-	return emulatedAddr(a) == addr.String()
-}
-
-var emulatedAltRE = regexp.MustCompile(`-w[0-9]+\.([0-9a-f]{4,5})\.([0-9a-f]{2})\.([0-9a-f]{2})\.([0-7])$`)
-
-// emulatedAddr returns the PCI address an emulated VF's alternative name carries.
-func emulatedAddr(a *netlink.LinkAttrs) string {
-	for _, alt := range a.AltNames {
-		if m := emulatedAltRE.FindStringSubmatch(alt); m != nil {
-			return m[1] + ":" + m[2] + ":" + m[3] + "." + m[4]
-		}
-	}
-	return ""
 }
 
 // inNS runs f with a netlink handle in namespace n.

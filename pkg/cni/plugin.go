@@ -39,6 +39,10 @@ type Plugin struct {
 	// name (AddSteps, DelSteps); an error it returns fails the operation there (fault
 	// injection in tests). It may be called from more than one goroutine.
 	Fault func(step string) error
+	// KernelDevice, when set, replaces how the plugin asks the kernel which PCI
+	// device is under a link (IFLA_PARENT_DEV_NAME, else ETHTOOL_GDRVINFO's bus
+	// info): tests play kernels with and without the parent attribute with it.
+	KernelDevice KernelDevice
 }
 
 // New returns a Plugin for the node whose sysfs is at root.

@@ -43,6 +43,10 @@ type Attachment struct {
 	HostName string `json:"hostName,omitempty"`
 	HostMTU  int    `json:"hostMTU,omitempty"`
 	HostMAC  string `json:"hostMAC,omitempty"`
+	// PodIfindex is the VF netdev's ifindex in the pod, which a pod cannot give
+	// to a link of its own while the VF holds it: DEL and CHECK know the VF by it
+	// where the kernel does not say which device a link is (docs/emulation.md).
+	PodIfindex int `json:"podIfindex,omitempty"`
 	// PF-side settings: the original VF config and which settings ADD applies.
 	PF *PFState `json:"pf,omitempty"`
 	// IPAM plugin type, and the NetConf given to ADD (IPAM DEL gets it again).
@@ -89,8 +93,14 @@ type Store struct {
 // stateSubdirs are the state directory's subdirectories.
 var stateSubdirs = []string{"attachments", "vfs", "locks"}
 
-// maxStateFile bounds a state file read: one attachment's record is a few KiB.
+// maxStateFile bounds a state file read: one attachment's record is a few KiB,
+// and writeJSON never writes one that DEL could not read back.
 const maxStateFile = 1 << 20
+
+// MaxNetConf is the largest network config ADD takes: the attachment's state
+// records it (IPAM DEL gets it again) beside the result, and the whole record must
+// stay within what DEL reads.
+const MaxNetConf = 256 << 10
 
 var containerIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
 
@@ -136,6 +146,8 @@ func ifNameProblem(name string) string {
 		return fmt.Sprintf("is %d bytes long: an interface name has at most %d", len(name), maxIfName)
 	case name == "." || name == "..":
 		return "is not an interface name"
+	case name == "all" || name == "default":
+		return "is a name the kernel refuses for an interface: it is taken by the per-namespace settings (/proc/sys/net/ipv4/conf/" + name + ")"
 	case !utf8.ValidString(name):
 		return "is not valid UTF-8"
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
@@ -351,6 +363,9 @@ func (d *stateDir) writeJSON(sub, name string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
+	}
+	if len(b) >= maxStateFile {
+		return withCode(CodeInvalidConfig, fmt.Errorf("state %s would be %d bytes, more than DEL reads (%d): the network config or the IPAM result is too large", d.at(sub, name), len(b), maxStateFile))
 	}
 	var f *os.File
 	var tmp string

@@ -162,38 +162,69 @@ func TestPrivilegedCNIDelNetnsGone(t *testing.T) {
 }
 
 // TestPrivilegedCNIDelStateLost: the plugin's state files are lost after ADD; DEL
-// still frees the lease (IPAM DEL from the network config) and finds the VF in the
-// pod by its deviceID and returns it to the worker. Its original name is unknown,
-// so it comes back under the pod's name (or dev<N> if taken).
+// still frees the lease (IPAM DEL from the network config). Without the ifindex
+// that ADD recorded, only the kernel's word tells which of the pod's links is the
+// VF: on a kernel that names a netdev's device (played in process), DEL finds the
+// VF in the pod and returns it to the worker, under the pod's name (or dev<N> if
+// taken) since its original name is unknown. An emulated VF (a veth) has no device
+// the kernel names, so the binary leaves it in the pod rather than trust a name the
+// pod can set; it comes home when the pod's namespace goes, as the kernel returns
+// a real VF. Either way the VF serves the next pod.
 func TestPrivilegedCNIDelStateLost(t *testing.T) {
 	roottest.Require(t)
 	node := upNode(t, "--vfs", "2")
-	e := newCNIEnv(t, node)
-	// No VLAN: without state the plugin cannot know the PF-side settings to restore.
-	conf := e.conf(1, delVF, map[string]any{"cniVersion": "1.0.0", "mtu": 9000, "mac": delMAC})
-	pod := newPod(t)
-	addOK(t, e, "pod-lost", pod, conf, 9000, delMAC)
-	for _, d := range []string{"attachments", "vfs"} {
-		matches, _ := filepath.Glob(filepath.Join(e.dataDirs[1], d, "*"))
-		if len(matches) == 0 {
-			t.Fatalf("no state in %s after ADD", d)
+	for _, kernelNames := range []bool{true, false} {
+		name := "binary, no device named"
+		if kernelNames {
+			name = "in process, kernel names the device"
 		}
-		for _, m := range matches {
-			if err := os.Remove(m); err != nil {
-				t.Fatal(err)
+		t.Run(name, func(t *testing.T) {
+			e := newCNIEnv(t, node)
+			markVFs(t, e)
+			del := func(containerID string, pod ns.NetNS, conf []byte) error { return e.del(1, containerID, pod, conf) }
+			if kernelNames {
+				p, _ := e.inProcess(1)
+				p.KernelDevice = aliasDevice
+				del = func(containerID string, pod ns.NetNS, conf []byte) error {
+					return p.Del(e.args(containerID, pod, conf))
+				}
 			}
-		}
+			// No VLAN: without state the plugin cannot know the PF-side settings to restore.
+			conf := e.conf(1, delVF, map[string]any{"cniVersion": "1.0.0", "mtu": 9000, "mac": delMAC})
+			pod := newPod(t)
+			addOK(t, e, "pod-lost", pod, conf, 9000, delMAC)
+			for _, d := range []string{"attachments", "vfs"} {
+				matches, _ := filepath.Glob(filepath.Join(e.dataDirs[1], d, "*"))
+				if len(matches) == 0 {
+					t.Fatalf("no state in %s after ADD", d)
+				}
+				for _, m := range matches {
+					if err := os.Remove(m); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := del("pod-lost", pod, conf); err != nil {
+				t.Fatalf("DEL without state: %v", err)
+			}
+			if !kernelNames {
+				if _, ok := podIfaceOf(t, pod, "net1"); !ok {
+					t.Fatal("DEL took a link out of the pod by a name the pod could have set")
+				}
+				if err := roottest.RemoveNetns(pod); err != nil {
+					t.Fatal(err)
+				}
+				pod = nil
+			}
+			assertFreed(t, e, pod)
+			got := e.home(t, 1, delVF)
+			if !regexp.MustCompile(`^(net1|dev[0-9]+)$`).MatchString(got.Name) {
+				t.Errorf("VF back in the worker as %q, want net1 or dev<N>", got.Name)
+			}
+			// And the VF serves the next pod.
+			serves(t, e, delVF, delConf(e, delVF, "0a:58:c6:33:64:22"), "0a:58:c6:33:64:22", got, e.pfConfig(t, 1, delVF))
+		})
 	}
-	if err := e.del(1, "pod-lost", pod, conf); err != nil {
-		t.Fatalf("DEL without state: %v", err)
-	}
-	assertFreed(t, e, pod)
-	got := e.home(t, 1, delVF)
-	if !regexp.MustCompile(`^(net1|dev[0-9]+)$`).MatchString(got.Name) {
-		t.Errorf("VF back in the worker as %q, want net1 or dev<N>", got.Name)
-	}
-	// And the VF serves the next pod.
-	serves(t, e, delVF, delConf(e, delVF, "0a:58:c6:33:64:22"), "0a:58:c6:33:64:22", got, e.pfConfig(t, 1, delVF))
 }
 
 // TestPrivilegedCNIDelEmptyNetns: DEL with an empty CNI_NETNS (the runtime no longer
