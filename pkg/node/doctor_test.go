@@ -178,6 +178,26 @@ func TestDoctor(t *testing.T) {
 			breakIt: func(t *testing.T, fx *fixture) { noSRIOV(t, fx, 2) },
 		},
 		{
+			// Nothing for cxgb4 to do on a PF without SR-IOV: its driver does not matter.
+			name: "a PF without SR-IOV and no driver",
+			breakIt: func(t *testing.T, fx *fixture) {
+				noSRIOV(t, fx, 3)
+				must(t, fx.tree.Bind(fx.b.PFs[3], ""))
+			},
+		},
+		{
+			name: "no PF with SR-IOV",
+			breakIt: func(t *testing.T, fx *fixture) {
+				for pf := range 4 {
+					must(t, fx.tree.SetNumVFs(fx.b, pf, 0))
+					noSRIOV(t, fx, pf)
+				}
+			},
+			want:    map[string]Status{CheckVFs: Fail, CheckVFBinding: Warn},
+			check:   CheckVFs,
+			mention: []string{"no VFs: no PF0-3 has SR-IOV", "firmware config"},
+		},
+		{
 			name: "a lease waiting for its IPAM plugin",
 			breakIt: func(t *testing.T, fx *fixture) {
 				saveState(t, fx, &cni.Attachment{ContainerID: "pod-a", IfName: "net1", Network: "n", Phase: cni.PhaseIPAMPending, IPAMType: "host-local"})
