@@ -41,7 +41,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	prefix := fs.String("resource-prefix", deviceplugin.DefaultResourcePrefix, "resource prefix of pools that name none")
 	dir := fs.String("device-plugin-dir", pluginapi.DevicePluginPath, "kubelet's device-plugin directory (its kubelet.sock, our sockets)")
 	root := fs.String("sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
-	metricsAddr := fs.String("metrics-address", ":9108", "address of /metrics and /healthz; empty turns them off")
+	metricsAddr := fs.String("metrics-address", "127.0.0.1:9108", "address of /metrics and /healthz, the node's loopback by default (:9108 for every address); empty turns them off")
 	interval := fs.Duration("rescan-interval", 500*time.Millisecond, "time between sysfs rescans (link events and file events rescan at once)")
 	policy := fs.String("allocation-policy", deviceplugin.PolicySpread, "GetPreferredAllocation across ports: spread or pack")
 	devInfo := fs.String("device-info-dir", "/var/run/k8s.cni.cncf.io/devinfo/dp", "where Allocate writes Multus device-info files; empty turns them off")

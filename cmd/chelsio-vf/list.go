@@ -50,10 +50,12 @@ func writeTable(w io.Writer, node *vf.Node, vfs []*vf.VF) error {
 		_, err := fmt.Fprintln(w, "No Chelsio adapter found.")
 		return err
 	}
+	sriov := false
 	for _, a := range node.Adapters {
 		n := 0
 		for _, pf := range a.PFs {
 			n += len(pf.VFs)
+			sriov = sriov || pf.SRIOV
 		}
 		fmt.Fprintf(w, "Adapter %s: %s %s, %d ports, NUMA %s, %d VFs\n", a.Slot, a.Product.Chip, a.Model(), a.NumPorts, numa(a.NUMANode), n)
 		for _, pf := range a.PFs {
@@ -61,11 +63,19 @@ func writeTable(w io.Writer, node *vf.Node, vfs []*vf.VF) error {
 			if mg == "" {
 				mg = "-"
 			}
-			fmt.Fprintf(w, "  PF%d %s: %d/%d VFs, driver %s, mgmt %s\n", pf.Number, pf.Addr, pf.NumVFs, pf.TotalVFs, dash(pf.Driver), mg)
+			count := fmt.Sprintf("%d/%d VFs", pf.NumVFs, pf.TotalVFs)
+			if !pf.SRIOV {
+				count = "0 VFs (no SR-IOV)"
+			}
+			fmt.Fprintf(w, "  PF%d %s: %s, driver %s, mgmt %s\n", pf.Number, pf.Addr, count, dash(pf.Driver), mg)
 		}
 	}
 	if len(vfs) == 0 {
-		_, err := fmt.Fprintln(w, "\nNo VFs: create them with `echo N > /sys/bus/pci/devices/<PF0-3>/sriov_numvfs`.")
+		hint := "create them with `echo N > /sys/bus/pci/devices/<PF0-3>/sriov_numvfs`."
+		if !sriov {
+			hint = "no PF0-3 has SR-IOV; the adapter's firmware config gives them no VFs."
+		}
+		_, err := fmt.Fprintln(w, "\nNo VFs: "+hint)
 		return err
 	}
 	fmt.Fprintln(w)

@@ -542,3 +542,24 @@ func TestChelsioScannerNoSysfs(t *testing.T) {
 		t.Errorf("Scan() of a root without bus/pci/devices = %v, %v; want nil and an error", tree, err)
 	}
 }
+
+// TestChelsioScannerPFWithoutSRIOV: a PF0-3 without SR-IOV (no sriov_* files: the
+// firmware config gives it no VFs) simply adds no device. The scan is whole, not
+// partial: no error, so no warning and no scan error counted.
+func TestChelsioScannerPFWithoutSRIOV(t *testing.T) {
+	tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{Model: "T62100-CR", VFs: [4]int{2, 1, 0, 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	portsUp(t, tree)
+	for _, f := range []string{"sriov_totalvfs", "sriov_numvfs", "sriov_offset", "sriov_stride", "sriov_drivers_autoprobe", "sriov_vf_device"} {
+		if err := os.Remove(tree.Root.Path(vftest.DevicePath(tree.Adapters[0].PFs[2]), f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := mustScan(t, deviceplugin.NewChelsioScanner(tree.Root, deviceplugin.Default(""), nil))
+	want := map[string][]string{"chelsio.com/vf": {"0000:81:01.0", "0000:81:01.1", "0000:81:01.4"}, "chelsio.com/vf-vfio": {}}
+	if diff := cmp.Diff(want, pools(got)); diff != "" {
+		t.Errorf("Scan() pools mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,12 +42,13 @@ func newResourceServer(m *Manager, res *Resource) *resourceServer {
 	return &resourceServer{m: m, name: res.FullName(), socket: filepath.Join(m.Dir, socketName(res.FullName())), res: res, watchers: map[chan *Resource]struct{}{}}
 }
 
-// start listens on the socket (replacing a stale one) and serves.
+// start listens on the socket (replacing a stale one), which only the plugin's
+// user can connect to, and serves.
 func (s *resourceServer) start() error {
 	if err := os.Remove(s.socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket: %w", err)
 	}
-	l, err := net.Listen("unix", s.socket)
+	l, err := listenUnix(s.socket)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.socket, err)
 	}

@@ -321,7 +321,12 @@ func checkCxgb4(f *Facts) Result {
 			fixes = append(fixes, "check `dmesg | grep cxgb4` for firmware errors, then reload: modprobe -r cxgb4vf cxgb4; modprobe cxgb4")
 		}
 		var off, offFixes []string
+		sriov := 0
 		for _, pf := range a.PFs {
+			if !pf.SRIOV {
+				continue // no VFs to create: nothing for cxgb4 to do there
+			}
+			sriov++
 			if pf.Driver != vf.DriverCxgb4 {
 				off = append(off, fmt.Sprintf("PF%d %s not on cxgb4 (%s)", pf.Number, pf.Addr, driverName(pf.Driver)))
 				offFixes = append(offFixes, bindFix(pf.Addr, pf.Driver, vf.DriverCxgb4))
@@ -331,7 +336,7 @@ func checkCxgb4(f *Facts) Result {
 		case len(a.PFs) == 0:
 			fails = append(fails, a.Slot+": no PF0-3")
 			fixes = append(fixes, "check `lspci -s "+a.Slot+"` and `dmesg | grep cxgb4`")
-		case len(off) == len(a.PFs):
+		case len(off) > 0 && len(off) == sriov:
 			fails = append(fails, off...)
 			fixes = append(fixes, offFixes...)
 		case len(off) > 0:
@@ -375,9 +380,13 @@ func checkVFs(f *Facts) Result {
 	}
 	var parts []string
 	var first *vf.PF
-	enabled, found := 0, 0
+	enabled, found, pfs, sriov := 0, 0, 0, 0
 	for _, a := range adapters {
 		for _, pf := range a.PFs {
+			pfs++
+			if pf.SRIOV {
+				sriov++
+			}
 			if first == nil && pf.Driver == vf.DriverCxgb4 && pf.TotalVFs > 0 {
 				first = pf
 			}
@@ -386,6 +395,13 @@ func checkVFs(f *Facts) Result {
 			}
 			enabled += pf.NumVFs
 			found += len(pf.VFs)
+		}
+	}
+	if pfs > 0 && sriov == 0 {
+		return Result{
+			Status:  Fail,
+			Finding: "no VFs: no PF0-3 has SR-IOV (no sriov_totalvfs)",
+			Fix:     "the adapter's firmware config gives PF0-3 no VFs: use one that does, such as Chelsio's default (16 VFs on each of PF0-3), then reload cxgb4",
 		}
 	}
 	if enabled == 0 {

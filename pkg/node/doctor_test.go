@@ -89,6 +89,17 @@ func saveState(t *testing.T, fx *fixture, a *cni.Attachment) {
 	must(t, cni.Store{Dir: fx.cfg.CNIStateDir}.SaveAttachment(a))
 }
 
+// noSRIOV removes the sriov_* files of a PF with no VFs, as the kernel shows a PF
+// whose firmware config gives it no VFs.
+func noSRIOV(t *testing.T, fx *fixture, pf int) {
+	t.Helper()
+	dir, err := fx.tree.FunctionDir(fx.b.PFs[pf])
+	must(t, err)
+	for _, f := range []string{"sriov_totalvfs", "sriov_numvfs", "sriov_offset", "sriov_stride", "sriov_drivers_autoprobe", "sriov_vf_device"} {
+		must(t, os.Remove(fx.tree.Root.Path(dir, f)))
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -155,11 +166,36 @@ func TestDoctor(t *testing.T) {
 			breakIt: func(t *testing.T, fx *fixture) {
 				dir, err := fx.tree.FunctionDir(fx.b.PFs[2])
 				must(t, err)
-				must(t, os.Remove(fx.tree.Root.Path(dir, "sriov_totalvfs")))
+				writeFile(t, fx.tree.Root.Path(dir, "sriov_totalvfs"), "x\n", 0o444)
 			},
 			want:    map[string]Status{CheckAdapters: Warn},
 			check:   CheckAdapters,
 			mention: []string{"1 Chelsio function skipped", "0000:81:00.2", "sriov_totalvfs", "chelsio-vf list"},
+		},
+		{
+			// The firmware config gives PF2 no VFs: nothing wrong with the node.
+			name:    "a PF without SR-IOV",
+			breakIt: func(t *testing.T, fx *fixture) { noSRIOV(t, fx, 2) },
+		},
+		{
+			// Nothing for cxgb4 to do on a PF without SR-IOV: its driver does not matter.
+			name: "a PF without SR-IOV and no driver",
+			breakIt: func(t *testing.T, fx *fixture) {
+				noSRIOV(t, fx, 3)
+				must(t, fx.tree.Bind(fx.b.PFs[3], ""))
+			},
+		},
+		{
+			name: "no PF with SR-IOV",
+			breakIt: func(t *testing.T, fx *fixture) {
+				for pf := range 4 {
+					must(t, fx.tree.SetNumVFs(fx.b, pf, 0))
+					noSRIOV(t, fx, pf)
+				}
+			},
+			want:    map[string]Status{CheckVFs: Fail, CheckVFBinding: Warn},
+			check:   CheckVFs,
+			mention: []string{"no VFs: no PF0-3 has SR-IOV", "firmware config"},
 		},
 		{
 			name: "a lease waiting for its IPAM plugin",

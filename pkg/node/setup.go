@@ -150,14 +150,16 @@ func (s *setup) adapter(ctx context.Context, a *vf.Adapter) error {
 	if pf == nil {
 		return fmt.Errorf("PF%d %s.%d is missing: is the adapter's firmware config hiding it?", c.PF, a.Slot, c.PF)
 	}
-	if pf.Driver != vf.DriverCxgb4 {
+	if !pf.SRIOV && c.VFs > 0 {
+		return fmt.Errorf("PF%d %s has no SR-IOV (no sriov_totalvfs): the adapter's firmware config gives it no VFs; use a PF that has some (see `chelsio-vf list`)", c.PF, pf.Addr)
+	}
+	if pf.SRIOV && pf.Driver != vf.DriverCxgb4 {
 		return fmt.Errorf("PF%d %s is not bound to cxgb4 (it would refuse VFs with ENOENT): bind it with `echo %s > /sys/bus/pci/drivers/cxgb4/bind`", c.PF, pf.Addr, pf.Addr)
 	}
 	if c.VFs > pf.TotalVFs {
 		return fmt.Errorf("%d VFs on PF%d %s: more than its sriov_totalvfs %d (ERANGE); ask for at most %d", c.VFs, c.PF, pf.Addr, pf.TotalVFs, pf.TotalVFs)
 	}
-	numvfs := vfDev(pf.Addr, "sriov_numvfs")
-	cur, err := c.Sysfs.ReadInt(numvfs)
+	cur, err := numVFs(c.Sysfs, pf)
 	if err != nil {
 		return err
 	}
@@ -218,6 +220,15 @@ func (s *setup) adapter(ctx context.Context, a *vf.Adapter) error {
 		s.printf("PF%d %s: %d VFs ready", c.PF, pf.Addr, len(vfs))
 	}
 	return nil
+}
+
+// numVFs reads the PF's sriov_numvfs now; a PF without SR-IOV has no such file,
+// and no VFs.
+func numVFs(root sysfs.Root, pf *vf.PF) (int, error) {
+	if !pf.SRIOV {
+		return 0, nil
+	}
+	return root.ReadInt(vfDev(pf.Addr, "sriov_numvfs"))
 }
 
 func vfDev(addr vf.PCIAddr, file string) string {

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -168,5 +169,60 @@ func TestSetupRefusedErrno(t *testing.T) {
 		if !strings.Contains(got, tc.want) || !strings.Contains(got, "the kernel refused 4 VFs on PF 0000:81:00.0") {
 			t.Errorf("refused(%v) = %q, want it to contain %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestSetupPFWithoutSRIOV: a PF whose firmware config gives it no VFs has no
+// sriov_* files. Asking it for VFs is refused with that reason, before any write;
+// asking for none is already true.
+func TestSetupPFWithoutSRIOV(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		vfs     int
+		unbind  bool   // the PF has no driver: no matter, without SR-IOV
+		wantErr string // "" for success
+		say     string
+	}{
+		{name: "VFs asked", vfs: 4, wantErr: "PF1 0000:81:00.1 has no SR-IOV (no sriov_totalvfs)"},
+		{name: "VFs asked of an unbound PF", vfs: 4, unbind: true, wantErr: "PF1 0000:81:00.1 has no SR-IOV (no sriov_totalvfs)"},
+		{name: "no VFs asked", vfs: 0, say: "PF1 0000:81:00.1: already 0 VFs"},
+		{name: "no VFs asked of an unbound PF", vfs: 0, unbind: true, say: "PF1 0000:81:00.1: already 0 VFs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir, err := tree.FunctionDir(tree.Adapters[0].PFs[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"sriov_totalvfs", "sriov_numvfs", "sriov_offset", "sriov_stride", "sriov_drivers_autoprobe", "sriov_vf_device"} {
+				if err := os.Remove(tree.Root.Path(dir, f)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.unbind {
+				if err := tree.Bind(tree.Adapters[0].PFs[1], ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, dry := range []bool{true, false} {
+				var out bytes.Buffer
+				err := Setup(context.Background(), SetupConfig{Sysfs: tree.Root, PF: 1, VFs: tc.vfs, DryRun: dry}, &out)
+				switch {
+				case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+					t.Errorf("Setup(dry-run %v) = %v, want an error containing %q", dry, err, tc.wantErr)
+				case tc.wantErr == "" && err != nil:
+					t.Errorf("Setup(dry-run %v) = %v, want success", dry, err)
+				}
+				if strings.Contains(out.String(), "write") {
+					t.Errorf("Setup(dry-run %v) wrote:\n%s", dry, out.String())
+				}
+				if tc.say != "" && !strings.Contains(out.String(), tc.say) {
+					t.Errorf("Setup(dry-run %v) output lacks %q:\n%s", dry, tc.say, out.String())
+				}
+			}
+		})
 	}
 }

@@ -189,10 +189,10 @@ func readPF(d *sysfs.Dir, addr PCIAddr, id uint16) (*PF, error) {
 	if pf.NUMANode, err = readNUMA(d); err != nil {
 		return nil, err
 	}
-	if pf.TotalVFs, err = d.ReadInt("sriov_totalvfs"); err != nil {
+	if pf.virtfns, err = readVirtfns(d); err != nil {
 		return nil, err
 	}
-	if pf.NumVFs, err = d.ReadInt("sriov_numvfs"); err != nil {
+	if err := readSRIOV(d, pf); err != nil {
 		return nil, err
 	}
 	net, err := readNet(d)
@@ -202,10 +202,24 @@ func readPF(d *sysfs.Dir, addr PCIAddr, id uint16) (*PF, error) {
 	if len(net) > 0 {
 		pf.MgmtNetdev = net[0]
 	}
-	if pf.virtfns, err = readVirtfns(d); err != nil {
-		return nil, err
-	}
 	return pf, nil
+}
+
+// readSRIOV reads the VF counts of a PF0-3 whose virtfn links are read. Without
+// sriov_totalvfs the PF has no SR-IOV capability (its firmware config gives it no
+// VFs): a PF with no VFs, not a broken one. Unless it has VFs all the same: then
+// the file is missing, not absent by nature.
+func readSRIOV(d *sysfs.Dir, pf *PF) error {
+	total, err := d.ReadInt("sriov_totalvfs")
+	if errors.Is(err, fs.ErrNotExist) && len(pf.virtfns) == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pf.SRIOV, pf.TotalVFs = true, total
+	pf.NumVFs, err = d.ReadInt("sriov_numvfs")
+	return err
 }
 
 func readPF4(d *sysfs.Dir, addr PCIAddr) (*PF4, int, error) {

@@ -56,6 +56,7 @@ type pfView struct {
 	Number     int
 	DeviceID   uint16
 	Driver     string
+	SRIOV      bool
 	TotalVFs   int
 	NumVFs     int
 	MgmtNetdev string
@@ -83,7 +84,7 @@ func viewAdapters(as []*vf.Adapter) []adapterView {
 			av.PF4, av.PF4Ports = a.PF4.Addr.String(), a.PF4.Ports
 		}
 		for _, pf := range a.PFs {
-			pv := pfView{Addr: pf.Addr.String(), Number: pf.Number, DeviceID: pf.DeviceID, Driver: pf.Driver, TotalVFs: pf.TotalVFs, NumVFs: pf.NumVFs, MgmtNetdev: pf.MgmtNetdev, NUMANode: pf.NUMANode}
+			pv := pfView{Addr: pf.Addr.String(), Number: pf.Number, DeviceID: pf.DeviceID, Driver: pf.Driver, SRIOV: pf.SRIOV, TotalVFs: pf.TotalVFs, NumVFs: pf.NumVFs, MgmtNetdev: pf.MgmtNetdev, NUMANode: pf.NUMANode}
 			for _, v := range pf.VFs {
 				pv.VFs = append(pv.VFs, v.Addr.String())
 			}
@@ -100,7 +101,7 @@ func viewAdapters(as []*vf.Adapter) []adapterView {
 func wantPFs(slot string, id uint16, numa, mgmt int, vfs [4][]string) []pfView {
 	var out []pfView
 	for n := range 4 {
-		pv := pfView{Addr: fmt.Sprintf("%s.%d", slot, n), Number: n, DeviceID: id, Driver: "cxgb4", TotalVFs: 16, NumVFs: len(vfs[n]), NUMANode: numa, VFs: vfs[n]}
+		pv := pfView{Addr: fmt.Sprintf("%s.%d", slot, n), Number: n, DeviceID: id, Driver: "cxgb4", SRIOV: true, TotalVFs: 16, NumVFs: len(vfs[n]), NUMANode: numa, VFs: vfs[n]}
 		if len(vfs[n]) > 0 {
 			pv.MgmtNetdev = fmt.Sprintf("mgmtpf%d,%d", mgmt, n)
 		}
@@ -443,6 +444,41 @@ func TestDiscoverT7Adapter(t *testing.T) {
 	}
 }
 
+// TestDiscoverPFWithoutSRIOV: a PF0-3 to which the adapter's firmware config gives
+// no VFs has no SR-IOV capability, so the kernel shows none of its sriov_* files.
+// It is a PF with no VFs, not a broken device: no error, and the other PFs' VFs as
+// usual.
+func TestDiscoverPFWithoutSRIOV(t *testing.T) {
+	tests := []struct {
+		name   string
+		remove []string // files of PF2
+	}{
+		{"no sriov_* files", []string{"sriov_totalvfs", "sriov_numvfs", "sriov_offset", "sriov_stride", "sriov_drivers_autoprobe", "sriov_vf_device"}},
+		{"no sriov_totalvfs", []string{"sriov_totalvfs"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tree := build(t, vftest.Options{}, vftest.Adapter{Model: "T62100-CR", VFs: [4]int{2, 1, 0, 0}})
+			for _, f := range tt.remove {
+				remove(t, tree, vftest.DevicePath(tree.Adapters[0].PFs[2])+"/"+f)
+			}
+			node, err := vf.Discover(tree.Root, vf.Options{})
+			if err != nil {
+				t.Fatalf("Discover() error: %v", err)
+			}
+			pfs := wantPFs("0000:81:00", 0x600d, 0, 1, [4][]string{{"0000:81:01.0", "0000:81:01.4"}, {"0000:81:01.1"}})
+			pfs[2].SRIOV, pfs[2].TotalVFs = false, 0
+			want := []adapterView{{
+				Slot: "0000:81:00", Model: "T62100-CR", Chip: vf.T6, Known: true, NumPorts: 2,
+				PF4: "0000:81:00.4", PF4Ports: ports(0x81, 0, 2), PFs: pfs,
+			}}
+			if diff := cmp.Diff(want, viewAdapters(node.Adapters)); diff != "" {
+				t.Errorf("Discover() adapters mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // deviceErrors flattens the errors.Join tree of Discover's error.
 func deviceErrors(err error) []*vf.DeviceError {
 	var out []*vf.DeviceError
@@ -593,6 +629,13 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 			breakIt:  func(t *testing.T, tree *vftest.Tree) { remove(t, tree, dev("0000:81:00.1", "sriov_numvfs")) },
 			dropped:  []string{"0000:81:01.1", "0000:81:01.5"}, // the VFs of that PF
 			wantErrs: []wantErr{{"0000:81:00.1", dev("0000:81:00.1", "sriov_numvfs")}, {"0000:81:01.1", dev("0000:81:01.1", "physfn")}, {"0000:81:01.5", dev("0000:81:01.5", "physfn")}},
+		},
+		{
+			// Only a PF without SR-IOV lacks the file, and such a PF has no VFs.
+			name:     "PF sriov_totalvfs missing while it has VFs",
+			breakIt:  func(t *testing.T, tree *vftest.Tree) { remove(t, tree, dev("0000:81:00.1", "sriov_totalvfs")) },
+			dropped:  []string{"0000:81:01.1", "0000:81:01.5"}, // the VFs of that PF
+			wantErrs: []wantErr{{"0000:81:00.1", dev("0000:81:00.1", "sriov_totalvfs")}, {"0000:81:01.1", dev("0000:81:01.1", "physfn")}, {"0000:81:01.5", dev("0000:81:01.5", "physfn")}},
 		},
 		{
 			name:     "PF sriov_totalvfs garbage",

@@ -78,8 +78,12 @@ type PF struct {
 	Number   int    // 0-3: the PCI function number
 	DeviceID uint16 // 0xV0PP
 	Driver   string // base of bus/pci/devices/<PF>/driver; "" when unbound
-	TotalVFs int    // bus/pci/devices/<PF>/sriov_totalvfs
-	NumVFs   int    // bus/pci/devices/<PF>/sriov_numvfs
+	// SRIOV is false for a PF without the SR-IOV capability, which has no
+	// bus/pci/devices/<PF>/sriov_* files: the adapter's firmware config gives it no
+	// VFs. TotalVFs and NumVFs are then 0.
+	SRIOV    bool
+	TotalVFs int // bus/pci/devices/<PF>/sriov_totalvfs
+	NumVFs   int // bus/pci/devices/<PF>/sriov_numvfs
 	// MgmtNetdev is the single entry of bus/pci/devices/<PF>/net/, the cxgb4
 	// management netdev ("mgmtpf1,0"); empty while sriov_numvfs is 0.
 	MgmtNetdev string
