@@ -92,9 +92,17 @@ func configError(format string, args ...any) error {
 	return withCode(CodeInvalidConfig, fmt.Errorf(format, args...))
 }
 
+// ipamConf is what the plugin reads of "ipam": the rest is the IPAM plugin's.
+type ipamConf struct {
+	Type string `json:"type"`
+}
+
 // Load decodes and validates the NetConf from stdin, with CNI_ARGS (for MAC=).
 // Nothing is touched on the node: every refusal happens here.
 func Load(stdin []byte, cniArgs string) (*NetConf, error) {
+	if err := checkKeys(stdin, netConfKeys()); err != nil {
+		return nil, err
+	}
 	c := &NetConf{Raw: stdin}
 	dec := json.NewDecoder(bytes.NewReader(stdin))
 	dec.DisallowUnknownFields()
@@ -110,9 +118,7 @@ func Load(stdin []byte, cniArgs string) (*NetConf, error) {
 		return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: %w", err))
 	}
 	if len(c.IPAM) > 0 && string(c.IPAM) != "null" {
-		var ip struct {
-			Type string `json:"type"`
-		}
+		var ip ipamConf
 		if err := json.Unmarshal(c.IPAM, &ip); err != nil {
 			return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: key \"ipam\": %w", err))
 		}
