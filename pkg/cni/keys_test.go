@@ -92,6 +92,35 @@ func TestLoadKeysRefused(t *testing.T) {
 	}
 }
 
+// TestLoadRefusesIPAMSelf: an "ipam" whose type is the plugin itself (by its
+// name or by the NetConf's own type) is refused: the plugin would run itself as its
+// IPAM and wait for the VF lock that it holds.
+func TestLoadRefusesIPAMSelf(t *testing.T) {
+	msg := func(typ string) string {
+		return fmt.Sprintf(`"ipam" type %q is this plugin itself: name an IPAM plugin, e.g. "host-local"`, typ)
+	}
+	tests := []struct {
+		name string
+		conf string
+		want string
+	}{
+		{"chelsio-sriov", keysBase + `,"ipam":{"type":"chelsio-sriov"}}`, msg("chelsio-sriov")},
+		{"the NetConf's own type", `{"cniVersion":"1.0.0","name":"n","type":"sriov","ipam":{"type":"sriov","subnet":"198.51.100.0/24"}}`, msg("sriov")},
+		{"chelsio-sriov under another type", `{"cniVersion":"1.0.0","name":"n","type":"sriov","ipam":{"type":"chelsio-sriov"}}`, msg("chelsio-sriov")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, c := loadRefusal(tt.conf)
+			if c != nil {
+				t.Fatalf("Load() accepted it with IPAM %q", c.IPAMType)
+			}
+			if diff := cmp.Diff(refusal{CodeInvalidConfig, tt.want}, got); diff != "" {
+				t.Errorf("Load() refusal mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestLoadKeysCoversEveryField: every key of every struct that Load decodes, given
 // in upper case, is refused, so that a field added to NetConf, RuntimeConfig,
 // types.DNS or ipamConf is covered without a list to update.
