@@ -92,9 +92,20 @@ func configError(format string, args ...any) error {
 	return withCode(CodeInvalidConfig, fmt.Errorf(format, args...))
 }
 
+// pluginType is the plugin's own "type": the name it is installed under in CNI_PATH.
+const pluginType = "chelsio-sriov"
+
+// ipamConf is what the plugin reads of "ipam": the rest is the IPAM plugin's.
+type ipamConf struct {
+	Type string `json:"type"`
+}
+
 // Load decodes and validates the NetConf from stdin, with CNI_ARGS (for MAC=).
 // Nothing is touched on the node: every refusal happens here.
 func Load(stdin []byte, cniArgs string) (*NetConf, error) {
+	if err := checkKeys(stdin, netConfKeys()); err != nil {
+		return nil, err
+	}
 	c := &NetConf{Raw: stdin}
 	dec := json.NewDecoder(bytes.NewReader(stdin))
 	dec.DisallowUnknownFields()
@@ -110,9 +121,7 @@ func Load(stdin []byte, cniArgs string) (*NetConf, error) {
 		return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: %w", err))
 	}
 	if len(c.IPAM) > 0 && string(c.IPAM) != "null" {
-		var ip struct {
-			Type string `json:"type"`
-		}
+		var ip ipamConf
 		if err := json.Unmarshal(c.IPAM, &ip); err != nil {
 			return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: key \"ipam\": %w", err))
 		}
@@ -124,6 +133,11 @@ func Load(stdin []byte, cniArgs string) (*NetConf, error) {
 		}
 		if p := fileNameProblem(ip.Type); p != "" {
 			return nil, configError("\"ipam\" type %q %s: want the file name of an IPAM plugin in CNI_PATH", trunc(ip.Type), p)
+		}
+		if ip.Type == pluginType || ip.Type == c.Type {
+			// Run as its own IPAM, the plugin would wait a minute for the VF lock that
+			// it holds itself.
+			return nil, configError("\"ipam\" type %q is this plugin itself: name an IPAM plugin, e.g. \"host-local\"", trunc(ip.Type))
 		}
 		c.IPAMType = ip.Type
 	}
