@@ -63,6 +63,9 @@ func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
 			dataDir = d
 		}
 	}
+	if err := p.confineDataDir(dataDir); err != nil {
+		return err // a directory the plugin reads nothing from
+	}
 	a, err := Store{Dir: dataDir}.LoadAttachment(args.ContainerID, args.IfName)
 	if isRefusal(err) {
 		return err // the state is there but unsafe to use: say so, free nothing
