@@ -3,12 +3,14 @@ package cni
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/treesnap"
 )
@@ -201,4 +203,180 @@ func runVerb(p *Plugin, verb string, args *skel.CmdArgs) error {
 		return p.GC(args)
 	}
 	return fmt.Errorf("unknown verb %s", verb)
+}
+
+// TestPluginRefusesPseudoFilesystems: a logFile or dataDir on, or below, a pseudo
+// filesystem of the kernel (the real /proc, /sys, /sys/fs/cgroup and /dev of the
+// machine) is refused with code 7 naming the filesystem, even where the node's
+// setting allows the directory. The paths are chosen so that a plugin without the
+// rule could change nothing there: log files that procfs and sysfs cannot create,
+// state directories that exist and hold what is not the plugin's.
+func TestPluginRefusesPseudoFilesystems(t *testing.T) {
+	tests := []struct {
+		name, key, value, allow, fs string
+	}{
+		{"logFile in /proc/sys/kernel", "logFile", "/proc/sys/kernel/chelsio-sriov-test.log", "/proc/sys/kernel", "proc"},
+		{"logFile in /sys/kernel", "logFile", "/sys/kernel/chelsio-sriov-test.log", "/sys", "sysfs"},
+		{"logFile in /sys/fs/cgroup", "logFile", "/sys/fs/cgroup/chelsio-sriov-test.log", "/sys/fs/cgroup", "sysfs"},
+		{"dataDir /proc/sys/kernel", "dataDir", "/proc/sys/kernel", "/proc", "proc"},
+		{"dataDir /sys/fs/cgroup", "dataDir", "/sys/fs/cgroup", "/sys/fs/cgroup", "sysfs"},
+		{"dataDir /dev", "dataDir", "/dev", "/dev", "devtmpfs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.fs == "devtmpfs" {
+				requireFS(t, tt.value, "devtmpfs")
+			}
+			root := privateDir(t, filepath.Join(t.TempDir(), "r"))
+			m := map[string]string{"dataDir": filepath.Join(root, "state"), "logFile": filepath.Join(root, "x.log")}
+			m[tt.key] = tt.value
+			conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n","type":"chelsio-sriov","deviceID":%q,"dataDir":%q,"logFile":%q}`, hostileVF, m["dataDir"], m["logFile"])
+			p := New(hostileRoot(t), io.Discard)
+			p.LogDirs = append(p.LogDirs, root, tt.allow)
+			p.DataDirs = append(p.DataDirs, root, tt.allow)
+			_, err := p.Add(&skel.CmdArgs{ContainerID: "pod-a", IfName: "net1", StdinData: []byte(conf), Path: root})
+			checkRefused(t, "ADD", err, CodeInvalidConfig, fmt.Sprintf("%q", tt.key), tt.value, "is on "+tt.fs+",")
+		})
+	}
+}
+
+// TestWalkRefusesPseudoFilesystems: the walk that opens dataDir and logFile's
+// directory refuses every directory on a pseudo filesystem, naming it and its
+// type, and passes a directory on a disk or tmpfs.
+func TestWalkRefusesPseudoFilesystems(t *testing.T) {
+	tests := []struct {
+		dir, at, fs string // fs "" = accepted
+	}{
+		{"/proc/sys/kernel", "/proc", "proc"},
+		{"/sys/kernel", "/sys", "sysfs"},
+		{"/sys/fs/cgroup", "/sys", "sysfs"},
+		{"/dev", "/dev", "devtmpfs"},
+		{t.TempDir(), "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dir, func(t *testing.T) {
+			if tt.fs == "devtmpfs" {
+				requireFS(t, tt.dir, "devtmpfs")
+			}
+			fd, _, err := openDirNoFollow("dataDir", tt.dir, tt.dir, walkLinksOnly, false)
+			if tt.fs == "" {
+				if err != nil {
+					t.Fatalf("openDirNoFollow(%s): %v", tt.dir, err)
+				}
+				unix.Close(fd)
+				return
+			}
+			checkRefused(t, "openDirNoFollow", err, CodeInvalidConfig, `"dataDir"`, fmt.Sprintf("%q is on %s,", tt.at, tt.fs))
+		})
+	}
+}
+
+// TestFSCheckNamesPseudoFilesystems: fsCheck names the real pseudo filesystems
+// mounted on the machine (procfs, sysfs, devtmpfs, every cgroup filesystem, and
+// others where they are mounted) from their descriptors, and none for a test's
+// temporary directory.
+func TestFSCheckNamesPseudoFilesystems(t *testing.T) {
+	mounts := mountPoints(t)
+	want := map[string]string{"/proc": "proc", "/sys": "sysfs", t.TempDir(): ""}
+	if mounts["/dev"] == "devtmpfs" {
+		want["/dev"] = "devtmpfs"
+	}
+	cgroups := 0
+	for mp, fstype := range mounts {
+		switch fstype {
+		case "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs", "bpf", "configfs", "devpts", "mqueue", "efivarfs", "pstore", "fusectl", "binfmt_misc":
+			want[mp] = fstype
+			if strings.HasPrefix(fstype, "cgroup") {
+				cgroups++
+			}
+		}
+	}
+	if cgroups == 0 {
+		t.Error("no cgroup filesystem is mounted: the cgroup rule is untested")
+	}
+	for dir, fstype := range want {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Errorf("open %s: %v", dir, err)
+			continue
+		}
+		var c fsCheck
+		got, err := c.pseudo(fd)
+		unix.Close(fd)
+		if err != nil || got != fstype {
+			t.Errorf("pseudo(%s) = %q, %v; want %q", dir, got, err, fstype)
+		}
+	}
+}
+
+// TestFSCheckWithoutMountTable: where the mount table cannot be read, a directory
+// with tmpfs' magic passes for a tmpfs (a devtmpfs among them: the prefix rule
+// keeps /dev out unless the node allows it); the magic alone still refuses the
+// others.
+func TestFSCheckWithoutMountTable(t *testing.T) {
+	c := fsCheck{mountInfo: filepath.Join(t.TempDir(), "missing")}
+	for dir, want := range map[string]string{"/proc": "proc", "/sys": "sysfs", "/dev": ""} {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.pseudo(fd)
+		unix.Close(fd)
+		if err != nil || got != want {
+			t.Errorf("pseudo(%s) without a mount table = %q, %v; want %q", dir, got, err, want)
+		}
+	}
+}
+
+// TestParseMounts reads mountinfo lines, optional fields and all.
+func TestParseMounts(t *testing.T) {
+	const table = `23 26 0:6 / /dev rw,relatime shared:2 - devtmpfs devtmpfs rw,size=1k,mode=755
+30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+40 30 0:37 / /sys/fs/cgroup/unified rw,relatime shared:9 master:1 - cgroup2 cgroup2 rw
+garbage
+41 30 8:1 / /var\040lib rw - ext4 /dev/sda1 rw
+`
+	got, err := parseMounts(strings.NewReader(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []mount{
+		{id: 23, dev: unix.Mkdev(0, 6), fstype: "devtmpfs"},
+		{id: 30, dev: unix.Mkdev(0, 27), fstype: "tmpfs"},
+		{id: 40, dev: unix.Mkdev(0, 37), fstype: "cgroup2"},
+		{id: 41, dev: unix.Mkdev(8, 1), fstype: "ext4"},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(mount{})); diff != "" {
+		t.Errorf("parseMounts() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// mountPoints maps the machine's mount points to their filesystem types (the last
+// mount of each).
+func mountPoints(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		for i := 6; i < len(f)-1; i++ {
+			if f[i] == "-" && !strings.Contains(f[4], `\`) {
+				out[f[4]] = f[i+1]
+				break
+			}
+		}
+	}
+	return out
+}
+
+// requireFS skips the test where dir is not a mount point of type fstype (a
+// container's /dev is often a tmpfs).
+func requireFS(t *testing.T, dir, fstype string) {
+	t.Helper()
+	if got := mountPoints(t)[dir]; got != fstype {
+		t.Skipf("%s is %q here, not %s", dir, got, fstype)
+	}
 }

@@ -69,9 +69,12 @@ func (e *errLoose) Error() string { return fmt.Sprintf("mode %04o", e.perm) }
 // each one with O_NOFOLLOW relative to the one before, and returns an O_PATH
 // descriptor of it. Nothing is resolved by path again afterwards, so a
 // component checked here cannot be swapped for a link before its use: whatever the
-// caller does below the directory goes through the descriptor. With create, missing
-// directories are made, mode 0700; a refusal always comes before the first mkdir,
-// since only missing components are made and everything below one is missing too.
+// caller does below the directory goes through the descriptor. Every component,
+// "/" included, is checked before the walk goes below it: its type (a link is
+// refused), with walkPrivate its owner and mode, and its filesystem, which must not
+// be a pseudo filesystem of the kernel (fsCheck). With create, missing directories
+// are made, mode 0700; a refusal always comes before the first mkdir, since only
+// missing components are made and everything below one is missing too.
 // A missing directory without create is an error that matches fs.ErrNotExist. With
 // walkPrivate, loose is the mode of a last component that is the plugin user's own
 // but grants group or others access (0 when it grants none).
@@ -82,13 +85,17 @@ func openDirNoFollow(key, path, dir string, mode walkMode, create bool) (fd int,
 	}
 	comps := strings.FieldsFunc(dir, func(r rune) bool { return r == '/' })
 	at := "/"
+	var fsc fsCheck
 	check := func(last bool) error {
 		err := checkDir(key, path, at, fd, mode, last)
 		var le *errLoose
 		if errors.As(err, &le) {
 			loose, err = le.perm, nil
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return fsc.refusePseudo(key, path, at, fd)
 	}
 	if err := check(len(comps) == 0); err != nil {
 		unix.Close(fd)
