@@ -187,6 +187,77 @@ func TestDelRefusedConfConfinesDataDir(t *testing.T) {
 	}
 }
 
+// TestNoVerbButAddMakesOrChangesDirs: DEL, GC, CHECK and STATUS make no
+// directory and change no directory's mode: with a dataDir that does not exist,
+// and with one that exists with a loose mode (0755, as mkdir -p makes it), empty or
+// with the plugin's subdirectories. DEL and GC with nothing recorded succeed, and
+// STATUS is ready where ADD could make the directory.
+func TestNoVerbButAddMakesOrChangesDirs(t *testing.T) {
+	tests := []struct {
+		name string
+		// setup makes dataDir's layout under root and returns dataDir.
+		setup func(t *testing.T, root string) string
+	}{
+		{"missing dataDir", func(t *testing.T, root string) string {
+			return filepath.Join(root, "a", "state")
+		}},
+		{"empty dataDir of mode 0755", func(t *testing.T, root string) string {
+			d := filepath.Join(root, "state")
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}},
+		{"dataDir of mode 0755 with its subdirectories", func(t *testing.T, root string) string {
+			d := filepath.Join(root, "state")
+			if err := (Store{Dir: d}).ensure(); err != nil {
+				t.Fatal(err)
+			}
+			for _, sub := range []string{"", "attachments", "vfs", "locks"} {
+				if err := os.Chmod(filepath.Join(d, sub), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return d
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := privateDir(t, filepath.Join(t.TempDir(), "r"))
+			dataDir := tt.setup(t, root)
+			conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n","type":"chelsio-sriov","deviceID":%q,"dataDir":%q,"prevResult":{"cniVersion":"1.1.0"}}`, hostileVF, dataDir)
+			sys := hostileRoot(t)
+			if err := os.MkdirAll(sys.Path("bus/pci/devices"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			p := New(sys, io.Discard)
+			p.DataDirs = append(p.DataDirs, root)
+			for _, verb := range []string{"DEL", "GC", "CHECK", "STATUS"} {
+				before := dirs(t, root)
+				err := runVerb(p, verb, &skel.CmdArgs{ContainerID: "pod-a", IfName: "net1", StdinData: []byte(conf), Path: root})
+				if verb != "CHECK" && err != nil { // CHECK finds no attachment
+					t.Errorf("%s: %v", verb, err)
+				}
+				if diff := cmp.Diff(before, dirs(t, root)); diff != "" {
+					t.Errorf("%s changed directories (-before +after):\n%s", verb, diff)
+				}
+			}
+		})
+	}
+}
+
+// dirs describes every directory under root, root included: path and mode.
+func dirs(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for p, desc := range treesnap.Of(t, root) {
+		if strings.HasPrefix(desc, "d") {
+			out[p] = desc
+		}
+	}
+	return out
+}
+
 // runVerb runs one verb of p.
 func runVerb(p *Plugin, verb string, args *skel.CmdArgs) error {
 	switch verb {

@@ -31,9 +31,9 @@ func (p *Plugin) Del(args *skel.CmdArgs) (retErr error) {
 	if err := checkKey(args.ContainerID, args.IfName); err != nil {
 		return err
 	}
-	if err := inv.store.ensure(); err != nil {
-		return err
-	}
+	// DEL makes no directory and changes no directory's mode: only ADD does. A
+	// dataDir that is missing records nothing, and release does what needs no
+	// state, without a lock (lockIfStored).
 	a, err := inv.store.LoadAttachment(args.ContainerID, args.IfName)
 	if err != nil && !isNotExist(err) {
 		// A corrupt state file: fall back to the NetConf, and replace it below.
@@ -132,7 +132,7 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 
 	var unlock func()
 	if !addr.IsZero() {
-		u, err := inv.store.Lock(addr.String(), p.LockTimeout)
+		u, err := inv.store.lockIfStored(addr.String(), p.LockTimeout)
 		if err != nil {
 			return err
 		}
