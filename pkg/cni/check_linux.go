@@ -149,9 +149,6 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 		return err
 	}
 	defer inv.close()
-	if err := inv.store.ensure(); err != nil {
-		return withCode(CodeNotAvailable, fmt.Errorf("state dir %s: %w", inv.store.Dir, err))
-	}
 	if err := inv.store.checkWritable(); err != nil {
 		return withCode(CodeNotAvailable, fmt.Errorf("state dir %s is not writable: %w", inv.store.Dir, err))
 	}
@@ -180,9 +177,6 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 		return err
 	}
 	defer inv.close()
-	if err := inv.store.ensure(); err != nil {
-		return err
-	}
 	valid := map[types.GCAttachment]bool{}
 	for _, v := range inv.conf.Valid {
 		valid[v] = true

@@ -39,9 +39,9 @@ func (p *Plugin) Del(args *skel.CmdArgs) (retErr error) {
 		sub.Netns = ""
 		args = &sub
 	}
-	if err := inv.store.ensure(); err != nil {
-		return err
-	}
+	// DEL makes no directory and changes no directory's mode: only ADD does. A
+	// dataDir that is missing records nothing, and release does what needs no
+	// state, without a lock (lockIfStored).
 	a, err := inv.store.LoadAttachment(args.ContainerID, args.IfName)
 	if err != nil && !isNotExist(err) {
 		// A corrupt state file: fall back to the NetConf, and replace it below.
@@ -70,6 +70,9 @@ func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
 		if d, ok := m["dataDir"].(string); ok && checkAbsPath("dataDir", d) == nil {
 			dataDir = d
 		}
+	}
+	if err := p.confineDataDir(dataDir); err != nil {
+		return err // a directory the plugin reads nothing from
 	}
 	a, err := Store{Dir: dataDir}.LoadAttachment(args.ContainerID, args.IfName)
 	if isRefusal(err) {
@@ -137,7 +140,7 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 
 	var unlock func()
 	if !addr.IsZero() {
-		u, err := inv.store.Lock(addr.String(), p.LockTimeout)
+		u, err := inv.store.lockIfStored(addr.String(), p.LockTimeout)
 		if err != nil {
 			return err
 		}

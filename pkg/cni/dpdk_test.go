@@ -79,7 +79,9 @@ func newDPDKNode(t *testing.T, drivers map[vftest.VFRef]string) *dpdkNode {
 	}
 	p := cni.New(tree.Root, io.Discard)
 	p.HostNS = noNetNS{t}
-	return &dpdkNode{tree: tree, plugin: p, dataDir: filepath.Join(t.TempDir(), "state"), port0: port0}
+	tmp := t.TempDir()
+	p.DataDirs = append(p.DataDirs, tmp) // as the node's administrator would allow it
+	return &dpdkNode{tree: tree, plugin: p, dataDir: filepath.Join(tmp, "state"), port0: port0}
 }
 
 func (n *dpdkNode) conf(t *testing.T, deviceID string, over map[string]any) []byte {

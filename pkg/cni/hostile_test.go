@@ -702,7 +702,7 @@ func TestPluginRefusesBeforeTouchingFiles(t *testing.T) {
 				hostileVF, dataDir, logFile)
 			before := treesnap.Of(t, root)
 			var stderr strings.Builder
-			p := New(hostileRoot(t), &stderr)
+			p := newAllowing(t, root, &stderr)
 			for _, verb := range tt.verbs {
 				args := &skel.CmdArgs{ContainerID: tt.id, IfName: tt.ifName, Netns: "/run/netns/none", StdinData: []byte(conf), Path: root}
 				var err error
@@ -749,7 +749,7 @@ func TestDelFreesDespiteRefusedLogFile(t *testing.T) {
 	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n","type":"chelsio-sriov","dataDir":%q,"logFile":%q}`, dataDir, filepath.Join(root, "x.log"))
 	for _, verb := range []string{"DEL", "GC"} {
 		var stderr strings.Builder
-		p := New(hostileRoot(t), &stderr)
+		p := newAllowing(t, root, &stderr)
 		args := &skel.CmdArgs{ContainerID: "pod-a", IfName: "net1", StdinData: []byte(conf), Path: root}
 		var err error
 		if verb == "DEL" {
@@ -780,7 +780,7 @@ func TestStatusRefusesUnsafeDataDir(t *testing.T) {
 	symlink(t, filepath.Join(root, "real"), filepath.Join(root, "state"))
 	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n","type":"chelsio-sriov","dataDir":%q}`, filepath.Join(root, "state"))
 	before := treesnap.Of(t, root)
-	err := New(hostileRoot(t), io.Discard).Status(&skel.CmdArgs{StdinData: []byte(conf)})
+	err := newAllowing(t, root, io.Discard).Status(&skel.CmdArgs{StdinData: []byte(conf)})
 	checkRefused(t, "STATUS", err, CodeNotAvailable, `"dataDir"`, "symbolic link")
 	if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 		t.Errorf("STATUS changed the tree (-before +after):\n%s", diff)
@@ -794,6 +794,15 @@ func mustAddr(t *testing.T, s string) vf.PCIAddr {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// newAllowing is New on an empty sysfs root (hostileRoot), with dir allowed for
+// logFile and dataDir as the node's administrator would allow it.
+func newAllowing(t *testing.T, dir string, stderr io.Writer) *Plugin {
+	p := New(hostileRoot(t), stderr)
+	p.LogDirs = append(p.LogDirs, dir)
+	p.DataDirs = append(p.DataDirs, dir)
+	return p
 }
 
 // hostileRoot is an empty sysfs root: a verb that got as far as reading it would

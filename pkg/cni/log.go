@@ -59,10 +59,13 @@ func openLog(c *NetConf, stderr io.Writer) (*slog.Logger, func(), error) {
 // openLogFile opens the log file for appending without following a symbolic link
 // anywhere in its path: its directory is reached one component at a time with
 // O_NOFOLLOW, and the file is opened relative to that descriptor, so that no link
-// can be slipped in between the checks and the open. What was opened is checked
-// after the open (a regular file with one link), and a file of another user is
-// refused where others could have planted it (a directory writable by group or
-// others).
+// can be slipped in between the checks and the open. No directory on the way may
+// be on a pseudo filesystem (procfs, sysfs, cgroupfs…): the refusal comes before
+// the open. What was opened is checked after the open, before anything is written
+// (a regular file with one link, on no pseudo filesystem either), and a file of
+// another user is refused where others could have planted it (a directory writable
+// by group or others). Where the file may be (the node's allowed directories) is
+// the caller's to check.
 func openLogFile(path string) (*os.File, error) {
 	dir, name := filepath.Split(path)
 	if name == "" || !filepath.IsAbs(path) {
@@ -75,6 +78,12 @@ func openLogFile(path string) (*os.File, error) {
 	defer unix.Close(dfd)
 	f, err := openFileNoFollow("logFile", path, path, dfd, name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT, 0o600)
 	if err != nil {
+		return nil, err
+	}
+	// A file mounted over one in the log's directory is on a filesystem of its own.
+	var fsc fsCheck
+	if err := fsc.refusePseudo("logFile", path, path, int(f.Fd())); err != nil {
+		f.Close()
 		return nil, err
 	}
 	var fst, dst unix.Stat_t

@@ -43,11 +43,21 @@ type Plugin struct {
 	// device is under a link (IFLA_PARENT_DEV_NAME, else ETHTOOL_GDRVINFO's bus
 	// info): tests play kernels with and without the parent attribute with it.
 	KernelDevice KernelDevice
+	// LogDirs are the directories a NetConf's logFile may be in, at any depth, and
+	// DataDirs those its dataDir may be, or be below: a NetConf, which whoever may
+	// write a NetworkAttachmentDefinition chooses, must not make a root process
+	// write where it likes. New sets AllowedLogDir and AllowedDataDir; the node's
+	// administrator adds more through the plugin's environment (EnvLogDirs,
+	// EnvDataDirs, which main reads). Absolute, clean paths.
+	LogDirs, DataDirs []string
 }
 
 // New returns a Plugin for the node whose sysfs is at root.
 func New(root sysfs.Root, stderr io.Writer) *Plugin {
-	return &Plugin{Root: root, Stderr: stderr, LockTimeout: 60 * time.Second, ReturnTimeout: 5 * time.Second, IPAMTimeout: 60 * time.Second}
+	return &Plugin{
+		Root: root, Stderr: stderr, LockTimeout: 60 * time.Second, ReturnTimeout: 5 * time.Second, IPAMTimeout: 60 * time.Second,
+		LogDirs: []string{AllowedLogDir}, DataDirs: []string{AllowedDataDir},
+	}
 }
 
 // Steps of ADD that change something, in order; Fault receives these names.
@@ -127,12 +137,17 @@ type invocation struct {
 	close func()
 }
 
-// begin loads the NetConf, checks CNI_CONTAINERID and CNI_IFNAME for the verbs that
-// take them and what the verb would meet in the state directory, then opens the
-// log: a refused invocation creates no file, the log included.
+// begin loads the NetConf, refuses a dataDir outside the allowed directories,
+// checks CNI_CONTAINERID and CNI_IFNAME for the verbs that take them and what the
+// verb would meet in the state directory, then opens the log (its logFile within
+// the allowed directories too): a refused invocation creates no file, the log
+// included.
 func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
 	conf, err := Load(args.StdinData, args.Args)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.confineDataDir(conf.DataDir); err != nil {
 		return nil, err
 	}
 	store := Store{Dir: conf.DataDir}
@@ -149,7 +164,7 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
 	if err != nil {
 		return nil, err
 	}
-	log, closeLog, err := openLog(conf, p.Stderr)
+	log, closeLog, err := p.openConfinedLog(conf)
 	if err != nil && (verb == "DEL" || verb == "GC") {
 		// Freeing needs no log file: a refused logFile must not keep a VF or a lease.
 		logErr := err
@@ -163,6 +178,14 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
 	}
 	log = log.With("verb", verb, "container", args.ContainerID, "ifname", args.IfName)
 	return &invocation{conf: conf, log: log, store: store, close: closeLog}, nil
+}
+
+// openConfinedLog is openLog for a NetConf's logFile, which must be within p.LogDirs.
+func (p *Plugin) openConfinedLog(c *NetConf) (*slog.Logger, func(), error) {
+	if err := p.confineLogFile(c.LogFile); err != nil {
+		return nil, nil, err
+	}
+	return openLog(c, p.Stderr)
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -64,58 +64,99 @@ type errLoose struct{ perm uint32 }
 
 func (e *errLoose) Error() string { return fmt.Sprintf("mode %04o", e.perm) }
 
+// onMissing says what a walk does at a directory that does not exist.
+type onMissing int
+
+const (
+	missingFails onMissing = iota // the walk fails with an error that matches fs.ErrNotExist
+	missingMade                   // the directory is made, mode 0700
+	missingStops                  // the walk ends at the directory above it
+)
+
 // openDirNoFollow opens the absolute directory dir (path itself, or the directory
 // of the file that path names; errors name path) one component at a time from "/",
 // each one with O_NOFOLLOW relative to the one before, and returns an O_PATH
 // descriptor of it. Nothing is resolved by path again afterwards, so a
 // component checked here cannot be swapped for a link before its use: whatever the
-// caller does below the directory goes through the descriptor. With create, missing
-// directories are made, mode 0700; a refusal always comes before the first mkdir,
-// since only missing components are made and everything below one is missing too.
+// caller does below the directory goes through the descriptor. Every component,
+// "/" included, is checked before the walk goes below it: its type (a link is
+// refused), with walkPrivate its owner and mode, and its filesystem, which must not
+// be a pseudo filesystem of the kernel (fsCheck). With create, missing directories
+// are made, mode 0700; a refusal always comes before the first mkdir, since only
+// missing components are made and everything below one is missing too.
 // A missing directory without create is an error that matches fs.ErrNotExist. With
 // walkPrivate, loose is the mode of a last component that is the plugin user's own
 // but grants group or others access (0 when it grants none).
 func openDirNoFollow(key, path, dir string, mode walkMode, create bool) (fd int, loose uint32, _ error) {
+	missing := missingFails
+	if create {
+		missing = missingMade
+	}
+	fd, _, loose, err := walkDir(key, path, dir, mode, missing)
+	return fd, loose, err
+}
+
+// openDeepest is openDirNoFollow for the deepest directory of dir that exists:
+// dir itself, or the one under which ADD would make the rest, checked as ADD
+// would check it before making them. It makes nothing, and returns the path of the
+// directory it opened.
+func openDeepest(key, path, dir string, mode walkMode) (fd int, at string, _ error) {
+	fd, at, _, err := walkDir(key, path, dir, mode, missingStops)
+	return fd, at, err
+}
+
+// walkDir is openDirNoFollow and openDeepest.
+func walkDir(key, path, dir string, mode walkMode, missing onMissing) (fd int, at string, loose uint32, _ error) {
 	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, 0, withCode(CodeIOFailure, &fs.PathError{Op: "open", Path: "/", Err: err})
+		return -1, "", 0, withCode(CodeIOFailure, &fs.PathError{Op: "open", Path: "/", Err: err})
 	}
 	comps := strings.FieldsFunc(dir, func(r rune) bool { return r == '/' })
-	at := "/"
+	at = "/"
+	var fsc fsCheck
 	check := func(last bool) error {
 		err := checkDir(key, path, at, fd, mode, last)
 		var le *errLoose
 		if errors.As(err, &le) {
 			loose, err = le.perm, nil
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return fsc.refusePseudo(key, path, at, fd)
 	}
 	if err := check(len(comps) == 0); err != nil {
 		unix.Close(fd)
-		return -1, 0, err
+		return -1, "", 0, err
 	}
 	for i, name := range comps {
+		parent := at
 		at = "/" + strings.Join(comps[:i+1], "/")
 		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if errors.Is(err, unix.ENOENT) && create {
-			if err = unix.Mkdirat(fd, name, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
-				next, err = unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			switch missing {
+			case missingStops:
+				return fd, parent, 0, nil
+			case missingMade:
+				if err = unix.Mkdirat(fd, name, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
+					next, err = unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+				}
 			}
 		}
 		unix.Close(fd)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
-				return -1, 0, &fs.PathError{Op: "open", Path: at, Err: err}
+				return -1, "", 0, &fs.PathError{Op: "open", Path: at, Err: err}
 			}
-			return -1, 0, withCode(CodeIOFailure, &fs.PathError{Op: "open", Path: at, Err: err})
+			return -1, "", 0, withCode(CodeIOFailure, &fs.PathError{Op: "open", Path: at, Err: err})
 		}
 		fd = next
 		if err := check(i == len(comps)-1); err != nil {
 			unix.Close(fd)
-			return -1, 0, err
+			return -1, "", 0, err
 		}
 	}
-	return fd, loose, nil
+	return fd, at, loose, nil
 }
 
 // checkDir checks the component at of path, open as fd, for openDirNoFollow.

@@ -85,7 +85,9 @@ type Owner struct {
 // the plugin user's own, mode 0700 or stricter), and reaches every file through
 // that descriptor with O_NOFOLLOW. A path checked once is never resolved again, so
 // nothing can swap a directory or file for a link between the check and the use.
-// A looser dataDir is refused rather than tightened: it may be shared.
+//
+// Only ADD makes directories or changes their modes (ensure): DEL, GC, CHECK and
+// STATUS use what they find, and a missing one means that nothing is recorded.
 type Store struct {
 	Dir string
 }
@@ -219,7 +221,7 @@ func (s Store) open() (*stateDir, error) { return s.openDir(false, false) }
 // the plugin user's that grants group or others access is either the plugin's
 // (dataDir holding nothing but attachments, vfs and locks, such as an empty one
 // that mkdir -p or a hostPath volume made) or shared: the plugin's is tightened to
-// 0700 with tighten (the operations that write), a shared one refused, since
+// 0700 with tightenLoose (ensure, ADD's alone), a shared one refused, since
 // changing its mode would break what shares it. Every check comes before any
 // change.
 func (s Store) openDir(create, tightenLoose bool) (*stateDir, error) {
@@ -326,7 +328,9 @@ func (d *stateDir) at(sub, name string) string { return filepath.Join(d.s.Dir, s
 
 // ensure creates the state directory and its subdirectories (0700) as needed,
 // checks them and tightens the plugin's own (see openDir). Every check comes before
-// the first change: a refused dataDir leaves everything as it was.
+// the first change: a refused dataDir leaves everything as it was. ADD alone calls
+// it: a directory that the other verbs do not find, they leave missing, and one
+// they find, they leave as it is.
 func (s Store) ensure() error {
 	d, err := s.openDir(true, true)
 	if err != nil {
@@ -397,15 +401,29 @@ func (d *stateDir) writeJSON(sub, name string, v any) error {
 	return nil
 }
 
-// checkWritable creates and removes a file in attachments/, through the checked
-// descriptors (STATUS: can ADD write its state?).
+// checkWritable answers STATUS's question, can ADD write its state, and makes no
+// directory and changes no mode: with attachments/ in place it creates and removes
+// a file there, through the checked descriptors; where dataDir or attachments/ is
+// missing (ADD makes them), it checks the deepest directory that exists as ADD
+// would before making the rest, and that it is writable.
 func (s Store) checkWritable() error {
 	d, err := s.open()
+	if isNotExist(err) {
+		fd, at, err := openDeepest("dataDir", s.Dir, s.Dir, walkPrivate)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return writable(fd, at)
+	}
 	if err != nil {
 		return err
 	}
 	defer d.close()
 	dir, err := d.sub("attachments")
+	if isNotExist(err) {
+		return writable(d.fd, s.Dir)
+	}
 	if err != nil {
 		return err
 	}
@@ -416,6 +434,15 @@ func (s Store) checkWritable() error {
 	}
 	unix.Close(fd)
 	return d.remove("attachments", name)
+}
+
+// writable checks that the directory open as the O_PATH descriptor fd would let
+// the plugin make entries in it (a read-only filesystem would not).
+func writable(fd int, at string) error {
+	if err := unix.Faccessat(fd, ".", unix.W_OK|unix.X_OK, 0); err != nil {
+		return &fs.PathError{Op: "access", Path: at, Err: err}
+	}
+	return nil
 }
 
 // readJSON reads the file name of the subdirectory sub without following a
@@ -483,7 +510,7 @@ func (s Store) SaveAttachment(a *Attachment) error {
 			return err
 		}
 	}
-	d, err := s.openDir(false, true)
+	d, err := s.open()
 	if err != nil {
 		return err
 	}
@@ -526,7 +553,7 @@ func (s Store) remove(containerID, ifName, addr string, attachment bool) error {
 	if err := checkKey(containerID, ifName); err != nil {
 		return err
 	}
-	d, err := s.openDir(false, true)
+	d, err := s.open()
 	if isNotExist(err) {
 		return nil
 	}
@@ -644,10 +671,41 @@ func (s Store) Attachments() ([]*Attachment, error) {
 	return out, errors.Join(errs...)
 }
 
+// lockIfStored is Lock for DEL and GC, which make no directory: where the state
+// directory, its vfs/ or its locks/ is missing, it takes no lock and returns an
+// unlock that does nothing. None is needed then. ADD makes all three before it
+// takes the lock or records anything, so nothing is recorded, and DEL has nothing
+// of the VF's to read or restore: it only fetches the VF out of its own pod if it
+// is there (the runtime never runs ADD and DEL of one attachment at once, and an
+// ADD of another attachment that meets the VF in this pod finds it out of the
+// host and answers try again) and frees its own lease (the IPAM plugin locks its
+// own store). An ADD that makes the directories meanwhile takes the lock, and its
+// owner record, should this DEL read it, names that other attachment: DEL leaves
+// the VF alone then.
+func (s Store) lockIfStored(addr string, timeout time.Duration) (func(), error) {
+	d, err := s.open()
+	switch {
+	case isNotExist(err):
+		return func() {}, nil
+	case isRefusal(err):
+		return nil, err
+	case err != nil:
+		return nil, withCode(CodeIOFailure, fmt.Errorf("lock VF %s: %w", addr, err))
+	}
+	_, verr := d.sub("vfs")
+	_, lerr := d.sub("locks")
+	d.close()
+	if isNotExist(verr) || isNotExist(lerr) {
+		return func() {}, nil
+	}
+	return s.Lock(addr, timeout)
+}
+
 // Lock takes the VF's lock (flock on locks/<addr>.lock), waiting up to timeout;
 // then it fails with code 11 (try again later). Every verb takes it before it
 // changes anything of the VF's, so it also refuses there a lock file or owner
-// record that is a symbolic link or not a regular file.
+// record that is a symbolic link or not a regular file. The directories must
+// exist (ADD makes them with ensure first; DEL takes lockIfStored).
 func (s Store) Lock(addr string, timeout time.Duration) (func(), error) {
 	if err := checkAddr(addr); err != nil {
 		return nil, err
@@ -658,7 +716,7 @@ func (s Store) Lock(addr string, timeout time.Duration) (func(), error) {
 		}
 		return nil, withCode(CodeIOFailure, fmt.Errorf("lock VF %s: %w", addr, err))
 	}
-	d, err := s.openDir(false, true)
+	d, err := s.open()
 	if err != nil {
 		return fail(err)
 	}

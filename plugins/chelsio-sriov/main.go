@@ -24,8 +24,12 @@ func init() {
 func main() {
 	p := cni.New(sysfs.FromEnv(), os.Stderr)
 	p.Fault = faultHook()
+	setupErr := allowNodeDirs(p)
 	wrap := func(f func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
 		return func(args *skel.CmdArgs) error {
+			if setupErr != nil {
+				return cni.AsCNIError(setupErr)
+			}
 			if err := f(args); err != nil {
 				return cni.AsCNIError(err)
 			}
@@ -45,4 +49,22 @@ func main() {
 		Status: wrap(p.Status),
 		GC:     wrap(p.GC),
 	}, version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"), "chelsio-sriov CNI plugin "+buildVersion)
+}
+
+// allowNodeDirs adds to p's defaults the directories that the node's administrator
+// allows for logFile and dataDir: cni.EnvLogDirs and cni.EnvDataDirs, from the
+// plugin's environment, which the runtime (or the Multus daemon) sets and no
+// network config can change.
+func allowNodeDirs(p *cni.Plugin) error {
+	logDirs, err := cni.ParseDirList(cni.EnvLogDirs, os.Getenv(cni.EnvLogDirs))
+	if err != nil {
+		return err
+	}
+	dataDirs, err := cni.ParseDirList(cni.EnvDataDirs, os.Getenv(cni.EnvDataDirs))
+	if err != nil {
+		return err
+	}
+	p.LogDirs = append(p.LogDirs, logDirs...)
+	p.DataDirs = append(p.DataDirs, dataDirs...)
+	return nil
 }

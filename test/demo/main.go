@@ -36,6 +36,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
@@ -265,7 +266,10 @@ func (d *demo) attach(ctx context.Context, w int, pci string) (string, ns.NetNS,
 	if err := os.MkdirAll(wrap, 0o755); err != nil {
 		return "", nil, err
 	}
-	script := fmt.Sprintf("#!/bin/sh\nexec %s emulate exec --name %s --worker %d -- %s \"$@\"\n", d.cvf(), d.name, w, filepath.Join(d.bin, "chelsio-sriov"))
+	// The state is in the demo's work directory, which the node's setting allows
+	// (a NetConf alone may name only a dataDir under /var/lib).
+	script := fmt.Sprintf("#!/bin/sh\n%s=%s exec %s emulate exec --name %s --worker %d -- %s \"$@\"\n",
+		cni.EnvDataDirs, d.work, d.cvf(), d.name, w, filepath.Join(d.bin, "chelsio-sriov"))
 	if err := os.WriteFile(filepath.Join(wrap, "chelsio-sriov"), []byte(script), 0o755); err != nil {
 		return "", nil, err
 	}
@@ -281,18 +285,18 @@ func (d *demo) attach(ctx context.Context, w int, pci string) (string, ns.NetNS,
 	if err != nil {
 		return "", nil, err
 	}
-	cni := libcni.NewCNIConfigWithCacheDir([]string{wrap, filepath.Join(d.bin, "cni")}, filepath.Join(d.work, "cache"), nil)
+	runtime := libcni.NewCNIConfigWithCacheDir([]string{wrap, filepath.Join(d.bin, "cni")}, filepath.Join(d.work, "cache"), nil)
 	rt := &libcni.RuntimeConf{
 		ContainerID: fmt.Sprintf("testpod%d", w), NetNS: pod.Path(), IfName: "net1",
 		Args: [][2]string{{"IgnoreUnknown", "true"}, {"K8S_POD_NAME", fmt.Sprintf("testpod%d", w)}},
 	}
-	r, err := cni.AddNetwork(ctx, pc, rt)
+	r, err := runtime.AddNetwork(ctx, pc, rt)
 	if err != nil {
 		return "", nil, fmt.Errorf("worker %d: ADD: %w", w, err)
 	}
 	d.onExit(func() {
 		fmt.Printf("worker %d: DEL testpod%d\n", w, w)
-		if err := cni.DelNetwork(context.Background(), pc, rt); err != nil {
+		if err := runtime.DelNetwork(context.Background(), pc, rt); err != nil {
 			fmt.Fprintf(os.Stderr, "worker %d: DEL: %v\n", w, err)
 		}
 	})

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 )
 
 // hostLocalModule is the host-local IPAM plugin the tests run, pinned.
@@ -65,6 +68,15 @@ type buildError struct {
 func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
 
 func TestMain(m *testing.M) {
+	// The tests' dataDirs and log files are temporary directories: allow them, as a
+	// node's administrator would, for every plugin the tests run (the environment
+	// is the runtime's, which libcni passes on). Tests of the rule set their own.
+	for _, env := range []string{cni.EnvLogDirs, cni.EnvDataDirs} {
+		if err := os.Setenv(env, os.TempDir()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +26,7 @@ func (e *cniEnv) inProcess(w int) (*cni.Plugin, ns.NetNS) {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { _ = host.Close() })
-	p := cni.New(sysfs.Root(filepath.Join(e.node.runDir, e.node.name, "w"+string(rune('0'+w)), "sys")), io.Discard)
+	p := newPlugin(sysfs.Root(filepath.Join(e.node.runDir, e.node.name, "w"+string(rune('0'+w)), "sys")))
 	p.HostNS = host
 	return p, host
 }

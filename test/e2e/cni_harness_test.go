@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
@@ -97,6 +98,16 @@ func (e *cniEnv) conf(worker int, deviceID string, over map[string]any) []byte {
 		e.t.Fatal(err)
 	}
 	return b
+}
+
+// newPlugin is cni.New for the plugin run in process on sysfs root, with the
+// temporary directory allowed for dataDir and logFile as TestMain allows it to
+// the binary.
+func newPlugin(root sysfs.Root) *cni.Plugin {
+	p := cni.New(root, io.Discard)
+	p.LogDirs = append(p.LogDirs, os.TempDir())
+	p.DataDirs = append(p.DataDirs, os.TempDir())
+	return p
 }
 
 func (e *cniEnv) cni(worker int) *libcni.CNIConfig {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -142,7 +141,7 @@ func TestPrivilegedCNIStress(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range runtimes {
 		r := &stressRuntime{id: i, rng: rand.New(rand.NewPCG(seed, uint64(i)))}
-		r.p = cni.New(root, io.Discard)
+		r.p = newPlugin(root)
 		r.p.HostNS = host
 		r.p.LockTimeout = 10 * time.Second
 		r.p.Fault = func(step string) error {
@@ -182,7 +181,7 @@ func TestPrivilegedCNIStress(t *testing.T) {
 	// The runtime's GC, with no attachment left valid, collects what a DEL had to
 	// leave for it: the state of a VF that had not come back from a destroyed pod
 	// namespace by the end of DEL's wait.
-	gc := cni.New(root, io.Discard)
+	gc := newPlugin(root)
 	gc.HostNS = host
 	gcConf := e.conf(1, "", map[string]any{"cniVersion": "1.1.0", "cni.dev/valid-attachments": []any{}})
 	if err := gc.GC(e.args("", nil, gcConf)); err != nil {
