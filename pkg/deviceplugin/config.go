@@ -99,7 +99,7 @@ func (c *Config) Assign(vfs []*vf.VF) [][]*vf.VF {
 	return out
 }
 
-// Default is the zero-config of DESIGN.md: every Chelsio VF on cxgb4vf is
+// Default is the zero-config of docs/contracts.md: every Chelsio VF on cxgb4vf is
 // <prefix>/vf, every Chelsio VF on vfio-pci is <prefix>/vf-vfio. An empty prefix is
 // DefaultResourcePrefix.
 func Default(prefix string) *Config {

@@ -19,7 +19,7 @@ import (
 // SeedConfig is kubelettest.SeedConfig, for the package's external tests too.
 func SeedConfig(t *testing.T) []byte { return kubelettest.SeedConfig(t) }
 
-// seedTree is the tree of chelsio-hardware.md section 7: a T62100-CR with 4 VFs on PF0 and 2 on PF1;
+// seedTree is the tree of docs/hardware.md section 7: a T62100-CR with 4 VFs on PF0 and 2 on PF1;
 // VF 0/1 is on vfio-pci, VF 0/2 is unbound, the others are on cxgb4vf.
 func seedTree(t *testing.T) (*vftest.Tree, []*vf.VF) {
 	t.Helper()

@@ -19,7 +19,7 @@ import (
 )
 
 // numVFsWatch follows writes to the sriov_numvfs files of one worker's PF0-PF3 and
-// answers them as the kernel does (chelsio-hardware.md section 3, "Creating VFs"):
+// answers them as the kernel does (docs/hardware.md section 3, "Creating VFs"):
 //
 //   - the same value: nothing;
 //   - more than sriov_totalvfs (ERANGE), a PF not bound to cxgb4 (ENOENT), PF4 not up

@@ -13,8 +13,8 @@ import (
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
-// idRow is one row of testdata/chelsio-ids.tsv, a verbatim copy of the ID tables of
-// chelsio-hardware.md section 2.
+// idRow is one row of testdata/chelsio-ids.tsv, which holds the rows of the ID table
+// of docs/hardware.md section 2.
 type idRow struct {
 	VFID, PF03ID, PF4ID uint16
 	Chip                vf.Chip

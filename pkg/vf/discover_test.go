@@ -173,7 +173,7 @@ func TestDiscover(t *testing.T) {
 		wantAdapters []adapterView // nil: not compared
 	}{
 		{
-			// chelsio-hardware.md section 7.
+			// docs/hardware.md section 7.
 			name: "T62100-CR section 7",
 			adapters: []vftest.Adapter{{
 				Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0},
@@ -499,7 +499,7 @@ func deviceErrors(err error) []*vf.DeviceError {
 }
 
 func TestDiscoverBrokenFiles(t *testing.T) {
-	// chelsio-hardware.md section 7, and a second card.
+	// docs/hardware.md section 7, and a second card.
 	adapters := []vftest.Adapter{
 		{
 			Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0},

@@ -18,7 +18,7 @@ import (
 
 // EmulatedMgmt is the Mgmt of an emulated node or a vftest tree: it plays the cxgb4
 // management netdevs of the tree under Root, refusing what cxgb4 refuses with the
-// same errno (chelsio-hardware.md section 5), and keeps the VF settings on disk in
+// same errno (docs/hardware.md section 5), and keeps the VF settings on disk in
 // <Root>/chelsio-emulated/vfconfig/<mgmt>.json, so that every process that shares
 // the tree sees them. Writers serialize on a flock of vfconfig/.lock and replace the
 // file atomically; readers take no lock.

@@ -18,7 +18,7 @@ import (
 )
 
 // mgmtAdapter is a T62100-CR (two 100G ports) with 4 VFs on PF0 (VF1 on vfio-pci,
-// VF2 unbound) and 2 on PF1, as in chelsio-hardware.md section 7.
+// VF2 unbound) and 2 on PF1, as in docs/hardware.md section 7.
 var mgmtAdapter = vftest.Adapter{
 	Model: "T62100-CR", VFs: [4]int{4, 2, 0, 0},
 	Drivers: map[vftest.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},

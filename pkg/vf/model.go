@@ -126,7 +126,7 @@ const (
 // IsVFIO reports whether the VF is bound to vfio-pci (user-space, DPDK).
 func (v *VF) IsVFIO() bool { return v.Driver == DriverVFIO }
 
-// vfJSON is the `chelsio-vf list --json` shape (DESIGN.md).
+// vfJSON is the `chelsio-vf list --json` shape (docs/contracts.md).
 type vfJSON struct {
 	PCIAddress  string `json:"pciAddress"`
 	VendorID    string `json:"vendorID"`

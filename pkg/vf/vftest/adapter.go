@@ -8,7 +8,7 @@ import (
 )
 
 // VF routing-ID layout of the default firmware: VFs start at offset 8 from their PF
-// and PF0-PF3 interleave with stride 4 (chelsio-hardware.md section 3).
+// and PF0-PF3 interleave with stride 4 (docs/hardware.md section 3).
 const (
 	sriovOffset = 8
 	sriovStride = 4

@@ -1,5 +1,5 @@
 // Package vftest builds fake sysfs trees of Chelsio adapters, shaped exactly like the
-// kernel's (chelsio-hardware.md section 7): device directories under a PCI root port,
+// kernel's (docs/hardware.md section 7): device directories under a PCI root port,
 // bus/pci/devices and bus/pci/drivers links, physfn/virtfnN/driver/subsystem/
 // iommu_group links, sriov_* files, the cxgb4 management netdev mgmtpf<n>,<pf> on
 // each PF with VFs, PF4 port netdevs and VF netdevs under net/ and class/net.

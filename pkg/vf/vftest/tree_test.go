@@ -14,7 +14,7 @@ import (
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
 )
 
-// section7 is the adapter of chelsio-hardware.md section 7.
+// section7 is the adapter of docs/hardware.md section 7.
 var section7 = vftest.Adapter{
 	Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0},
 	Drivers: map[vftest.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
