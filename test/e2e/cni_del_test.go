@@ -36,6 +36,14 @@ func delConf(e *cniEnv, addr, mac string) []byte {
 	return e.conf(1, addr, map[string]any{"cniVersion": "1.0.0", "mtu": 9000, "mac": mac, "vlan": 100})
 }
 
+// delEnv brings up a node with 2 VFs per PF and returns its CNI environment, and
+// the DEL matrix's VF as it is before any ADD: its netdev and PF-side settings.
+func delEnv(t *testing.T) (*cniEnv, vfHome, vf.VFConfig) {
+	t.Helper()
+	e := newCNIEnv(t, upNode(t, "--vfs", "2"))
+	return e, e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+}
+
 // addOK runs ADD through libcni and checks that the pod got net1 as asked.
 func addOK(t *testing.T, e *cniEnv, containerID string, pod ns.NetNS, conf []byte, mtu int, mac string) podIface {
 	t.Helper()
@@ -99,9 +107,7 @@ func assertFreed(t *testing.T, e *cniEnv, pod ns.NetNS) {
 // TestPrivilegedCNIDelRepeated: a second and a third DEL succeed and change nothing.
 func TestPrivilegedCNIDelRepeated(t *testing.T) {
 	roottest.Require(t)
-	node := upNode(t, "--vfs", "2")
-	e := newCNIEnv(t, node)
-	before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+	e, before, beforePF := delEnv(t)
 	conf := delConf(e, delVF, delMAC)
 	pod := newPod(t)
 	addOK(t, e, "pod-rep", pod, conf, 9000, delMAC)
@@ -138,13 +144,11 @@ func TestPrivilegedCNIDelNetnsGone(t *testing.T) {
 			name = "DEL after the VF returned"
 		}
 		t.Run(name, func(t *testing.T) {
-			node := upNode(t, "--vfs", "2")
-			e := newCNIEnv(t, node)
-			before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+			e, before, beforePF := delEnv(t)
 			conf := delConf(e, delVF, delMAC)
-			pod := podNS(t)
+			pod := newPod(t)
 			addOK(t, e, "pod-gone", pod, conf, 9000, delMAC)
-			node.waitSeen(t, 1, delVF, pod, "net1", delMAC, 9000)
+			e.node.waitSeen(t, 1, delVF, pod, "net1", delMAC, 9000)
 			if err := deletePodNS(pod); err != nil {
 				t.Fatal(err)
 			}
@@ -233,9 +237,7 @@ func TestPrivilegedCNIDelStateLost(t *testing.T) {
 // a later DEL with the right CNI_NETNS gives the VF back as it was.
 func TestPrivilegedCNIDelEmptyNetns(t *testing.T) {
 	roottest.Require(t)
-	node := upNode(t, "--vfs", "2")
-	e := newCNIEnv(t, node)
-	before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+	e, before, beforePF := delEnv(t)
 	conf := delConf(e, delVF, delMAC)
 	pod := newPod(t)
 	addOK(t, e, "pod-empty", pod, conf, 9000, delMAC)
@@ -324,14 +326,12 @@ func TestPrivilegedCNIDelAfterTakeover(t *testing.T) {
 			name = "GC releases first"
 		}
 		t.Run(name, func(t *testing.T) {
-			node := upNode(t, "--vfs", "2")
-			e := newCNIEnv(t, node)
-			before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+			e, before, beforePF := delEnv(t)
 			confA := delConf(e, delVF, macA)
 			confB := e.conf(1, delVF, map[string]any{"cniVersion": "1.0.0", "mtu": 4000, "mac": macB, "vlan": 200})
-			podA, podB := podNS(t), newPod(t)
+			podA, podB := newPod(t), newPod(t)
 			addOK(t, e, "pod-a", podA, confA, 9000, macA)
-			node.waitSeen(t, 1, delVF, podA, "net1", macA, 9000)
+			e.node.waitSeen(t, 1, delVF, podA, "net1", macA, 9000)
 			if err := deletePodNS(podA); err != nil {
 				t.Fatal(err)
 			}
@@ -429,9 +429,7 @@ func TestPrivilegedCNIDelVFVanished(t *testing.T) {
 // plugin is back.
 func TestPrivilegedCNIDelIPAMMissing(t *testing.T) {
 	roottest.Require(t)
-	node := upNode(t, "--vfs", "2")
-	e := newCNIEnv(t, node)
-	before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+	e, before, beforePF := delEnv(t)
 	conf := delConf(e, delVF, delMAC)
 	noIPAM := libcni.NewCNIConfigWithCacheDir([]string{e.wrapDirs[1]}, e.cacheDir, nil)
 	pending := func(id string) string {
@@ -481,9 +479,7 @@ func TestPrivilegedCNIDelIPAMMissing(t *testing.T) {
 // and frees everything; an ADD that meets such a record takes the VF as free.
 func TestPrivilegedCNICorruptOwnerRecord(t *testing.T) {
 	roottest.Require(t)
-	node := upNode(t, "--vfs", "2")
-	e := newCNIEnv(t, node)
-	before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+	e, before, beforePF := delEnv(t)
 	conf := delConf(e, delVF, delMAC)
 	owner := filepath.Join(e.dataDirs[1], "vfs", delVF+".json")
 	pod := newPod(t)
@@ -507,9 +503,7 @@ func TestPrivilegedCNICorruptOwnerRecord(t *testing.T) {
 // same config. DEL frees what the state records all the same.
 func TestPrivilegedCNIDelStateOfOlderRules(t *testing.T) {
 	roottest.Require(t)
-	node := upNode(t, "--vfs", "2")
-	e := newCNIEnv(t, node)
-	before, beforePF := e.home(t, 1, delVF), e.pfConfig(t, 1, delVF)
+	e, before, beforePF := delEnv(t)
 	conf := delConf(e, delVF, delMAC)
 	pod := newPod(t)
 	addOK(t, e, "pod-old", pod, conf, 9000, delMAC)

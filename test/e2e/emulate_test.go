@@ -371,7 +371,7 @@ func TestPrivilegedEmulateRefundOnNetnsDeletion(t *testing.T) {
 		w1, w2 := n.workerNS(1), n.workerNS(2)
 		home1, _ := netdevOf(n.list(1), addr)
 		home2, _ := netdevOf(n.list(2), addr)
-		pod := podNS(t)
+		pod := newPod(t)
 		moveLinkNS(t, w1, home1, pod)
 		configureLink(t, pod, home1, "net1", mac, 1400)
 		n.waitSeen(t, 1, addr, pod, "net1", mac, 1400)
@@ -400,7 +400,7 @@ func TestPrivilegedEmulateRefundOnNetnsDeletion(t *testing.T) {
 		homeOther, _ := netdevOf(n.list(1), other)
 		// Worker 1 already has a net1 when the VF comes back.
 		configureLink(t, w1, homeOther, "net1", "", 0)
-		pod := podNS(t)
+		pod := newPod(t)
 		moveLinkNS(t, w1, home1, pod)
 		configureLink(t, pod, home1, "net1", mac, 1400)
 		n.waitSeen(t, 1, addr, pod, "net1", mac, 1400)
@@ -424,7 +424,7 @@ func TestPrivilegedEmulateRefundOnNetnsDeletion(t *testing.T) {
 		w1, w2 := n.workerNS(1), n.workerNS(2)
 		home1, _ := netdevOf(n.list(1), addr)
 		home2, _ := netdevOf(n.list(2), addr)
-		podA, podB := podNS(t), podNS(t)
+		podA, podB := newPod(t), newPod(t)
 		moveLinkNS(t, w1, home1, podA)
 		configureLink(t, podA, home1, "net1", mac, 1400)
 		moveLinkNS(t, w2, home2, podB)
@@ -513,22 +513,6 @@ func (n *emuNode) deleteAndWait(t *testing.T, pod ns.NetNS, cond func() (bool, s
 	}
 	eventually(t, "refund after the pod namespace was deleted", 5*time.Second, cond)
 	return time.Since(start)
-}
-
-// podNS makes a pod network namespace, deleted at the end of the test if the test
-// has not deleted it.
-func podNS(t *testing.T) ns.NetNS {
-	t.Helper()
-	pod, err := testutils.NewNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := os.Stat(pod.Path()); err == nil {
-			_ = deletePodNS(pod)
-		}
-	})
-	return pod
 }
 
 func deletePodNS(pod ns.NetNS) error {
