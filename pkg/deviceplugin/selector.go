@@ -330,14 +330,11 @@ func (c *checker) rootDevice(where, el, val string) (RootDevice, bool) {
 		c.addf(where, "%s: function %d is not a Chelsio PF0-3, the only functions with VFs (see chelsio-vf list)", el, a.Function)
 		return RootDevice{}, false
 	}
-	rd := RootDevice{PF: a}
-	if hasRanges {
-		if rd.VFs, err = parseVFIndexes(ranges); err != nil {
-			c.addf(where, "%s: %v", el, err)
-			return RootDevice{}, false
-		}
+	vfs, ok := c.vfIndexes(where, el, ranges, hasRanges)
+	if !ok {
+		return RootDevice{}, false
 	}
-	return rd, true
+	return RootDevice{PF: a, VFs: vfs}, true
 }
 
 func (c *checker) pfName(where, el, val string) (PFName, bool) {
@@ -354,15 +351,25 @@ func (c *checker) pfName(where, el, val string) (PFName, bool) {
 		c.addf(where, "%s: %son Chelsio a VF's parent PF0-3 has no port netdev, only the cxgb4 management netdev: want mgmtpf<adapter>,<pf>, e.g. \"mgmtpf1,0\" (see chelsio-vf list), or rootDevices by PCI address, which survives reboots", el, hint)
 		return PFName{}, false
 	}
-	pn := PFName{Name: name}
-	if hasRanges {
-		var err error
-		if pn.VFs, err = parseVFIndexes(ranges); err != nil {
-			c.addf(where, "%s: %v", el, err)
-			return PFName{}, false
-		}
+	vfs, ok := c.vfIndexes(where, el, ranges, hasRanges)
+	if !ok {
+		return PFName{}, false
 	}
-	return pn, true
+	return PFName{Name: name, VFs: vfs}, true
+}
+
+// vfIndexes parses the "#0,2-5" part of the rootDevices or pfNames entry el, when
+// it has one: every VF when it does not.
+func (c *checker) vfIndexes(where, el, ranges string, hasRanges bool) (VFIndexes, bool) {
+	if !hasRanges {
+		return nil, true
+	}
+	vfs, err := parseVFIndexes(ranges)
+	if err != nil {
+		c.addf(where, "%s: %v", el, err)
+		return nil, false
+	}
+	return vfs, true
 }
 
 // isMgmtName reports whether name is mgmtpf<adapter>,<pf> with pf 0-3.
