@@ -14,7 +14,7 @@ import (
 
 // createNetns makes a named network namespace under /run/netns (as `ip netns add`)
 // and brings its loopback up. The calling goroutine's namespace is left unchanged.
-func createNetns(name string) (retErr error) {
+func createNetns(name string) error {
 	if _, err := os.Stat(netnsPath(name)); err == nil {
 		return fmt.Errorf("create netns %s: %w", name, fs.ErrExist)
 	}
@@ -22,20 +22,8 @@ func createNetns(name string) (retErr error) {
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		return fmt.Errorf("netlink in netns %s: %w", name, err)
-	}
-	defer nh.Close()
-	lo, err := nh.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("netns %s: %w", name, err)
-	}
-	if err := nh.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("netns %s: set lo up: %w", name, err)
-	}
-	return nil
+	h.Close() // the namespace lives on under its name
+	return setUp(name, "lo")
 }
 
 // deleteNetns removes a named namespace (as `ip netns del`); a missing one is fine.
