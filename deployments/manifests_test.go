@@ -201,7 +201,7 @@ var (
 	// hostNetworkOK: workload → why it needs the host's network namespace.
 	hostNetworkOK = map[string]string{
 		"chelsio-sriov-dp": "a port's link state comes from netlink link events, which a network namespace " +
-			"sends only for its own interfaces (pkg/deviceplugin/links_linux.go); the ports are in the host's",
+			"sends only for its own interfaces (pkg/deviceplugin/links.go); the ports are in the host's",
 	}
 	// rootOK: workload/container → why it runs as uid 0 (without any capability).
 	rootOK = map[string]string{

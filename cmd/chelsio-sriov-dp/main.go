@@ -35,60 +35,114 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("chelsio-sriov-dp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config-file", "/etc/pcidp/config.json", "resource pools (sriov-network-device-plugin's resourceList schema); absent: every cxgb4vf VF as <prefix>/vf and every vfio-pci VF as <prefix>/vf-vfio")
-	prefix := fs.String("resource-prefix", deviceplugin.DefaultResourcePrefix, "resource prefix of pools that name none")
-	dir := fs.String("device-plugin-dir", pluginapi.DevicePluginPath, "kubelet's device-plugin directory (its kubelet.sock, our sockets)")
-	root := fs.String("sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
-	metricsAddr := fs.String("metrics-address", "127.0.0.1:9108", "address of /metrics and /healthz, the node's loopback by default (:9108 for every address); empty turns them off")
-	interval := fs.Duration("rescan-interval", 500*time.Millisecond, "time between sysfs rescans (link events and file events rescan at once)")
-	policy := fs.String("allocation-policy", deviceplugin.PolicySpread, "GetPreferredAllocation across ports: spread or pack")
-	devInfo := fs.String("device-info-dir", "/var/run/k8s.cni.cncf.io/devinfo/dp", "where Allocate writes Multus device-info files; empty turns them off")
-	cdiKind := fs.String("cdi-kind", "", "CDI kind for vfio VFs (e.g. chelsio.com/vf); empty turns CDI off")
-	cdiDir := fs.String("cdi-spec-dir", "/var/run/cdi", "where the CDI spec of vfio VFs is written, with --cdi-kind")
-	logFormat := fs.String("log-format", "text", "text or json")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, errParse) {
+			fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
+		}
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "chelsio-sriov-dp: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	if *showVersion {
+	if f.showVersion {
 		fmt.Fprintln(os.Stdout, "chelsio-sriov-dp", version)
 		return 0
 	}
+	log, err := f.check(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
+		return 2
+	}
+	m, err := newManager(ctx, f, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
+		return 1
+	}
+	if f.metricsAddr != "" {
+		stop, err := serveMetrics(f.metricsAddr, m.Handler(), log)
+		if err != nil {
+			fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
+			return 1
+		}
+		defer stop()
+	}
+	log.Info("chelsio-sriov-dp starting", "version", version, "sysfs", f.root, "device-plugin-dir", filepath.Clean(f.dir))
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// flags is the command line.
+type flags struct {
+	configFile, prefix string
+	dir, root          string
+	metricsAddr        string
+	interval           time.Duration
+	policy, devInfo    string
+	cdiKind, cdiDir    string
+	logFormat          string
+	showVersion        bool
+}
+
+// errParse is a command line the flag package refused, and has said why on stderr.
+var errParse = errors.New("bad command line")
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	var f flags
+	fs := flag.NewFlagSet("chelsio-sriov-dp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.configFile, "config-file", "/etc/pcidp/config.json", "resource pools (sriov-network-device-plugin's resourceList schema); absent: every cxgb4vf VF as <prefix>/vf and every vfio-pci VF as <prefix>/vf-vfio")
+	fs.StringVar(&f.prefix, "resource-prefix", deviceplugin.DefaultResourcePrefix, "resource prefix of pools that name none")
+	fs.StringVar(&f.dir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet's device-plugin directory (its kubelet.sock, our sockets)")
+	fs.StringVar(&f.root, "sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
+	fs.StringVar(&f.metricsAddr, "metrics-address", "127.0.0.1:9108", "address of /metrics and /healthz, the node's loopback by default (:9108 for every address); empty turns them off")
+	fs.DurationVar(&f.interval, "rescan-interval", 500*time.Millisecond, "time between sysfs rescans (link events and file events rescan at once)")
+	fs.StringVar(&f.policy, "allocation-policy", deviceplugin.PolicySpread, "GetPreferredAllocation across ports: spread or pack")
+	fs.StringVar(&f.devInfo, "device-info-dir", "/var/run/k8s.cni.cncf.io/devinfo/dp", "where Allocate writes Multus device-info files; empty turns them off")
+	fs.StringVar(&f.cdiKind, "cdi-kind", "", "CDI kind for vfio VFs (e.g. chelsio.com/vf); empty turns CDI off")
+	fs.StringVar(&f.cdiDir, "cdi-spec-dir", "/var/run/cdi", "where the CDI spec of vfio VFs is written, with --cdi-kind")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, errParse
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return &f, nil
+}
+
+// check refuses flag values out of range, and returns the logger --log-format asks for.
+func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
 	var h slog.Handler = slog.NewTextHandler(stderr, nil)
-	switch *logFormat {
+	switch f.logFormat {
 	case "json":
 		h = slog.NewJSONHandler(stderr, nil)
 	case "text":
 	default:
-		fmt.Fprintf(stderr, "chelsio-sriov-dp: --log-format %q: want text or json\n", *logFormat)
-		return 2
+		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
 	}
-	log := slog.New(h)
-	if *policy != deviceplugin.PolicySpread && *policy != deviceplugin.PolicyPack {
-		fmt.Fprintf(stderr, "chelsio-sriov-dp: --allocation-policy %q: want spread or pack\n", *policy)
-		return 2
+	if f.policy != deviceplugin.PolicySpread && f.policy != deviceplugin.PolicyPack {
+		return nil, fmt.Errorf("--allocation-policy %q: want spread or pack", f.policy)
 	}
-	if *interval < 50*time.Millisecond {
-		fmt.Fprintf(stderr, "chelsio-sriov-dp: --rescan-interval %v: want at least 50ms\n", *interval)
-		return 2
+	if f.interval < 50*time.Millisecond {
+		return nil, fmt.Errorf("--rescan-interval %v: want at least 50ms", f.interval)
 	}
+	return slog.New(h), nil
+}
 
-	cfg, fromFile, err := deviceplugin.Load(*configFile, *prefix)
+// newManager loads the pools and wires the scanner, link events, file watches and
+// config reload into a Manager.
+func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.Manager, error) {
+	cfg, fromFile, err := deviceplugin.Load(f.configFile, f.prefix)
 	if err != nil {
-		// Load's errors name the file (or the flag) already.
-		fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
-		return 1
+		return nil, err // Load's errors name the file (or the flag) already.
 	}
 	if fromFile {
-		log.Info("config loaded", "file", *configFile, "pools", len(cfg.Pools))
+		log.Info("config loaded", "file", f.configFile, "pools", len(cfg.Pools))
 	} else {
-		log.Info("no config file: zero-config pools", "file", *configFile, "pools", len(cfg.Pools))
+		log.Info("no config file: zero-config pools", "file", f.configFile, "pools", len(cfg.Pools))
 	}
 
 	links, err := deviceplugin.WatchLinks(ctx, log)
@@ -99,17 +153,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if links != nil {
 		portLinks = links
 	}
-	scanner := deviceplugin.NewChelsioScanner(sysfs.Root(*root), cfg, portLinks)
+	r := sysfs.Root(f.root)
+	scanner := deviceplugin.NewChelsioScanner(r, cfg, portLinks)
 	m := deviceplugin.NewManager(scanner, log)
-	m.Dir, m.Interval, m.Policy, m.DeviceInfoDir, m.CDIKind, m.CDIDir = *dir, *interval, *policy, *devInfo, *cdiKind, *cdiDir
+	m.Dir, m.Interval, m.Policy, m.DeviceInfoDir, m.CDIKind, m.CDIDir = f.dir, f.interval, f.policy, f.devInfo, f.cdiKind, f.cdiDir
 	if links != nil {
 		m.Triggers = append(m.Triggers, links.Changed())
 	}
-	r := sysfs.Root(*root)
 	m.WatchPaths = []string{r.Path("bus/pci/devices"), r.Path("bus/pci/drivers/cxgb4vf"), r.Path("bus/pci/drivers/vfio-pci")}
-	m.ConfigFile = *configFile
+	m.ConfigFile = f.configFile
 	m.Reload = func() error {
-		c, ok, err := deviceplugin.Load(*configFile, *prefix)
+		c, ok, err := deviceplugin.Load(f.configFile, f.prefix)
 		if err != nil {
 			return err
 		}
@@ -119,23 +173,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		scanner.SetConfig(c)
 		return nil
 	}
+	return m, nil
+}
 
-	if *metricsAddr != "" {
-		l, err := net.Listen("tcp", *metricsAddr)
-		if err != nil {
-			fmt.Fprintf(stderr, "chelsio-sriov-dp: --metrics-address %s: %v\n", *metricsAddr, err)
-			return 1
-		}
-		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(l) }()
-		defer func() { _ = srv.Close() }()
-		log.Info("metrics and health", "address", l.Addr().String())
+// serveMetrics serves h (/metrics and /healthz) on addr until stop is called.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-address %s: %w", addr, err)
 	}
-	log.Info("chelsio-sriov-dp starting", "version", version, "sysfs", *root, "device-plugin-dir", filepath.Clean(*dir))
-	if err := m.Run(ctx); err != nil {
-		fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
-		return 1
-	}
-	log.Info("stopped")
-	return 0
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	log.Info("metrics and health", "address", l.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }

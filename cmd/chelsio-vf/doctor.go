@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
@@ -12,7 +11,7 @@ import (
 func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("doctor", "doctor [--json] [--sysfs-root DIR] [--proc-root DIR] [--cni-bin-dir DIR] [--cni-state-dir DIR] [--device-plugin-dir DIR] [--mtu N]", stderr)
 	asJSON := fs.Bool("json", false, `print {"checks":[{"name","status","finding","fix"}],"ok":bool}`)
-	root := fs.String("sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
+	root := sysfsRootFlag(fs)
 	proc := fs.String("proc-root", "/proc", "procfs root: swaps, modules, sys/net/...")
 	cniDir := fs.String("cni-bin-dir", node.DefaultCNIBinDir, "directory that must hold the "+node.PluginName+" CNI plugin")
 	stateDir := fs.String("cni-state-dir", cni.DefaultDataDir, "the CNI plugin's dataDir (its state)")
@@ -30,9 +29,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 		MTU:             *mtu,
 	})
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(stdout, rep); err != nil {
 			return err
 		}
 	} else if err := rep.WriteText(stdout); err != nil {

@@ -35,27 +35,25 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "up":
 		return emulateUp(ctx, args, stdout, stderr)
 	case "down":
-		fs := newFlags("emulate down", "emulate down [--name NAME]", stderr)
-		name, runDir := commonFlags(fs)
-		if err := parse(fs, args); err != nil {
+		name, runDir, err := parseCommon("down", "[--name NAME]", args, stderr)
+		if err != nil {
 			return err
 		}
-		if err := emulate.Down(*runDir, *name, stdout); err != nil {
+		if err := emulate.Down(runDir, name, stdout); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "emulated node %s is down\n", *name)
+		fmt.Fprintf(stdout, "emulated node %s is down\n", name)
 		return nil
 	case "status":
 		return emulateStatus(args, stdout, stderr)
 	case "exec":
 		return emulateExec(args, stderr)
 	case "serve":
-		fs := newFlags("emulate serve", "emulate serve [--name NAME] (started by up)", stderr)
-		name, runDir := commonFlags(fs)
-		if err := parse(fs, args); err != nil {
+		name, runDir, err := parseCommon("serve", "[--name NAME] (started by up)", args, stderr)
+		if err != nil {
 			return err
 		}
-		return emulate.Serve(ctx, *runDir, *name, stdout)
+		return emulate.Serve(ctx, runDir, name, stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, emulateUsage)
 		return nil
@@ -71,6 +69,17 @@ func commonFlags(fs interface {
 	name = fs.String("name", emulate.DefaultName, "name prefix of the emulated node's namespaces, netdevs and state")
 	runDir = fs.String("run-dir", "/run", "directory that holds the state directory <run-dir>/<name>")
 	return name, runDir
+}
+
+// parseCommon parses the flags of emulate cmd, which takes only those of
+// commonFlags; synopsis follows "emulate cmd" in its usage.
+func parseCommon(cmd, synopsis string, args []string, stderr io.Writer) (name, runDir string, err error) {
+	fs := newFlags("emulate "+cmd, "emulate "+cmd+" "+synopsis, stderr)
+	n, r := commonFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return "", "", err
+	}
+	return *n, *r, nil
 }
 
 func emulateUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -97,12 +106,11 @@ func emulateUp(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func emulateStatus(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("emulate status", "emulate status [--name NAME]", stderr)
-	name, runDir := commonFlags(fs)
-	if err := parse(fs, args); err != nil {
+	name, runDir, err := parseCommon("status", "[--name NAME]", args, stderr)
+	if err != nil {
 		return err
 	}
-	st, workers, alive, err := emulate.Status(*runDir, *name)
+	st, workers, alive, err := emulate.Status(runDir, name)
 	if err != nil {
 		return err
 	}

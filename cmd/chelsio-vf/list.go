@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,7 +13,7 @@ import (
 func cmdList(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("list", "list [--json] [--sysfs-root DIR] [--t7]", stderr)
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per VF")
-	root := fs.String("sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
+	root := sysfsRootFlag(fs)
 	t7 := fs.Bool("t7", false, "also list T7 VFs (IDs not confirmed by upstream Linux)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -28,9 +27,7 @@ func cmdList(args []string, stdout, stderr io.Writer) error {
 		if vfs == nil {
 			vfs = []*vf.VF{}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(vfs); err != nil {
+		if err := writeJSON(stdout, vfs); err != nil {
 			return err
 		}
 	} else if err := writeTable(stdout, node, vfs); err != nil {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -93,6 +96,18 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// sysfsRootFlag adds --sysfs-root to fs.
+func sysfsRootFlag(fs *flag.FlagSet) *string {
+	return fs.String("sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
+}
+
+// writeJSON writes v to w as indented JSON, for --json.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // parse parses flags and refuses stray arguments.

@@ -14,7 +14,7 @@ import (
 
 func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("setup", "setup [--sysfs-root DIR] [--adapter SLOT|all] [--pf 0] [--vfs N] [--mtu M] [--driver cxgb4vf|vfio-pci] [--dry-run]", stderr)
-	root := fs.String("sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
+	root := sysfsRootFlag(fs)
 	adapter := fs.String("adapter", "all", `adapter slot ("0000:81:00"), or "all"`)
 	pf := fs.Int("pf", 0, "PF (0-3) that creates the VFs")
 	vfs := fs.Int("vfs", 16, "VFs to create on that PF (sriov_numvfs); 0 removes them")

@@ -166,15 +166,9 @@ func (c *Client) one(ctx context.Context, enc *json.Encoder, dec *json.Decoder, 
 	if tool == ToolIperf {
 		streams = 0 // the server counts no Go streams
 	}
-	if err := enc.Encode(msg{Op: "start", Size: size, Streams: streams}); err != nil {
-		return Point{}, fmt.Errorf("control connection: %w", err)
-	}
-	var ack msg
-	if err := dec.Decode(&ack); err != nil {
-		return Point{}, fmt.Errorf("control connection: %w", err)
-	}
-	if ack.Error != "" {
-		return Point{}, fmt.Errorf("bench server: %s", ack.Error)
+	ack, err := exchange(enc, dec, msg{Op: "start", Size: size, Streams: streams})
+	if err != nil {
+		return Point{}, err
 	}
 	cpu0, err := readCPU(c.proc())
 	if err != nil {
@@ -194,21 +188,31 @@ func (c *Client) one(ctx context.Context, enc *json.Encoder, dec *json.Decoder, 
 	if cerr != nil {
 		return Point{}, cerr
 	}
-	if err := enc.Encode(msg{Op: "stop"}); err != nil {
-		return Point{}, fmt.Errorf("control connection: %w", err)
-	}
-	var rep msg
-	if err := dec.Decode(&rep); err != nil {
-		return Point{}, fmt.Errorf("control connection: %w", err)
-	}
-	if rep.Error != "" {
-		return Point{}, fmt.Errorf("bench server: %s", rep.Error)
+	rep, err := exchange(enc, dec, msg{Op: "stop"})
+	if err != nil {
+		return Point{}, err
 	}
 	p := Point{Size: size, SenderCPU: cpu0.percent(cpu1), ReceiverCPU: rep.CPU, Gbps: iperfGbps}
 	if tool != ToolIperf && rep.Seconds > 0 {
 		p.Gbps = float64(rep.Bytes) * 8 / rep.Seconds / 1e9
 	}
 	return p, nil
+}
+
+// exchange sends req on the control connection and returns the server's reply;
+// a reply that reports an error is returned as one.
+func exchange(enc *json.Encoder, dec *json.Decoder, req msg) (msg, error) {
+	if err := enc.Encode(req); err != nil {
+		return msg{}, fmt.Errorf("control connection: %w", err)
+	}
+	var rep msg
+	if err := dec.Decode(&rep); err != nil {
+		return msg{}, fmt.Errorf("control connection: %w", err)
+	}
+	if rep.Error != "" {
+		return msg{}, fmt.Errorf("bench server: %s", rep.Error)
+	}
+	return rep, nil
 }
 
 // runStreams opens the streams, writes size-byte blocks on each for the duration,

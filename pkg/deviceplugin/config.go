@@ -650,64 +650,59 @@ func (c *checker) array(where, key string, raw json.RawMessage) ([]json.RawMessa
 
 // str decodes a JSON string.
 func (c *checker) str(where, key string, raw json.RawMessage) (string, bool) {
-	var s string
-	if jsonKind(raw) != "string" || json.Unmarshal(raw, &s) != nil {
-		c.addf(where, "%s: want a string, got %s", key, describe(raw))
-		return "", false
-	}
-	return s, true
+	return scalar[string](c, where, key, raw, "string", "a string")
 }
 
 // boolean decodes true or false.
 func (c *checker) boolean(where, key string, raw json.RawMessage) (bool, bool) {
-	var b bool
-	if jsonKind(raw) != "true/false" || json.Unmarshal(raw, &b) != nil {
-		c.addf(where, "%s: want true or false, got %s", key, describe(raw))
-		return false, false
+	return scalar[bool](c, where, key, raw, "true/false", "true or false")
+}
+
+// integer decodes a JSON integer.
+func (c *checker) integer(where, key string, raw json.RawMessage) (int, bool) {
+	return scalar[int](c, where, key, raw, "number", "an integer")
+}
+
+// scalar decodes a JSON value of kind (a jsonKind) into a T; want names what is
+// wanted in the problem reported for anything else.
+func scalar[T any](c *checker, where, key string, raw json.RawMessage, kind, want string) (T, bool) {
+	var v T
+	if jsonKind(raw) != kind || json.Unmarshal(raw, &v) != nil {
+		c.addf(where, "%s: want %s, got %s", key, want, describe(raw))
+		var zero T
+		return zero, false
 	}
-	return b, true
+	return v, true
 }
 
 // strList decodes a list of strings; a lone string gets a hint to bracket it.
 func (c *checker) strList(where, key string, raw json.RawMessage) ([]string, bool) {
-	if jsonKind(raw) == "string" {
-		c.addf(where, "%s: want a list of strings, got %s (write [%s])", key, describe(raw), raw)
-		return nil, false
-	}
-	elems, ok := c.array(where, key, raw)
-	if !ok {
-		return nil, false
-	}
-	out := make([]string, 0, len(elems))
-	good := true
-	for i, e := range elems {
-		s, ok := c.str(where, fmt.Sprintf("%s[%d]", key, i), e)
-		good = good && ok
-		out = append(out, s)
-	}
-	return out, good
+	return list(c, where, key, raw, "string", "strings", c.str)
 }
 
 // intList decodes a list of integers; a lone number gets a hint to bracket it.
 func (c *checker) intList(where, key string, raw json.RawMessage) ([]int, bool) {
-	if jsonKind(raw) == "number" {
-		c.addf(where, "%s: want a list of integers, got %s (write [%s])", key, describe(raw), raw)
+	return list(c, where, key, raw, "number", "integers", c.integer)
+}
+
+// list decodes a list whose elements elem decodes, and is ok when every element
+// is. A lone value of kind (a jsonKind) is the list's element written without
+// brackets: the problem says to write them. what names the elements.
+func list[T any](c *checker, where, key string, raw json.RawMessage, kind, what string, elem func(where, key string, raw json.RawMessage) (T, bool)) ([]T, bool) {
+	if jsonKind(raw) == kind {
+		c.addf(where, "%s: want a list of %s, got %s (write [%s])", key, what, describe(raw), raw)
 		return nil, false
 	}
 	elems, ok := c.array(where, key, raw)
 	if !ok {
 		return nil, false
 	}
-	out := make([]int, 0, len(elems))
+	out := make([]T, 0, len(elems))
 	good := true
 	for i, e := range elems {
-		var n int
-		if jsonKind(e) != "number" || json.Unmarshal(e, &n) != nil {
-			c.addf(where, "%s[%d]: want an integer, got %s", key, i, describe(e))
-			good = false
-			continue
-		}
-		out = append(out, n)
+		v, ok := elem(where, fmt.Sprintf("%s[%d]", key, i), e)
+		good = good && ok
+		out = append(out, v)
 	}
 	return out, good
 }

@@ -114,33 +114,49 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
 		return fmt.Errorf("device-plugin dir: %w", err)
 	}
-	w, err := fsnotify.NewWatcher()
+	w, configDir, err := m.watch()
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", m.Dir, err)
+		return err
 	}
 	defer func() { _ = w.Close() }()
-	if err := w.Add(m.Dir); err != nil {
-		return fmt.Errorf("watch %s: %w", m.Dir, err)
-	}
-	for _, p := range m.WatchPaths {
-		if err := w.Add(p); err != nil {
-			m.Log.Warn("cannot watch for device changes; relying on the rescan interval", "path", p, "err", err)
-		}
-	}
-	configDir := ""
-	if m.ConfigFile != "" {
-		configDir = filepath.Dir(m.ConfigFile)
-		if err := w.Add(configDir); err != nil {
-			m.Log.Warn("cannot watch the config file; changes need a restart", "path", configDir, "err", err)
-		}
-	}
 	defer m.stopAll()
 
 	if err := m.scanAndServe(ctx); err != nil {
 		return err
 	}
 	close(m.started)
+	return m.loop(ctx, w, configDir)
+}
 
+// watch watches the device-plugin directory, WatchPaths and the config file's
+// directory, which it returns ("" without a ConfigFile). Only the first is required:
+// the others have the rescan interval, or a restart, to fall back on.
+func (m *Manager) watch() (_ *fsnotify.Watcher, configDir string, _ error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, "", fmt.Errorf("watch %s: %w", m.Dir, err)
+	}
+	if err := w.Add(m.Dir); err != nil {
+		_ = w.Close()
+		return nil, "", fmt.Errorf("watch %s: %w", m.Dir, err)
+	}
+	for _, p := range m.WatchPaths {
+		if err := w.Add(p); err != nil {
+			m.Log.Warn("cannot watch for device changes; relying on the rescan interval", "path", p, "err", err)
+		}
+	}
+	if m.ConfigFile != "" {
+		configDir = filepath.Dir(m.ConfigFile)
+		if err := w.Add(configDir); err != nil {
+			m.Log.Warn("cannot watch the config file; changes need a restart", "path", configDir, "err", err)
+		}
+	}
+	return w, configDir, nil
+}
+
+// mergeTriggers forwards every Triggers channel into one, which holds at most one
+// pending rescan, until ctx is done.
+func (m *Manager) mergeTriggers(ctx context.Context) <-chan struct{} {
 	merged := make(chan struct{}, 1)
 	for _, t := range m.Triggers {
 		go func() {
@@ -160,6 +176,13 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	return merged
+}
+
+// loop rescans, registers and reloads on ticks, triggers and file events until ctx
+// is done.
+func (m *Manager) loop(ctx context.Context, w *fsnotify.Watcher, configDir string) error {
+	merged := m.mergeTriggers(ctx)
 	tick := time.NewTicker(m.Interval)
 	defer tick.Stop()
 	settle := m.ConfigSettle

@@ -112,7 +112,7 @@ func (s *ChelsioScanner) Scan() (DeviceTree, error) {
 		pool := cfg.Pools[h.pool]
 		d := s.device(v, pool, portNetdev)
 		if v.Driver != h.driver {
-			d.Healthy, d.Reason = false, fmt.Sprintf("driver changed from %s to %s", driverName(h.driver), driverName(v.Driver))
+			d.Healthy, d.Reason = false, fmt.Sprintf("driver changed from %s to %s", vf.DriverOr(h.driver, "none"), vf.DriverOr(v.Driver, "none"))
 		} else if matched && cur != h.pool {
 			d.Healthy, d.Reason = false, "now matches another pool"
 		}
@@ -124,13 +124,6 @@ func (s *ChelsioScanner) Scan() (DeviceTree, error) {
 		}
 	}
 	return tree, derr
-}
-
-func driverName(d string) string {
-	if d == "" {
-		return "none"
-	}
-	return d
 }
 
 func (s *ChelsioScanner) device(v *vf.VF, pool Pool, portNetdev map[string]map[int]string) *Device {

@@ -139,23 +139,7 @@ func (c *checker) selector(where string, raw json.RawMessage) (s Selector, ok bo
 			continue
 		}
 		if key == "ports" || key == "pfs" {
-			ns, ok := c.intList(where, key, f.val)
-			if !ok {
-				continue
-			}
-			for i, n := range ns {
-				switch {
-				case key == "ports" && n < 0:
-					c.addf(where, "ports[%d] %d: want a port number, 0 or more", i, n)
-				case key == "pfs" && (n < 0 || n > 3):
-					c.addf(where, "pfs[%d] %d: want 0-3 (VFs belong to PF0-PF3)", i, n)
-				}
-			}
-			if key == "ports" {
-				s.Ports = ns
-			} else {
-				s.PFs = ns
-			}
+			c.numbers(where, key, f.val, &s)
 			continue
 		}
 		vals, ok := c.strList(where, key, f.val)
@@ -163,57 +147,82 @@ func (c *checker) selector(where string, raw json.RawMessage) (s Selector, ok bo
 			continue
 		}
 		for i, val := range vals {
-			el := fmt.Sprintf("%s[%d] %s", key, i, quote(val))
-			switch key {
-			case "vendors":
-				if id, ok := c.vendor(where, el, val); ok {
-					s.Vendors = append(s.Vendors, id)
-				}
-			case "devices":
-				if id, ok := c.device(where, el, val); ok {
-					s.Devices = append(s.Devices, id)
-				}
-			case "drivers":
-				if c.driver(where, el, val) {
-					s.Drivers = append(s.Drivers, val)
-				}
-			case "pciAddresses":
-				if a, err := vf.ParsePCIAddr(val); err != nil {
-					c.addf(where, "%s: want a VF PCI address, e.g. \"0000:81:01.0\"", el)
-				} else {
-					s.PCIAddresses = append(s.PCIAddresses, a)
-				}
-			case "rootDevices":
-				if rd, ok := c.rootDevice(where, el, val); ok {
-					s.RootDevices = append(s.RootDevices, rd)
-				}
-			case "pfNames":
-				if pn, ok := c.pfName(where, el, val); ok {
-					s.PFNames = append(s.PFNames, pn)
-				}
-			case "linkTypes":
-				if isEtherLinkType(val) {
-					s.LinkTypes = append(s.LinkTypes, "ether")
-				} else {
-					c.addf(where, "%s: every Chelsio VF is Ethernet: want \"ether\"", el)
-				}
-			case "models":
-				if p, ok := vf.LookupModel(val); ok {
-					s.Models = append(s.Models, p.Model)
-				} else {
-					c.addf(where, "%s: not a Chelsio model%s (see chelsio-vf list)", el, modelHint(val))
-				}
-			case "chips":
-				switch ch := vf.Chip(strings.ToUpper(val)); ch {
-				case vf.T4, vf.T5, vf.T6, vf.T7:
-					s.Chips = append(s.Chips, ch)
-				default:
-					c.addf(where, "%s: want T4, T5, T6 or T7", el)
-				}
-			}
+			c.value(where, key, fmt.Sprintf("%s[%d] %s", key, i, quote(val)), val, &s)
 		}
 	}
 	return s, len(c.problems) == before
+}
+
+// numbers decodes the "ports" or "pfs" list of a selector into s.
+func (c *checker) numbers(where, key string, raw json.RawMessage, s *Selector) {
+	ns, ok := c.intList(where, key, raw)
+	if !ok {
+		return
+	}
+	for i, n := range ns {
+		switch {
+		case key == "ports" && n < 0:
+			c.addf(where, "ports[%d] %d: want a port number, 0 or more", i, n)
+		case key == "pfs" && (n < 0 || n > 3):
+			c.addf(where, "pfs[%d] %d: want 0-3 (VFs belong to PF0-PF3)", i, n)
+		}
+	}
+	if key == "ports" {
+		s.Ports = ns
+	} else {
+		s.PFs = ns
+	}
+}
+
+// value decodes val, element el of the string list key, and adds it to s.
+func (c *checker) value(where, key, el, val string, s *Selector) {
+	switch key {
+	case "vendors":
+		if id, ok := c.vendor(where, el, val); ok {
+			s.Vendors = append(s.Vendors, id)
+		}
+	case "devices":
+		if id, ok := c.device(where, el, val); ok {
+			s.Devices = append(s.Devices, id)
+		}
+	case "drivers":
+		if c.driver(where, el, val) {
+			s.Drivers = append(s.Drivers, val)
+		}
+	case "pciAddresses":
+		if a, err := vf.ParsePCIAddr(val); err != nil {
+			c.addf(where, "%s: want a VF PCI address, e.g. \"0000:81:01.0\"", el)
+		} else {
+			s.PCIAddresses = append(s.PCIAddresses, a)
+		}
+	case "rootDevices":
+		if rd, ok := c.rootDevice(where, el, val); ok {
+			s.RootDevices = append(s.RootDevices, rd)
+		}
+	case "pfNames":
+		if pn, ok := c.pfName(where, el, val); ok {
+			s.PFNames = append(s.PFNames, pn)
+		}
+	case "linkTypes":
+		if isEtherLinkType(val) {
+			s.LinkTypes = append(s.LinkTypes, "ether")
+		} else {
+			c.addf(where, "%s: every Chelsio VF is Ethernet: want \"ether\"", el)
+		}
+	case "models":
+		if p, ok := vf.LookupModel(val); ok {
+			s.Models = append(s.Models, p.Model)
+		} else {
+			c.addf(where, "%s: not a Chelsio model%s (see chelsio-vf list)", el, modelHint(val))
+		}
+	case "chips":
+		switch ch := vf.Chip(strings.ToUpper(val)); ch {
+		case vf.T4, vf.T5, vf.T6, vf.T7:
+			s.Chips = append(s.Chips, ch)
+		default:
+			c.addf(where, "%s: want T4, T5, T6 or T7", el)
+		}
+	}
 }
 
 // notApplicable accepts an empty value of a key that cannot apply to a Chelsio VF
@@ -321,14 +330,11 @@ func (c *checker) rootDevice(where, el, val string) (RootDevice, bool) {
 		c.addf(where, "%s: function %d is not a Chelsio PF0-3, the only functions with VFs (see chelsio-vf list)", el, a.Function)
 		return RootDevice{}, false
 	}
-	rd := RootDevice{PF: a}
-	if hasRanges {
-		if rd.VFs, err = parseVFIndexes(ranges); err != nil {
-			c.addf(where, "%s: %v", el, err)
-			return RootDevice{}, false
-		}
+	vfs, ok := c.vfIndexes(where, el, ranges, hasRanges)
+	if !ok {
+		return RootDevice{}, false
 	}
-	return rd, true
+	return RootDevice{PF: a, VFs: vfs}, true
 }
 
 func (c *checker) pfName(where, el, val string) (PFName, bool) {
@@ -345,15 +351,25 @@ func (c *checker) pfName(where, el, val string) (PFName, bool) {
 		c.addf(where, "%s: %son Chelsio a VF's parent PF0-3 has no port netdev, only the cxgb4 management netdev: want mgmtpf<adapter>,<pf>, e.g. \"mgmtpf1,0\" (see chelsio-vf list), or rootDevices by PCI address, which survives reboots", el, hint)
 		return PFName{}, false
 	}
-	pn := PFName{Name: name}
-	if hasRanges {
-		var err error
-		if pn.VFs, err = parseVFIndexes(ranges); err != nil {
-			c.addf(where, "%s: %v", el, err)
-			return PFName{}, false
-		}
+	vfs, ok := c.vfIndexes(where, el, ranges, hasRanges)
+	if !ok {
+		return PFName{}, false
 	}
-	return pn, true
+	return PFName{Name: name, VFs: vfs}, true
+}
+
+// vfIndexes parses the "#0,2-5" part of the rootDevices or pfNames entry el, when
+// it has one: every VF when it does not.
+func (c *checker) vfIndexes(where, el, ranges string, hasRanges bool) (VFIndexes, bool) {
+	if !hasRanges {
+		return nil, true
+	}
+	vfs, err := parseVFIndexes(ranges)
+	if err != nil {
+		c.addf(where, "%s: %v", el, err)
+		return nil, false
+	}
+	return vfs, true
 }
 
 // isMgmtName reports whether name is mgmtpf<adapter>,<pf> with pf 0-3.

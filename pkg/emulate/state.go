@@ -36,9 +36,24 @@ type Config struct {
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,23}$`)
 
-func (c *Config) defaults() error {
+// place fills in the default name and run directory and checks the name: all it
+// takes to find the node's state directory.
+func (c *Config) place() error {
 	if c.Name == "" {
 		c.Name = DefaultName
+	}
+	if c.RunDir == "" {
+		c.RunDir = "/run"
+	}
+	if !nameRE.MatchString(c.Name) {
+		return fmt.Errorf("invalid name %q: want 1-24 of a-z, 0-9, '-', starting with a letter", c.Name)
+	}
+	return nil
+}
+
+func (c *Config) defaults() error {
+	if err := c.place(); err != nil {
+		return err
 	}
 	if c.Model == "" {
 		c.Model = "T62100-CR"
@@ -52,15 +67,10 @@ func (c *Config) defaults() error {
 	if c.MTU == 0 {
 		c.MTU = 1500
 	}
-	if c.RunDir == "" {
-		c.RunDir = "/run"
-	}
 	if abs, err := filepath.Abs(c.RunDir); err == nil {
 		c.RunDir = abs
 	}
 	switch {
-	case !nameRE.MatchString(c.Name):
-		return fmt.Errorf("invalid name %q: want 1-24 of a-z, 0-9, '-', starting with a letter", c.Name)
 	case c.VFs < 1 || c.VFs > MaxVFs:
 		return fmt.Errorf("invalid VF count %d: want 1..%d per worker", c.VFs, MaxVFs)
 	case c.Workers < 1 || c.Workers > 8:
@@ -141,14 +151,8 @@ var ErrNotUp = errors.New("emulated node is not up")
 // Load reads the state of the emulated node called name under runDir ("" = /run).
 func Load(runDir, name string) (*State, error) {
 	c := Config{Name: name, RunDir: runDir}
-	if c.Name == "" {
-		c.Name = DefaultName
-	}
-	if c.RunDir == "" {
-		c.RunDir = "/run"
-	}
-	if !nameRE.MatchString(c.Name) {
-		return nil, fmt.Errorf("invalid name %q: want 1-24 of a-z, 0-9, '-', starting with a letter", c.Name)
+	if err := c.place(); err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(filepath.Join(c.StateDir(), "state.json"))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -290,13 +290,6 @@ func bindFix(addr vf.PCIAddr, cur, driver string) string {
 	return s + "echo " + a + " > " + sysPath("bus/pci/drivers/"+driver+"/bind")
 }
 
-func driverName(d string) string {
-	if d == "" {
-		return "no driver"
-	}
-	return d
-}
-
 func checkCxgb4(f *Facts) Result {
 	if !f.Sysfs.Exists("bus/pci/drivers/" + vf.DriverCxgb4) {
 		return Result{Status: Fail, Finding: "cxgb4 is not loaded (no " + f.Sysfs.Path("bus/pci/drivers", vf.DriverCxgb4) + ")", Fix: "modprobe cxgb4"}
@@ -312,7 +305,7 @@ func checkCxgb4(f *Facts) Result {
 			fails = append(fails, a.Slot+": no PF4")
 			fixes = append(fixes, "check `dmesg | grep cxgb4` for PF4 "+a.Slot+".4 (firmware, adapter seating)")
 		case a.PF4.Driver != vf.DriverCxgb4:
-			fails = append(fails, fmt.Sprintf("PF4 %s not on cxgb4 (%s)", a.PF4.Addr, driverName(a.PF4.Driver)))
+			fails = append(fails, fmt.Sprintf("PF4 %s not on cxgb4 (%s)", a.PF4.Addr, vf.DriverOr(a.PF4.Driver, "no driver")))
 			fixes = append(fixes, bindFix(a.PF4.Addr, a.PF4.Driver, vf.DriverCxgb4))
 		case len(a.PF4.Ports) == 0:
 			// cxgb4 registers the port netdevs once PF4 has initialised the firmware,
@@ -328,7 +321,7 @@ func checkCxgb4(f *Facts) Result {
 			}
 			sriov++
 			if pf.Driver != vf.DriverCxgb4 {
-				off = append(off, fmt.Sprintf("PF%d %s not on cxgb4 (%s)", pf.Number, pf.Addr, driverName(pf.Driver)))
+				off = append(off, fmt.Sprintf("PF%d %s not on cxgb4 (%s)", pf.Number, pf.Addr, vf.DriverOr(pf.Driver, "no driver")))
 				offFixes = append(offFixes, bindFix(pf.Addr, pf.Driver, vf.DriverCxgb4))
 			}
 		}

@@ -88,65 +88,102 @@ func size(n int64) string {
 // nothing and reports Unchanged.
 //
 // Equivalent to: cp src dir/.name.tmp && sync && mv dir/.name.tmp dir/name.
-func Install(src, dir, name string) (_ *Installation, retErr error) {
+func Install(src, dir, name string) (*Installation, error) {
 	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
 		return nil, fmt.Errorf("invalid file name %q: want a plain name such as %s", name, PluginName)
 	}
-	sf, err := os.Open(src)
+	sf, size, err := openSource(src)
 	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", src, innerErr(err))
+		return nil, err
 	}
 	defer sf.Close()
-	st, err := sf.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", src, innerErr(err))
-	}
-	switch {
-	case !st.Mode().IsRegular():
-		return nil, fmt.Errorf("source %s: not a regular file", src)
-	case st.Size() == 0:
-		return nil, fmt.Errorf("source %s: empty file", src)
-	}
-	in := &Installation{Src: src, Path: filepath.Join(dir, name), Size: st.Size()}
+	in := &Installation{Src: src, Path: filepath.Join(dir, name), Size: size}
 	if in.MadeDir, err = ensureDir(dir); err != nil {
 		return nil, err
 	}
+	if err := in.compare(sf); err != nil {
+		return nil, err
+	}
+	if in.Action == Unchanged {
+		return in, nil
+	}
+	if err := in.replace(sf, dir, name); err != nil {
+		return nil, err
+	}
+	// The rename is durable only once the directory is synced.
+	if err := syncDir(dir); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
 
+// openSource opens src, which must be a regular file that is not empty, and
+// returns its size.
+func openSource(src string) (*os.File, int64, error) {
+	sf, err := os.Open(src)
+	if err != nil {
+		return nil, 0, fmt.Errorf("source %s: %w", src, innerErr(err))
+	}
+	st, err := sf.Stat()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("source %s: %w", src, innerErr(err))
+	case !st.Mode().IsRegular():
+		err = fmt.Errorf("source %s: not a regular file", src)
+	case st.Size() == 0:
+		err = fmt.Errorf("source %s: empty file", src)
+	}
+	if err != nil {
+		sf.Close()
+		return nil, 0, err
+	}
+	return sf, st.Size(), nil
+}
+
+// compare sets in.Action from what is at in.Path: Installed when nothing, Unchanged
+// (with in.SHA256) when the same content with mode 0755, Replaced otherwise. Unless
+// Unchanged, sf is left at its start.
+func (in *Installation) compare(sf *os.File) error {
 	in.Action = Installed
 	cur, err := os.Lstat(in.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		return nil
 	case err != nil:
-		return nil, fmt.Errorf("destination %s: %w", in.Path, innerErr(err))
+		return fmt.Errorf("destination %s: %w", in.Path, innerErr(err))
 	case cur.IsDir():
-		return nil, fmt.Errorf("destination %s: is a directory", in.Path)
-	default:
-		in.Action = Replaced
-		if cur.Mode().IsRegular() && cur.Mode().Perm() == installMode && cur.Size() == st.Size() {
-			same, sum, err := sameContent(sf, in.Path)
-			if err != nil {
-				return nil, err
-			}
-			if same {
-				in.Action, in.SHA256 = Unchanged, sum
-				return in, nil
-			}
-			if _, err := sf.Seek(0, io.SeekStart); err != nil {
-				return nil, fmt.Errorf("source %s: %w", src, innerErr(err))
-			}
-		}
+		return fmt.Errorf("destination %s: is a directory", in.Path)
 	}
+	in.Action = Replaced
+	if !cur.Mode().IsRegular() || cur.Mode().Perm() != installMode || cur.Size() != in.Size {
+		return nil
+	}
+	same, sum, err := sameContent(sf, in.Path)
+	if err != nil {
+		return err
+	}
+	if same {
+		in.Action, in.SHA256 = Unchanged, sum
+		return nil
+	}
+	if _, err := sf.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("source %s: %w", in.Src, innerErr(err))
+	}
+	return nil
+}
 
+// replace writes sf to a new temporary file in dir, syncs it and renames it over
+// in.Path, setting in.Size and in.SHA256. On error the temporary file is removed.
+func (in *Installation) replace(sf io.Reader, dir, name string) (retErr error) {
 	tmp, f, err := createTemp(dir, name)
 	if err != nil {
-		return nil, fmt.Errorf("destination %s: %w", dir, innerErr(err))
+		return fmt.Errorf("destination %s: %w", dir, innerErr(err))
 	}
-	renamed := false
 	defer func() {
 		if f != nil {
 			f.Close()
 		}
-		if retErr != nil && !renamed {
+		if retErr != nil {
 			if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				retErr = errors.Join(retErr, fmt.Errorf("remove temporary file: %w", err))
 			}
@@ -154,31 +191,26 @@ func Install(src, dir, name string) (_ *Installation, retErr error) {
 	}()
 	// O_CREATE's mode went through the umask; the plugin must be executable by all.
 	if err := f.Chmod(installMode); err != nil {
-		return nil, fmt.Errorf("chmod %s: %w", tmp, innerErr(err))
+		return fmt.Errorf("chmod %s: %w", tmp, innerErr(err))
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), sf)
 	if err != nil {
-		return nil, fmt.Errorf("copy %s to %s: %w", src, tmp, innerErr(err))
+		return fmt.Errorf("copy %s to %s: %w", in.Src, tmp, innerErr(err))
 	}
 	in.Size, in.SHA256 = n, hex.EncodeToString(h.Sum(nil))
 	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("sync %s: %w", tmp, innerErr(err))
+		return fmt.Errorf("sync %s: %w", tmp, innerErr(err))
 	}
 	err = f.Close()
 	f = nil
 	if err != nil {
-		return nil, fmt.Errorf("close %s: %w", tmp, innerErr(err))
+		return fmt.Errorf("close %s: %w", tmp, innerErr(err))
 	}
 	if err := os.Rename(tmp, in.Path); err != nil {
-		return nil, fmt.Errorf("rename %s to %s: %w", tmp, in.Path, innerErr(err))
+		return fmt.Errorf("rename %s to %s: %w", tmp, in.Path, innerErr(err))
 	}
-	renamed = true
-	// The rename is durable only once the directory is synced.
-	if err := syncDir(dir); err != nil {
-		return nil, err
-	}
-	return in, nil
+	return nil
 }
 
 // ensureDir checks that dir is a directory, creating it (mode 0755) when missing.

@@ -141,75 +141,31 @@ func (s *setup) adapter(ctx context.Context, a *vf.Adapter) error {
 	if err := pf4Up(a); err != nil {
 		return err
 	}
-	var pf *vf.PF
-	for _, p := range a.PFs {
-		if p.Number == c.PF {
-			pf = p
-		}
-	}
-	if pf == nil {
-		return fmt.Errorf("PF%d %s.%d is missing: is the adapter's firmware config hiding it?", c.PF, a.Slot, c.PF)
-	}
-	if !pf.SRIOV && c.VFs > 0 {
-		return fmt.Errorf("PF%d %s has no SR-IOV (no sriov_totalvfs): the adapter's firmware config gives it no VFs; use a PF that has some (see `chelsio-vf list`)", c.PF, pf.Addr)
-	}
-	if pf.SRIOV && pf.Driver != vf.DriverCxgb4 {
-		return fmt.Errorf("PF%d %s is not bound to cxgb4 (it would refuse VFs with ENOENT): bind it with `echo %s > /sys/bus/pci/drivers/cxgb4/bind`", c.PF, pf.Addr, pf.Addr)
-	}
-	if c.VFs > pf.TotalVFs {
-		return fmt.Errorf("%d VFs on PF%d %s: more than its sriov_totalvfs %d (ERANGE); ask for at most %d", c.VFs, c.PF, pf.Addr, pf.TotalVFs, pf.TotalVFs)
+	pf, err := s.pf(a)
+	if err != nil {
+		return err
 	}
 	cur, err := numVFs(c.Sysfs, pf)
 	if err != nil {
 		return err
 	}
-	if cur == c.VFs {
-		s.printf("PF%d %s: already %d VFs", c.PF, pf.Addr, cur)
-	} else {
-		if cur != 0 && c.VFs != 0 {
-			s.printf("PF%d %s: %d VFs -> %d: going through 0, as cxgb4 requires", c.PF, pf.Addr, cur, c.VFs)
-			if err := s.setNumVFs(ctx, pf.Addr, 0); err != nil {
-				return err
-			}
-		}
-		if err := s.setNumVFs(ctx, pf.Addr, c.VFs); err != nil {
-			return err
-		}
+	if err := s.resize(ctx, pf, cur); err != nil {
+		return err
 	}
-	if c.DryRun && cur != c.VFs {
-		// The VFs do not exist yet: say what would follow.
-		if c.MTU != 0 && c.VFs > 0 {
-			s.printf("would set mtu %d on each new VF netdev of PF%d (ip link set <vf netdev> mtu %d)", c.MTU, c.PF, c.MTU)
-		}
-		if c.Driver != vf.DriverCxgb4VF && c.VFs > 0 {
-			s.printf("would bind each new VF of PF%d to %s: write %q to %s, the VF address to %s and to %s",
-				c.PF, c.Driver, c.Driver, c.Sysfs.Path("bus/pci/devices/<vf>/driver_override"),
-				c.Sysfs.Path("bus/pci/devices/<vf>/driver/unbind"), c.Sysfs.Path("bus/pci/drivers/"+c.Driver+"/bind"))
-		}
+	replaced := c.DryRun && cur != c.VFs // the VFs there now would be replaced
+	if replaced {
+		s.sayWhatFollows()
 	}
 	// What is there now (or, in a dry run, what already was).
 	vfs, ports, err := s.current(a.Slot, pf.Addr)
 	if err != nil {
 		return err
 	}
-	if c.DryRun && cur != c.VFs {
-		vfs = nil // they would be replaced
+	if replaced {
+		vfs = nil
 	}
-	if c.MTU != 0 {
-		var names []string
-		for _, p := range ports {
-			names = append(names, p.Netdev)
-		}
-		for _, v := range vfs {
-			if v.Netdev != "" {
-				names = append(names, v.Netdev)
-			}
-		}
-		for _, name := range names {
-			if err := s.setMTU(name); err != nil {
-				return err
-			}
-		}
+	if err := s.setMTUs(ports, vfs); err != nil {
+		return err
 	}
 	for _, v := range vfs {
 		if err := s.bind(v); err != nil {
@@ -218,6 +174,85 @@ func (s *setup) adapter(ctx context.Context, a *vf.Adapter) error {
 	}
 	if !c.DryRun {
 		s.printf("PF%d %s: %d VFs ready", c.PF, pf.Addr, len(vfs))
+	}
+	return nil
+}
+
+// pf returns the PF of a that the config names, once it is known to take the VFs
+// asked for.
+func (s *setup) pf(a *vf.Adapter) (*vf.PF, error) {
+	c := s.c
+	var pf *vf.PF
+	for _, p := range a.PFs {
+		if p.Number == c.PF {
+			pf = p
+		}
+	}
+	if pf == nil {
+		return nil, fmt.Errorf("PF%d %s.%d is missing: is the adapter's firmware config hiding it?", c.PF, a.Slot, c.PF)
+	}
+	if !pf.SRIOV && c.VFs > 0 {
+		return nil, fmt.Errorf("PF%d %s has no SR-IOV (no sriov_totalvfs): the adapter's firmware config gives it no VFs; use a PF that has some (see `chelsio-vf list`)", c.PF, pf.Addr)
+	}
+	if pf.SRIOV && pf.Driver != vf.DriverCxgb4 {
+		return nil, fmt.Errorf("PF%d %s is not bound to cxgb4 (it would refuse VFs with ENOENT): bind it with `echo %s > /sys/bus/pci/drivers/cxgb4/bind`", c.PF, pf.Addr, pf.Addr)
+	}
+	if c.VFs > pf.TotalVFs {
+		return nil, fmt.Errorf("%d VFs on PF%d %s: more than its sriov_totalvfs %d (ERANGE); ask for at most %d", c.VFs, c.PF, pf.Addr, pf.TotalVFs, pf.TotalVFs)
+	}
+	return pf, nil
+}
+
+// resize takes pf from cur VFs to the number asked for, through 0 when both are
+// non-zero.
+func (s *setup) resize(ctx context.Context, pf *vf.PF, cur int) error {
+	c := s.c
+	if cur == c.VFs {
+		s.printf("PF%d %s: already %d VFs", c.PF, pf.Addr, cur)
+		return nil
+	}
+	if cur != 0 && c.VFs != 0 {
+		s.printf("PF%d %s: %d VFs -> %d: going through 0, as cxgb4 requires", c.PF, pf.Addr, cur, c.VFs)
+		if err := s.setNumVFs(ctx, pf.Addr, 0); err != nil {
+			return err
+		}
+	}
+	return s.setNumVFs(ctx, pf.Addr, c.VFs)
+}
+
+// sayWhatFollows says, in a dry run that would create VFs, what would be done to
+// them once they exist.
+func (s *setup) sayWhatFollows() {
+	c := s.c
+	if c.MTU != 0 && c.VFs > 0 {
+		s.printf("would set mtu %d on each new VF netdev of PF%d (ip link set <vf netdev> mtu %d)", c.MTU, c.PF, c.MTU)
+	}
+	if c.Driver != vf.DriverCxgb4VF && c.VFs > 0 {
+		s.printf("would bind each new VF of PF%d to %s: write %q to %s, the VF address to %s and to %s",
+			c.PF, c.Driver, c.Driver, c.Sysfs.Path("bus/pci/devices/<vf>/driver_override"),
+			c.Sysfs.Path("bus/pci/devices/<vf>/driver/unbind"), c.Sysfs.Path("bus/pci/drivers/"+c.Driver+"/bind"))
+	}
+}
+
+// setMTUs sets the configured MTU, if any, on the port netdevs and then on the VF
+// netdevs.
+func (s *setup) setMTUs(ports []vf.Port, vfs []*vf.VF) error {
+	if s.c.MTU == 0 {
+		return nil
+	}
+	var names []string
+	for _, p := range ports {
+		names = append(names, p.Netdev)
+	}
+	for _, v := range vfs {
+		if v.Netdev != "" {
+			names = append(names, v.Netdev)
+		}
+	}
+	for _, name := range names {
+		if err := s.setMTU(name); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -42,100 +42,187 @@ func Discover(root sysfs.Root, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list PCI devices: %w", err)
 	}
-	var (
-		errs    []error
-		pfs     []*PF
-		pf4s    []*PF4
-		vfAddrs []PCIAddr
-		devIDs  = map[PCIAddr]uint16{}
-		numa    = map[PCIAddr]int{}
-	)
-	fail := func(addr string, err error) { errs = append(errs, &DeviceError{Addr: addr, Err: err}) }
-	vfDirs := map[PCIAddr]*sysfs.Dir{}
-	defer func() {
-		for _, d := range vfDirs {
-			_ = d.Close()
-		}
-	}()
+	s := &discovery{
+		root: root, opts: opts,
+		devIDs: map[PCIAddr]uint16{}, numa: map[PCIAddr]int{}, vfDirs: map[PCIAddr]*sysfs.Dir{},
+		adapters: map[string]*Adapter{}, pfByAddr: map[PCIAddr]*PF{},
+	}
+	defer s.closeVFDirs()
 	for _, name := range names {
-		d, err := openFunc(root, name)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // vanished since the listing
-			}
-			fail(name, err)
-			continue
-		}
-		keep, err := discoverFunc(d, name, opts, &pfs, &pf4s, &vfAddrs, devIDs, numa)
-		if err != nil {
-			fail(name, err)
-		}
-		if keep != nil {
-			vfDirs[*keep] = d
-		} else {
-			_ = d.Close()
-		}
+		s.readFunc(name)
 	}
+	s.assemble()
+	s.readVFs()
+	return s.node(), errors.Join(s.errs...)
+}
 
-	adapters := map[string]*Adapter{}
-	adapter := func(addr PCIAddr) *Adapter {
-		a, ok := adapters[addr.Slot()]
-		if !ok {
-			id := devIDs[addr]
-			p, _, known := LookupID(id)
-			if !known {
-				c, _ := ChipOf(id)
-				p = Product{Chip: c, Code: uint8(id)}
-			}
-			a = &Adapter{Slot: addr.Slot(), Product: p, Known: known, NUMANode: numa[addr]}
-			adapters[addr.Slot()] = a
-		}
-		return a
+// discovery is one Discover: the PCI functions read so far, and the adapters built
+// from them.
+type discovery struct {
+	root sysfs.Root
+	opts Options
+	errs []error // *DeviceError values
+
+	pfs     []*PF
+	pf4s    []*PF4
+	vfAddrs []PCIAddr
+	devIDs  map[PCIAddr]uint16
+	numa    map[PCIAddr]int
+	vfDirs  map[PCIAddr]*sysfs.Dir // open from readFunc to readVFs
+
+	adapters map[string]*Adapter // by slot
+	pfByAddr map[PCIAddr]*PF
+}
+
+func (s *discovery) fail(addr string, err error) {
+	s.errs = append(s.errs, &DeviceError{Addr: addr, Err: err})
+}
+
+func (s *discovery) closeVFDirs() {
+	for _, d := range s.vfDirs {
+		_ = d.Close()
 	}
-	for _, p4 := range pf4s {
-		a := adapter(p4.Addr)
+}
+
+// readFunc reads the PCI function name when it is a Chelsio PF, and keeps a VF's
+// directory open for readVFs, which needs its parent PF read first.
+func (s *discovery) readFunc(name string) {
+	d, err := openFunc(s.root, name)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) { // else it vanished since the listing
+			s.fail(name, err)
+		}
+		return
+	}
+	keep, err := s.classify(d, name)
+	if err != nil {
+		s.fail(name, err)
+	}
+	if keep != nil {
+		s.vfDirs[*keep] = d
+	} else {
+		_ = d.Close()
+	}
+}
+
+// classify classifies one PCI function and reads it when it is a Chelsio PF; a VF's
+// address is returned so that its directory stays open for readVF.
+func (s *discovery) classify(d *sysfs.Dir, name string) (*PCIAddr, error) {
+	vendor, err := d.ReadHex("vendor", 16)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil // not a PCI function we can identify; not ours to judge
+		}
+		return nil, err
+	}
+	if vendor != VendorID {
+		return nil, nil
+	}
+	addr, err := ParsePCIAddr(name)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := d.ReadHex("device", 16)
+	if err != nil {
+		return nil, err
+	}
+	id := uint16(dev)
+	if _, ok := ChipOf(id); !ok {
+		return nil, nil
+	}
+	switch KindOf(id) {
+	case FuncPF03:
+		pf, err := readPF(d, addr, id)
+		if err != nil {
+			return nil, err
+		}
+		s.pfs = append(s.pfs, pf)
+		s.devIDs[addr], s.numa[addr] = id, pf.NUMANode
+	case FuncPF4:
+		pf4, n, err := readPF4(d, addr)
+		if err != nil {
+			return nil, err
+		}
+		s.pf4s = append(s.pf4s, pf4)
+		s.devIDs[addr], s.numa[addr] = id, n
+	case FuncVF:
+		if IsVFID(id, s.opts.AllowT7) {
+			s.vfAddrs = append(s.vfAddrs, addr)
+			s.devIDs[addr] = id
+			return &addr, nil
+		}
+	}
+	return nil, nil
+}
+
+// adapter returns the adapter in addr's slot, made on first use from the function's
+// device ID.
+func (s *discovery) adapter(addr PCIAddr) *Adapter {
+	a, ok := s.adapters[addr.Slot()]
+	if !ok {
+		id := s.devIDs[addr]
+		p, _, known := LookupID(id)
+		if !known {
+			c, _ := ChipOf(id)
+			p = Product{Chip: c, Code: uint8(id)}
+		}
+		a = &Adapter{Slot: addr.Slot(), Product: p, Known: known, NUMANode: s.numa[addr]}
+		s.adapters[addr.Slot()] = a
+	}
+	return a
+}
+
+// assemble puts each PF4 and PF0-3 on its adapter and counts the adapter's ports.
+func (s *discovery) assemble() {
+	for _, p4 := range s.pf4s {
+		a := s.adapter(p4.Addr)
 		a.PF4 = p4
 	}
-	pfByAddr := map[PCIAddr]*PF{}
-	for _, pf := range pfs {
-		a := adapter(pf.Addr)
+	for _, pf := range s.pfs {
+		a := s.adapter(pf.Addr)
 		a.PFs = append(a.PFs, pf)
-		pfByAddr[pf.Addr] = pf
+		s.pfByAddr[pf.Addr] = pf
 	}
-	for _, a := range adapters {
+	for _, a := range s.adapters {
 		a.NumPorts = a.Product.Ports()
 		if a.PF4 != nil && len(a.PF4.Ports) > 0 {
 			a.NumPorts = len(a.PF4.Ports)
 		}
 		slices.SortFunc(a.PFs, func(x, y *PF) int { return x.Number - y.Number })
 	}
+}
 
+// readVFs reads each VF and puts it on its parent PF.
+func (s *discovery) readVFs() {
 	parent := func(pfAddr PCIAddr) (*PF, int, error) {
-		pf, ok := pfByAddr[pfAddr]
+		pf, ok := s.pfByAddr[pfAddr]
 		if !ok {
 			return nil, 0, nil
 		}
-		return pf, adapters[pfAddr.Slot()].NumPorts, nil
+		return pf, s.adapters[pfAddr.Slot()].NumPorts, nil
 	}
-	for _, addr := range vfAddrs {
-		v, err := readVF(root, vfDirs[addr], addr, devIDs[addr], parent)
+	for _, addr := range s.vfAddrs {
+		v, err := readVF(s.root, s.vfDirs[addr], addr, s.devIDs[addr], parent)
 		if err != nil {
-			fail(addr.String(), err)
+			s.fail(addr.String(), err)
 			continue
 		}
-		pf := pfByAddr[v.PF]
+		pf := s.pfByAddr[v.PF]
 		pf.VFs = append(pf.VFs, v)
 	}
+}
 
+// node returns the adapters in slot order, each PF's VFs in VF-index order.
+func (s *discovery) node() *Node {
 	n := &Node{}
-	for _, a := range adapters {
+	for _, a := range s.adapters {
 		for _, pf := range a.PFs {
 			slices.SortFunc(pf.VFs, func(x, y *VF) int { return x.VFIndex - y.VFIndex })
 		}
 		n.Adapters = append(n.Adapters, a)
 	}
 	slices.SortFunc(n.Adapters, func(x, y *Adapter) int { return strings.Compare(x.Slot, y.Slot) })
-	return n, errors.Join(errs...)
+	return n
 }
 
 // openFunc opens the directory of a PCI function: reads through it resolve the
@@ -355,54 +442,4 @@ func readVF(root sysfs.Root, d *sysfs.Dir, addr PCIAddr, id uint16, parent paren
 		}
 	}
 	return v, nil
-}
-
-// discoverFunc classifies one PCI function and reads it when it is a Chelsio PF; a
-// VF's address is returned so that its directory stays open for readVF.
-func discoverFunc(d *sysfs.Dir, name string, opts Options, pfs *[]*PF, pf4s *[]*PF4, vfAddrs *[]PCIAddr, devIDs map[PCIAddr]uint16, numa map[PCIAddr]int) (*PCIAddr, error) {
-	vendor, err := d.ReadHex("vendor", 16)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil // not a PCI function we can identify; not ours to judge
-		}
-		return nil, err
-	}
-	if vendor != VendorID {
-		return nil, nil
-	}
-	addr, err := ParsePCIAddr(name)
-	if err != nil {
-		return nil, err
-	}
-	dev, err := d.ReadHex("device", 16)
-	if err != nil {
-		return nil, err
-	}
-	id := uint16(dev)
-	if _, ok := ChipOf(id); !ok {
-		return nil, nil
-	}
-	switch KindOf(id) {
-	case FuncPF03:
-		pf, err := readPF(d, addr, id)
-		if err != nil {
-			return nil, err
-		}
-		*pfs = append(*pfs, pf)
-		devIDs[addr], numa[addr] = id, pf.NUMANode
-	case FuncPF4:
-		pf4, n, err := readPF4(d, addr)
-		if err != nil {
-			return nil, err
-		}
-		*pf4s = append(*pf4s, pf4)
-		devIDs[addr], numa[addr] = id, n
-	case FuncVF:
-		if IsVFID(id, opts.AllowT7) {
-			*vfAddrs = append(*vfAddrs, addr)
-			devIDs[addr] = id
-			return &addr, nil
-		}
-	}
-	return nil, nil
 }

@@ -123,6 +123,16 @@ const (
 	DriverCxgb4   = "cxgb4"
 )
 
+// DriverOr returns driver, the base name of a device's driver link, or unbound when
+// driver is "": the device is bound to no driver. Messages pass their own word for
+// that ("none", "no driver") so that each keeps reading as a sentence.
+func DriverOr(driver, unbound string) string {
+	if driver == "" {
+		return unbound
+	}
+	return driver
+}
+
 // IsVFIO reports whether the VF is bound to vfio-pci (user-space, DPDK).
 func (v *VF) IsVFIO() bool { return v.Driver == DriverVFIO }
 

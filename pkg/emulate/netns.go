@@ -14,41 +14,16 @@ import (
 
 // createNetns makes a named network namespace under /run/netns (as `ip netns add`)
 // and brings its loopback up. The calling goroutine's namespace is left unchanged.
-func createNetns(name string) (retErr error) {
+func createNetns(name string) error {
 	if _, err := os.Stat(netnsPath(name)); err == nil {
 		return fmt.Errorf("create netns %s: %w", name, fs.ErrExist)
 	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
+	h, err := newNetns("netns "+name, func() (netns.NsHandle, error) { return netns.NewNamed(name) })
 	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("create netns %s: %w", name, err)
+		return err
 	}
-	defer orig.Close()
-	h, err := netns.NewNamed(name)
-	if setErr := netns.Set(orig); setErr != nil {
-		// The thread is in the wrong namespace: keep it locked so that the runtime
-		// discards it when the goroutine ends.
-		return errors.Join(err, fmt.Errorf("return to the original netns: %w", setErr))
-	}
-	runtime.UnlockOSThread()
-	if err != nil {
-		return fmt.Errorf("create netns %s: %w", name, err)
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		return fmt.Errorf("netlink in netns %s: %w", name, err)
-	}
-	defer nh.Close()
-	lo, err := nh.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("netns %s: %w", name, err)
-	}
-	if err := nh.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("netns %s: set lo up: %w", name, err)
-	}
-	return nil
+	h.Close() // the namespace lives on under its name
+	return setUp(name, "lo")
 }
 
 // deleteNetns removes a named namespace (as `ip netns del`); a missing one is fine.
@@ -80,14 +55,21 @@ func handleAt(name string) (*netlink.Handle, netns.NsHandle, error) {
 // returned handle (and whatever a caller moves out of it before closing it). The
 // calling goroutine's namespace is left unchanged.
 func scratchNetns() (netns.NsHandle, error) {
+	return newNetns("scratch netns", netns.New)
+}
+
+// newNetns runs create, which makes a network namespace and moves the calling
+// thread into it (netns.New, netns.NewNamed), on a locked thread that it then moves
+// back. what names the namespace in errors.
+func newNetns(what string, create func() (netns.NsHandle, error)) (netns.NsHandle, error) {
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
 		runtime.UnlockOSThread()
-		return netns.None(), fmt.Errorf("create scratch netns: %w", err)
+		return netns.None(), fmt.Errorf("create %s: %w", what, err)
 	}
 	defer orig.Close()
-	h, err := netns.New()
+	h, err := create()
 	if setErr := netns.Set(orig); setErr != nil {
 		// The thread is in the wrong namespace: keep it locked so that the runtime
 		// discards it when the goroutine ends.
@@ -98,7 +80,7 @@ func scratchNetns() (netns.NsHandle, error) {
 	}
 	runtime.UnlockOSThread()
 	if err != nil {
-		return netns.None(), fmt.Errorf("create scratch netns: %w", err)
+		return netns.None(), fmt.Errorf("create %s: %w", what, err)
 	}
 	return h, nil
 }

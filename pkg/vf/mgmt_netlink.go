@@ -119,27 +119,17 @@ func vfConfigOf(vi netlink.VfInfo) VFConfig {
 // not check vf against sriov_numvfs here: callers must.
 // Equivalent to: `ip link set <mgmt> vf <vf> mac <mac>`.
 func (m NetlinkMgmt) SetVFMAC(mgmt string, vf int, mac net.HardwareAddr) error {
-	l, err := m.link(OpSetMAC, mgmt, vf)
-	if err != nil {
-		return err
-	}
-	if err := m.ops().LinkSetVfHardwareAddr(l, vf, mac); err != nil {
-		return &VFError{Op: OpSetMAC, Mgmt: mgmt, VF: vf, Err: err}
-	}
-	return nil
+	return m.set(OpSetMAC, mgmt, vf, func(ops linkOps, l netlink.Link) error {
+		return ops.LinkSetVfHardwareAddr(l, vf, mac)
+	})
 }
 
 // SetVFVLAN sets the VF's 802.1Q VLAN with qos 0; 0 clears it.
 // Equivalent to: `ip link set <mgmt> vf <vf> vlan <vlan>`.
 func (m NetlinkMgmt) SetVFVLAN(mgmt string, vf, vlan int) error {
-	l, err := m.link(OpSetVLAN, mgmt, vf)
-	if err != nil {
-		return err
-	}
-	if err := m.ops().LinkSetVfVlan(l, vf, vlan); err != nil {
-		return &VFError{Op: OpSetVLAN, Mgmt: mgmt, VF: vf, Err: err}
-	}
-	return nil
+	return m.set(OpSetVLAN, mgmt, vf, func(ops linkOps, l netlink.Link) error {
+		return ops.LinkSetVfVlan(l, vf, vlan)
+	})
 }
 
 // SetVFRate caps the VF's transmit rate in Mbps (min_tx_rate 0, the only value
@@ -147,14 +137,9 @@ func (m NetlinkMgmt) SetVFVLAN(mgmt string, vf, vlan int) error {
 // down or above its speed (EINVAL).
 // Equivalent to: `ip link set <mgmt> vf <vf> max_tx_rate <maxMbps>`.
 func (m NetlinkMgmt) SetVFRate(mgmt string, vf, maxMbps int) error {
-	l, err := m.link(OpSetRate, mgmt, vf)
-	if err != nil {
-		return err
-	}
-	if err := m.ops().LinkSetVfRate(l, vf, 0, maxMbps); err != nil {
-		return &VFError{Op: OpSetRate, Mgmt: mgmt, VF: vf, Err: err}
-	}
-	return nil
+	return m.set(OpSetRate, mgmt, vf, func(ops linkOps, l netlink.Link) error {
+		return ops.LinkSetVfRate(l, vf, 0, maxMbps)
+	})
 }
 
 // SetVFLinkState sets the VF's link state (Linux ≥ 5.4 cxgb4; older kernels
@@ -173,12 +158,20 @@ func (m NetlinkMgmt) SetVFLinkState(mgmt string, vf int, s LinkState) error {
 		_, err := ParseLinkState(string(s))
 		return &VFError{Op: OpSetLinkState, Mgmt: mgmt, VF: vf, Err: err}
 	}
-	l, err := m.link(OpSetLinkState, mgmt, vf)
+	return m.set(OpSetLinkState, mgmt, vf, func(ops linkOps, l netlink.Link) error {
+		return ops.LinkSetVfState(l, vf, state)
+	})
+}
+
+// set finds the management netdev and runs one VF setting on it; a failure of
+// either is a *VFError for op.
+func (m NetlinkMgmt) set(op, mgmt string, vf int, call func(ops linkOps, l netlink.Link) error) error {
+	l, err := m.link(op, mgmt, vf)
 	if err != nil {
 		return err
 	}
-	if err := m.ops().LinkSetVfState(l, vf, state); err != nil {
-		return &VFError{Op: OpSetLinkState, Mgmt: mgmt, VF: vf, Err: err}
+	if err := call(m.ops(), l); err != nil {
+		return &VFError{Op: op, Mgmt: mgmt, VF: vf, Err: err}
 	}
 	return nil
 }
