@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // TestListPFWithoutSRIOV: a PF0-3 without SR-IOV (no sriov_* files: the firmware
@@ -50,13 +50,13 @@ func TestListPFWithoutSRIOV(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{Model: "T62100-CR", NUMANode: -1, VFs: tt.vfs})
+			tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{Model: "T62100-CR", NUMANode: -1, VFs: tt.vfs})
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, pf := range tt.noSRIOV {
 				for _, f := range sriovFiles {
-					if err := os.Remove(tree.Root.Path(vftest.DevicePath(tree.Adapters[0].PFs[pf]), f)); err != nil {
+					if err := os.Remove(tree.Root.Path(sysfstree.DevicePath(tree.Adapters[0].PFs[pf]), f)); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/treesnap"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/treesnap"
 )
 
 // TestWithin: a path is within a directory when it is the directory or below it,

@@ -18,11 +18,11 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // DPDK mode: a VF bound to vfio-pci has no netdev, so the plugin applies PF-side
-// settings only. These tests need no privileges: a vftest tree, vf.EmulatedMgmt for
+// settings only. These tests need no privileges: a sysfstree tree, vf.EmulatedMgmt for
 // the PF side, and a host namespace that fails the test if the plugin enters it.
 
 // noNetNS is a host namespace that DPDK mode must never use: entering it fails the
@@ -46,7 +46,7 @@ func (noNetNS) Close() error { return nil }
 // dpdkNode is a T62100-CR with two VFs on PF0 (VF 1, 0000:81:01.4, on vfio-pci) and
 // one on PF2 (0000:81:01.2, on vfio-pci), port 0's link up at 25 Gb/s.
 type dpdkNode struct {
-	tree    *vftest.Tree
+	tree    *sysfstree.Tree
 	plugin  *cni.Plugin
 	dataDir string
 	port0   string // PF4's netdev of port 0
@@ -58,12 +58,12 @@ const (
 	netdevVF  = "0000:81:01.0" // PF0 VF 0, cxgb4vf
 )
 
-func newDPDKNode(t *testing.T, drivers map[vftest.VFRef]string) *dpdkNode {
+func newDPDKNode(t *testing.T, drivers map[sysfstree.VFRef]string) *dpdkNode {
 	t.Helper()
 	if drivers == nil {
-		drivers = map[vftest.VFRef]string{{PF: 0, VF: 1}: "vfio-pci", {PF: 2, VF: 0}: "vfio-pci"}
+		drivers = map[sysfstree.VFRef]string{{PF: 0, VF: 1}: "vfio-pci", {PF: 2, VF: 0}: "vfio-pci"}
 	}
-	tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{VFs: [4]int{2, 0, 1}, Drivers: drivers})
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{VFs: [4]int{2, 0, 1}, Drivers: drivers})
 	if err != nil {
 		t.Fatal(err)
 	}

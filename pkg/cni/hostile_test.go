@@ -16,9 +16,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/treesnap"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/treesnap"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 

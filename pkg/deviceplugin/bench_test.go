@@ -10,18 +10,18 @@ import (
 	"time"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // tree256 builds a node with four T62100-CR cards, 16 VFs on each of PF0-PF3: 256
 // VFs on cxgb4vf, every port with carrier.
-func tree256(b *testing.B) *vftest.Tree {
+func tree256(b *testing.B) *sysfstree.Tree {
 	b.Helper()
-	a := vftest.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
-	tree, err := vftest.Build(b.TempDir(), vftest.Options{}, a, a, a, a)
+	a := sysfstree.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
+	tree, err := sysfstree.Build(b.TempDir(), sysfstree.Options{}, a, a, a, a)
 	if err != nil {
-		b.Fatalf("vftest.Build: %v", err)
+		b.Fatalf("sysfstree.Build: %v", err)
 	}
 	portsUp(b, tree)
 	return tree
@@ -130,7 +130,7 @@ func BenchmarkAllocate(b *testing.B) {
 	}
 }
 
-func benchmarkAllocate(b *testing.B, tree *vftest.Tree, infoDir string) {
+func benchmarkAllocate(b *testing.B, tree *sysfstree.Tree, infoDir string) {
 	dir := shortDir(b)
 	defer os.RemoveAll(dir)
 	k, err := kubelettest.Start(dir)

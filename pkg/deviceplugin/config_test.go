@@ -11,9 +11,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // SeedConfig is kubelettest.SeedConfig, for the package's external tests too.
@@ -21,11 +21,11 @@ func SeedConfig(t *testing.T) []byte { return kubelettest.SeedConfig(t) }
 
 // seedTree is the tree of docs/hardware.md section 7: a T62100-CR with 4 VFs on PF0 and 2 on PF1;
 // VF 0/1 is on vfio-pci, VF 0/2 is unbound, the others are on cxgb4vf.
-func seedTree(t *testing.T) (*vftest.Tree, []*vf.VF) {
+func seedTree(t *testing.T) (*sysfstree.Tree, []*vf.VF) {
 	t.Helper()
-	tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{
 		VFs:     [4]int{4, 2},
-		Drivers: map[vftest.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
+		Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
 	})
 	if err != nil {
 		t.Fatal(err)

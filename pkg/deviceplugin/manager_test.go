@@ -18,7 +18,7 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 )
 
 // fakeScanner returns whatever tree the test sets.

@@ -18,7 +18,7 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 )
 
 // plugin is one run of a Manager on a device-plugin directory: one plugin process.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // scanFixture builds two adapters, every port netdev with carrier:
@@ -25,28 +25,28 @@ import (
 //
 // Its VFs: 81:01.0 (PF0 VF0), 81:01.4 (PF0 VF1), 81:01.1 (PF1 VF0), 81:01.5 (PF1
 // VF1, vfio), 81:01.2 (PF2 VF0), 81:01.3 (PF3 VF0); 83:01.0-83:01.3 (PF0-PF3 VF0).
-func scanFixture(t *testing.T) *vftest.Tree {
+func scanFixture(t *testing.T) *sysfstree.Tree {
 	t.Helper()
-	tree, err := vftest.Build(t.TempDir(), vftest.Options{},
-		vftest.Adapter{
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{},
+		sysfstree.Adapter{
 			Model: "T62100-CR", Bus: 0x81, NUMANode: 0, VFs: [4]int{2, 2, 1, 1},
-			Drivers: map[vftest.VFRef]string{{PF: 1, VF: 1}: vf.DriverVFIO},
+			Drivers: map[sysfstree.VFRef]string{{PF: 1, VF: 1}: vf.DriverVFIO},
 		},
-		vftest.Adapter{
+		sysfstree.Adapter{
 			Model: "T540-CR", Bus: 0x83, NUMANode: 1, VFs: [4]int{1, 1, 1, 1},
-			Drivers: map[vftest.VFRef]string{{PF: 2, VF: 0}: ""},
+			Drivers: map[sysfstree.VFRef]string{{PF: 2, VF: 0}: ""},
 		},
 	)
 	if err != nil {
-		t.Fatalf("vftest.Build: %v", err)
+		t.Fatalf("sysfstree.Build: %v", err)
 	}
 	portsUp(t, tree)
 	return tree
 }
 
-// portsUp gives every port netdev of the tree carrier, as a cabled port has; vftest
+// portsUp gives every port netdev of the tree carrier, as a cabled port has; sysfstree
 // builds them without.
-func portsUp(tb testing.TB, tree *vftest.Tree) {
+func portsUp(tb testing.TB, tree *sysfstree.Tree) {
 	tb.Helper()
 	for _, a := range tree.Adapters {
 		for _, p := range a.Ports {
@@ -56,7 +56,7 @@ func portsUp(tb testing.TB, tree *vftest.Tree) {
 	}
 }
 
-func setPortAttr(tb testing.TB, tree *vftest.Tree, netdev, attr, value string) {
+func setPortAttr(tb testing.TB, tree *sysfstree.Tree, netdev, attr, value string) {
 	tb.Helper()
 	if err := tree.SetNetdevAttr(netdev, attr, value); err != nil {
 		tb.Fatal(err)
@@ -132,11 +132,11 @@ func allHealthy(ids ...string) map[string]string {
 
 // wantDevice is the Device a scan should give for VF k of PF pf of adapter a of the
 // tree, healthy, with its IOMMU group read from the tree.
-func wantDevice(t *testing.T, tree *vftest.Tree, a, pf, k int) *deviceplugin.Device {
+func wantDevice(t *testing.T, tree *sysfstree.Tree, a, pf, k int) *deviceplugin.Device {
 	t.Helper()
 	b := tree.Adapters[a]
 	bv := b.VFs[pf][k]
-	g, err := tree.Root.LinkBase(vftest.DevicePath(bv.Addr) + "/iommu_group")
+	g, err := tree.Root.LinkBase(sysfstree.DevicePath(bv.Addr) + "/iommu_group")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +512,7 @@ func TestChelsioScannerEmptyPools(t *testing.T) {
 		}
 	})
 	t.Run("zero-config on a node without adapters", func(t *testing.T) {
-		tree, err := vftest.NewTree(t.TempDir(), vftest.Options{})
+		tree, err := sysfstree.NewTree(t.TempDir(), sysfstree.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -523,7 +523,7 @@ func TestChelsioScannerEmptyPools(t *testing.T) {
 		}
 	})
 	t.Run("zero-config, adapter without VFs", func(t *testing.T) {
-		tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{})
+		tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -547,13 +547,13 @@ func TestChelsioScannerNoSysfs(t *testing.T) {
 // firmware config gives it no VFs) simply adds no device. The scan is whole, not
 // partial: no error, so no warning and no scan error counted.
 func TestChelsioScannerPFWithoutSRIOV(t *testing.T) {
-	tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{Model: "T62100-CR", VFs: [4]int{2, 1, 0, 0}})
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{Model: "T62100-CR", VFs: [4]int{2, 1, 0, 0}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	portsUp(t, tree)
 	for _, f := range []string{"sriov_totalvfs", "sriov_numvfs", "sriov_offset", "sriov_stride", "sriov_drivers_autoprobe", "sriov_vf_device"} {
-		if err := os.Remove(tree.Root.Path(vftest.DevicePath(tree.Adapters[0].PFs[2]), f)); err != nil {
+		if err := os.Remove(tree.Root.Path(sysfstree.DevicePath(tree.Adapters[0].PFs[2]), f)); err != nil {
 			t.Fatal(err)
 		}
 	}

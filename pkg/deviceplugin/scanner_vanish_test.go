@@ -17,7 +17,7 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // vanishing is one sysfs entry of the scan fixture that disappears and comes back.
@@ -53,7 +53,7 @@ func unlinker(t *testing.T, path string) (vanish, restore func() error) {
 
 // vanishings are the entries of scanFixture that tests make vanish, each about
 // different VFs. The VFs they leave alone: 81:01.0, 81:01.5 (vfio-pci), 83:01.3.
-func vanishings(t *testing.T, tree *vftest.Tree) []vanishing {
+func vanishings(t *testing.T, tree *sysfstree.Tree) []vanishing {
 	t.Helper()
 	dir := func(addr string) string {
 		d, err := tree.FunctionDir(vf.MustParsePCIAddr(addr))
@@ -72,7 +72,7 @@ func vanishings(t *testing.T, tree *vftest.Tree) []vanishing {
 	vd, vr := renamer(dir("0000:81:01.4"))
 	add(vanishing{name: "VF directory", vfs: []string{"0000:81:01.4"}, want: "gone"}, vd, vr)
 	// The bus/pci/devices link itself.
-	vd, vr = unlinker(t, tree.Root.Path(vftest.DevicePath(vf.MustParsePCIAddr("0000:83:01.0"))))
+	vd, vr = unlinker(t, tree.Root.Path(sysfstree.DevicePath(vf.MustParsePCIAddr("0000:83:01.0"))))
 	add(vanishing{name: "bus-pci-devices link", vfs: []string{"0000:83:01.0"}, want: "gone"}, vd, vr)
 	// The driver link (an unbind).
 	vd, vr = unlinker(t, dir("0000:81:01.1")+"/driver")

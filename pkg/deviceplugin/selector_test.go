@@ -6,7 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // ref names a VF of selectorTree: adapter (0 the T540-CR, 1 the T62100-CR), PF, VF index.
@@ -17,16 +17,16 @@ type ref struct{ a, pf, vf int }
 //     VF 3/1 on vfio-pci.
 //   - 1: a 2-port T62100-CR at 0000:83:00, mgmtpf2,<pf>, 3 VFs on PF0 and 1 on each
 //     other PF (PF0/PF2 → port 0, PF1/PF3 → port 1); VF 0/2 on vfio-pci, VF 1/0 unbound.
-func selectorTree(t *testing.T) (*vftest.Tree, []*vf.VF) {
+func selectorTree(t *testing.T) (*sysfstree.Tree, []*vf.VF) {
 	t.Helper()
-	tree, err := vftest.Build(t.TempDir(), vftest.Options{},
-		vftest.Adapter{
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{},
+		sysfstree.Adapter{
 			Model: "T540-CR", Bus: 0x81, MgmtIndex: 1, VFs: [4]int{2, 2, 2, 2},
-			Drivers: map[vftest.VFRef]string{{PF: 3, VF: 1}: vf.DriverVFIO},
+			Drivers: map[sysfstree.VFRef]string{{PF: 3, VF: 1}: vf.DriverVFIO},
 		},
-		vftest.Adapter{
+		sysfstree.Adapter{
 			Model: "T62100-CR", Bus: 0x83, MgmtIndex: 2, VFs: [4]int{3, 1, 1, 1},
-			Drivers: map[vftest.VFRef]string{{PF: 0, VF: 2}: vf.DriverVFIO, {PF: 1, VF: 0}: ""},
+			Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 2}: vf.DriverVFIO, {PF: 1, VF: 0}: ""},
 		},
 	)
 	if err != nil {
@@ -145,9 +145,9 @@ func TestAssignOrderAndRepeats(t *testing.T) {
 }
 
 func TestNonChelsioNeverAssigned(t *testing.T) {
-	tree, err := vftest.Build(t.TempDir(), vftest.Options{},
-		vftest.Adapter{Vendor: 0x8086, VFs: [4]int{2}},
-		vftest.Adapter{VFs: [4]int{1}},
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{},
+		sysfstree.Adapter{Vendor: 0x8086, VFs: [4]int{2}},
+		sysfstree.Adapter{VFs: [4]int{1}},
 	)
 	if err != nil {
 		t.Fatal(err)

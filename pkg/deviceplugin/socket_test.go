@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 )
 
 // TestSocketModeIgnoresUmask runs the plugin under umask 0: its socket, served at

@@ -1,6 +1,6 @@
 // Package emulate runs an emulated Chelsio node on any Linux machine with network
 // namespaces: one or more workers, each a network namespace plus a fake sysfs tree
-// shaped exactly like a T4/T5/T6 adapter (package vftest), whose VF and port netdevs
+// shaped exactly like a T4/T5/T6 adapter (package sysfstree), whose VF and port netdevs
 // are real veth ends. VF k of worker 1 and VF k of worker 2 are the two ends of one
 // veth (the cable between two nodes); so are their ports.
 //

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // numVFsWatch follows writes to the sriov_numvfs files of one worker's PF0-PF3 and
@@ -55,7 +55,7 @@ func (ww *workerWatch) newNumVFsWatch() (*numVFsWatch, error) {
 			per[v.PF]++
 		}
 	}
-	spec := vftest.Adapter{Model: cfg.Model, VFs: per, MACBase: 0x810000 | uint32(ww.w.Index)<<8}
+	spec := sysfstree.Adapter{Model: cfg.Model, VFs: per, MACBase: 0x810000 | uint32(ww.w.Index)<<8}
 	b, err := shadowAdapter(cfg.StateDir(), spec)
 	if err != nil {
 		return nil, err
@@ -80,15 +80,15 @@ func (ww *workerWatch) newNumVFsWatch() (*numVFsWatch, error) {
 }
 
 // shadowAdapter builds the adapter described by spec in a scratch tree, which it then
-// removes, and returns the record of what was built: vftest.Tree.SetNumVFs works from
+// removes, and returns the record of what was built: sysfstree.Tree.SetNumVFs works from
 // that record, and the worker's tree was built from the same spec.
-func shadowAdapter(stateDir string, spec vftest.Adapter) (*vftest.BuiltAdapter, error) {
+func shadowAdapter(stateDir string, spec sysfstree.Adapter) (*sysfstree.BuiltAdapter, error) {
 	tmp, err := os.MkdirTemp(stateDir, "shadow-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	t, err := vftest.Build(tmp, vftest.Options{AbsoluteLinks: true}, spec)
+	t, err := sysfstree.Build(tmp, sysfstree.Options{AbsoluteLinks: true}, spec)
 	if err != nil {
 		return nil, fmt.Errorf("rebuild the adapter record: %w", err)
 	}
@@ -134,7 +134,7 @@ func (ww *workerWatch) numVFsWritten(pf int) error {
 	wt, b := ww.wt, ww.adapter
 	wt.mu.Lock()
 	defer wt.mu.Unlock()
-	rel := vftest.DevicePath(b.PFs[pf]) + "/sriov_numvfs"
+	rel := sysfstree.DevicePath(b.PFs[pf]) + "/sriov_numvfs"
 	s, err := ww.tree.Root.ReadString(rel)
 	if err != nil || s == "" {
 		return nil // truncated, not yet written: the write's own event follows
@@ -170,18 +170,18 @@ func (ww *workerWatch) numVFsWritten(pf int) error {
 // refusal returns why the kernel refuses cur → n VFs on PF pf, or "".
 func (ww *workerWatch) refusal(pf, cur, n int) string {
 	b, root := ww.adapter, ww.tree.Root
-	total, err := root.ReadInt(vftest.DevicePath(b.PFs[pf]) + "/sriov_totalvfs")
+	total, err := root.ReadInt(sysfstree.DevicePath(b.PFs[pf]) + "/sriov_totalvfs")
 	if err != nil {
 		total = b.Spec.TotalVFs
 	}
 	if n > total {
 		return fmt.Sprintf("ERANGE: %d > sriov_totalvfs %d", n, total)
 	}
-	if d, _ := root.LinkBase(vftest.DevicePath(b.PFs[pf]) + "/driver"); d != vf.DriverCxgb4 {
+	if d, _ := root.LinkBase(sysfstree.DevicePath(b.PFs[pf]) + "/driver"); d != vf.DriverCxgb4 {
 		return fmt.Sprintf("ENOENT: PF%d is not bound to cxgb4", pf)
 	}
-	d, _ := root.LinkBase(vftest.DevicePath(b.PF4) + "/driver")
-	ports, _ := root.ReadDir(vftest.DevicePath(b.PF4) + "/net")
+	d, _ := root.LinkBase(sysfstree.DevicePath(b.PF4) + "/driver")
+	ports, _ := root.ReadDir(sysfstree.DevicePath(b.PF4) + "/net")
 	if d != vf.DriverCxgb4 || len(ports) == 0 {
 		return fmt.Sprintf("EOPNOTSUPP: PF4 %s is not up (Device not initialized)", b.PF4)
 	}
@@ -224,8 +224,8 @@ func (ww *workerWatch) createVFs(pf, n int) error {
 	var made []*tracked
 	var errs []error
 	for k := range n {
-		addr := vftest.VFAddr(base, pf, k)
-		e := end{netns: ww.w.Netns, name: vftest.NetdevName(addr, port), mac: vftest.VFMAC(b.Spec.MACBase, pf, k, b.Spec.TotalVFs), alt: altName(wt.name, wi, addr.String()), mtu: mtu}
+		addr := sysfstree.VFAddr(base, pf, k)
+		e := end{netns: ww.w.Netns, name: sysfstree.NetdevName(addr, port), mac: sysfstree.VFMAC(b.Spec.MACBase, pf, k, b.Spec.TotalVFs), alt: altName(wt.name, wi, addr.String()), mtu: mtu}
 		t := &tracked{worker: wi, netns: e.netns, alt: e.alt, dev: addr, devPort: port, seen: sighting{netns: e.netns, name: e.name, mac: e.mac, mtu: mtu}}
 		if err := ww.cableNew(t, e, pf, k); err != nil {
 			errs = append(errs, fmt.Errorf("VF %d (%s): %w", k, addr, err))

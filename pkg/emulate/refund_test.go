@@ -11,7 +11,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 )
 
 func TestUnescapeMountinfo(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // scanInterval is how often the watcher looks for the VF netdevs that are away from
@@ -185,7 +185,7 @@ func newWatch(st *State, logf func(string, ...any)) *watch {
 				worker: w.Index, netns: w.Netns, alt: v.AltName, dev: v.Addr, devPort: v.Port,
 				seen: sighting{netns: w.Netns, name: v.Netdev, mac: v.MAC, mtu: mtu},
 			}
-			if names, err := w.Root().ReadDir(vftest.DevicePath(v.Addr) + "/net"); err == nil && len(names) > 0 {
+			if names, err := w.Root().ReadDir(sysfstree.DevicePath(v.Addr) + "/net"); err == nil && len(names) > 0 {
 				t.current = names[0]
 			}
 			wt.byAlt[v.AltName] = t
@@ -234,17 +234,17 @@ func (wt *watch) scanNow() {
 type workerWatch struct {
 	wt      *watch
 	w       *Worker
-	tree    *vftest.Tree
+	tree    *sysfstree.Tree
 	prefix  string
 	byIndex map[int]*tracked     // guarded by wt.mu
-	adapter *vftest.BuiltAdapter // the worker's adapter as the tree has it; guarded by wt.mu
+	adapter *sysfstree.BuiltAdapter // the worker's adapter as the tree has it; guarded by wt.mu
 }
 
 func (wt *watch) forWorker(w *Worker) *workerWatch {
 	return &workerWatch{
 		wt:      wt,
 		w:       w,
-		tree:    &vftest.Tree{Root: w.Root(), Opts: vftest.Options{AbsoluteLinks: true}},
+		tree:    &sysfstree.Tree{Root: w.Root(), Opts: sysfstree.Options{AbsoluteLinks: true}},
 		prefix:  fmt.Sprintf("%s-w%d.", wt.name, w.Index),
 		byIndex: map[int]*tracked{},
 	}
@@ -385,7 +385,7 @@ func (ww *workerWatch) applyLocked(u netlink.LinkUpdate) error {
 			wt.logf("worker %d: %s (%s) is in the namespace", wi, a.Name, t.dev)
 		}
 		t.current = ""
-		if err := ww.tree.AddNetdev(t.dev, vftest.Netdev{Name: a.Name, MAC: a.HardwareAddr.String(), MTU: a.MTU, DevPort: t.devPort, Type: 1}); err != nil {
+		if err := ww.tree.AddNetdev(t.dev, sysfstree.Netdev{Name: a.Name, MAC: a.HardwareAddr.String(), MTU: a.MTU, DevPort: t.devPort, Type: 1}); err != nil {
 			return err
 		}
 		t.current = a.Name

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // ErrAlreadyUp reports an emulated node of that name that is already up.
@@ -99,7 +99,7 @@ func buildWorker(cfg Config, prod vf.Product, w int) (*Worker, error) {
 			per[i/16]++
 		}
 	}
-	tree, err := vftest.Build(wk.Sysfs, vftest.Options{AbsoluteLinks: true}, vftest.Adapter{
+	tree, err := sysfstree.Build(wk.Sysfs, sysfstree.Options{AbsoluteLinks: true}, sysfstree.Adapter{
 		Model: prod.Model, VFs: per, MACBase: 0x810000 | uint32(w)<<8,
 	})
 	if err != nil {

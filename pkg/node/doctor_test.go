@@ -16,7 +16,7 @@ import (
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // dpSocket is the socket chelsio-sriov-dp serves chelsio.com/vf on.
@@ -26,8 +26,8 @@ const dpSocket = "chelsio-sriov-chelsio_com_vf.sock"
 // (the second on vfio-pci), ports and VF netdevs at MTU 9000, swap off, the modules
 // and sysctls set, the CNI plugin installed and chelsio-sriov-dp listening.
 type fixture struct {
-	tree *vftest.Tree
-	b    *vftest.BuiltAdapter
+	tree *sysfstree.Tree
+	b    *sysfstree.BuiltAdapter
 	cfg  Config
 	ln   *net.UnixListener
 }
@@ -35,9 +35,9 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	tree, err := vftest.Build(filepath.Join(dir, "sys"), vftest.Options{}, vftest.Adapter{
+	tree, err := sysfstree.Build(filepath.Join(dir, "sys"), sysfstree.Options{}, sysfstree.Adapter{
 		VFs:     [4]int{2, 2, 0, 0},
-		Drivers: map[vftest.VFRef]string{{PF: 1, VF: 1}: vf.DriverVFIO},
+		Drivers: map[sysfstree.VFRef]string{{PF: 1, VF: 1}: vf.DriverVFIO},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestDoctor(t *testing.T) {
 		{
 			name: "no Chelsio adapter",
 			breakIt: func(t *testing.T, fx *fixture) {
-				tr, err := vftest.NewTree(t.TempDir(), vftest.Options{})
+				tr, err := sysfstree.NewTree(t.TempDir(), sysfstree.Options{})
 				must(t, err)
 				fx.cfg.Sysfs = tr.Root
 			},

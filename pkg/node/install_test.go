@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 )
 
 // plugin is a stand-in CNI plugin that prints its version; with the argument

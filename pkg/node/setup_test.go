@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // writesOf returns the "would write" lines of a dry run, with the root cut off.
@@ -49,7 +49,7 @@ func TestSetupDryRun(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{VFs: [4]int{tc.have}})
+			tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{VFs: [4]int{tc.have}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +75,7 @@ func TestSetupDryRun(t *testing.T) {
 	}
 }
 
-func snapshot(t *testing.T, tree *vftest.Tree) map[string]string {
+func snapshot(t *testing.T, tree *sysfstree.Tree) map[string]string {
 	t.Helper()
 	n, err := vf.Discover(tree.Root, vf.Options{})
 	if err != nil {
@@ -97,16 +97,16 @@ func snapshot(t *testing.T, tree *vftest.Tree) map[string]string {
 func TestSetupErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		adapter vftest.Adapter
-		change  func(*vftest.Tree) error
+		adapter sysfstree.Adapter
+		change  func(*sysfstree.Tree) error
 		cfg     SetupConfig
 		want    string
 	}{
 		{name: "PF4", cfg: SetupConfig{PF: 4, VFs: 4}, want: "PF4 has no SR-IOV"},
 		{name: "PF5", cfg: SetupConfig{PF: 5, VFs: 4}, want: "PF5 has no SR-IOV"},
 		{name: "too many", cfg: SetupConfig{VFs: 20}, want: "more than its sriov_totalvfs 16 (ERANGE)"},
-		{name: "no PF4", adapter: vftest.Adapter{NoPF4: true}, cfg: SetupConfig{VFs: 4}, want: "PF4 0000:81:00.4 is not up: load cxgb4 and bring its ports up first"},
-		{name: "PF4 without ports", change: func(tr *vftest.Tree) error {
+		{name: "no PF4", adapter: sysfstree.Adapter{NoPF4: true}, cfg: SetupConfig{VFs: 4}, want: "PF4 0000:81:00.4 is not up: load cxgb4 and bring its ports up first"},
+		{name: "PF4 without ports", change: func(tr *sysfstree.Tree) error {
 			for _, p := range tr.Adapters[0].Ports {
 				if err := tr.RemoveNetdev(tr.Adapters[0].PF4, p.Name); err != nil {
 					return err
@@ -116,19 +116,19 @@ func TestSetupErrors(t *testing.T) {
 		}, cfg: SetupConfig{VFs: 4}, want: "PF4 0000:81:00.4 is not up: load cxgb4 and bring its ports up first"},
 		{
 			name:   "PF4 unbound",
-			change: func(tr *vftest.Tree) error { return tr.Bind(tr.Adapters[0].PF4, "") },
+			change: func(tr *sysfstree.Tree) error { return tr.Bind(tr.Adapters[0].PF4, "") },
 			cfg:    SetupConfig{VFs: 4}, want: "PF4 0000:81:00.4 is not up",
 		},
 		{
 			name:   "PF0 unbound",
-			change: func(tr *vftest.Tree) error { return tr.Bind(tr.Adapters[0].PFs[0], "") },
+			change: func(tr *sysfstree.Tree) error { return tr.Bind(tr.Adapters[0].PFs[0], "") },
 			cfg:    SetupConfig{VFs: 4}, want: "PF0 0000:81:00.0 is not bound to cxgb4",
 		},
 		{name: "unknown slot", cfg: SetupConfig{Adapter: "0000:05:00", VFs: 4}, want: "no Chelsio adapter in slot 0000:05:00"},
 		{name: "bad driver", cfg: SetupConfig{VFs: 4, Driver: "igb"}, want: `invalid driver "igb"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tree, err := vftest.Build(t.TempDir(), vftest.Options{}, tc.adapter)
+			tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, tc.adapter)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,7 +189,7 @@ func TestSetupPFWithoutSRIOV(t *testing.T) {
 		{name: "no VFs asked of an unbound PF", vfs: 0, unbind: true, say: "PF1 0000:81:00.1: already 0 VFs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{})
+			tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{})
 			if err != nil {
 				t.Fatal(err)
 			}

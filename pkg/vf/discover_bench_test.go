@@ -4,16 +4,16 @@ import (
 	"testing"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // BenchmarkDiscover reads a node with four T62100-CR cards, 16 VFs on each of
 // PF0-PF3: 256 VFs, 276 Chelsio functions.
 func BenchmarkDiscover(b *testing.B) {
-	a := vftest.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
-	tree, err := vftest.Build(b.TempDir(), vftest.Options{}, a, a, a, a)
+	a := sysfstree.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
+	tree, err := sysfstree.Build(b.TempDir(), sysfstree.Options{}, a, a, a, a)
 	if err != nil {
-		b.Fatalf("vftest.Build() error: %v", err)
+		b.Fatalf("sysfstree.Build() error: %v", err)
 	}
 	node, err := vf.Discover(tree.Root, vf.Options{})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // vfView is the part of a VF that the discovery tests compare; the IOMMU group is
@@ -123,11 +123,11 @@ func ports(bus uint8, macMid byte, n int) []vf.Port {
 	return out
 }
 
-func build(t testing.TB, opts vftest.Options, adapters ...vftest.Adapter) *vftest.Tree {
+func build(t testing.TB, opts sysfstree.Options, adapters ...sysfstree.Adapter) *sysfstree.Tree {
 	t.Helper()
-	tree, err := vftest.Build(t.TempDir(), opts, adapters...)
+	tree, err := sysfstree.Build(t.TempDir(), opts, adapters...)
 	if err != nil {
-		t.Fatalf("vftest.Build() error: %v", err)
+		t.Fatalf("sysfstree.Build() error: %v", err)
 	}
 	return tree
 }
@@ -166,8 +166,8 @@ func TestDiscover(t *testing.T) {
 	vfio, unbound := vf.DriverVFIO, ""
 	tests := []struct {
 		name         string
-		treeOpts     vftest.Options
-		adapters     []vftest.Adapter
+		treeOpts     sysfstree.Options
+		adapters     []sysfstree.Adapter
 		opts         vf.Options
 		want         []vfView
 		wantAdapters []adapterView // nil: not compared
@@ -175,9 +175,9 @@ func TestDiscover(t *testing.T) {
 		{
 			// docs/hardware.md section 7.
 			name: "T62100-CR section 7",
-			adapters: []vftest.Adapter{{
+			adapters: []sysfstree.Adapter{{
 				Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0},
-				Drivers: map[vftest.VFRef]string{{PF: 0, VF: 1}: vfio, {PF: 0, VF: 2}: unbound},
+				Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vfio, {PF: 0, VF: 2}: unbound},
 			}},
 			want: []vfView{
 				{Addr: "0000:81:01.0", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1", MAC: "02:07:43:81:00:00", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
@@ -198,10 +198,10 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "T62100-CR section 7 with absolute links",
-			treeOpts: vftest.Options{AbsoluteLinks: true},
-			adapters: []vftest.Adapter{{
+			treeOpts: sysfstree.Options{AbsoluteLinks: true},
+			adapters: []sysfstree.Adapter{{
 				Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0},
-				Drivers: map[vftest.VFRef]string{{PF: 0, VF: 1}: vfio, {PF: 0, VF: 2}: unbound},
+				Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vfio, {PF: 0, VF: 2}: unbound},
 			}},
 			want: []vfView{
 				{Addr: "0000:81:01.0", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1", MAC: "02:07:43:81:00:00", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
@@ -214,7 +214,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "T520-CR",
-			adapters: []vftest.Adapter{{Model: "T520-CR", VFs: [4]int{1, 1, 0, 0}}},
+			adapters: []sysfstree.Adapter{{Model: "T520-CR", VFs: [4]int{1, 1, 0, 0}}},
 			want: []vfView{
 				{Addr: "0000:81:01.0", DeviceID: t520, Chip: vf.T5, Model: "T520-cr", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1", MAC: "02:07:43:81:00:00", MgmtNetdev: "mgmtpf1,0"},
 				{Addr: "0000:81:01.1", DeviceID: t520, Chip: vf.T5, Model: "T520-cr", PF: "0000:81:00.1", PFNumber: 1, VFIndex: 0, Port: 1, Driver: "cxgb4vf", Netdev: "enp129s1f1d1", MAC: "02:07:43:81:00:10", MgmtNetdev: "mgmtpf1,1"},
@@ -227,7 +227,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "T580-LP-CR",
-			adapters: []vftest.Adapter{{Model: "T580-LP-CR", VFs: [4]int{2, 0, 0, 0}}},
+			adapters: []sysfstree.Adapter{{Model: "T580-LP-CR", VFs: [4]int{2, 0, 0, 0}}},
 			want: []vfView{
 				{Addr: "0000:81:01.0", DeviceID: t580lp, Chip: vf.T5, Model: "T580-LP-cr", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1", MAC: "02:07:43:81:00:00", MgmtNetdev: "mgmtpf1,0"},
 				{Addr: "0000:81:01.4", DeviceID: t580lp, Chip: vf.T5, Model: "T580-LP-cr", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 1, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1f4", MAC: "02:07:43:81:00:01", MgmtNetdev: "mgmtpf1,0"},
@@ -240,7 +240,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "T6225-CR",
-			adapters: []vftest.Adapter{{Model: "T6225-CR", NUMANode: 0, VFs: [4]int{1, 1, 0, 0}}},
+			adapters: []sysfstree.Adapter{{Model: "T6225-CR", NUMANode: 0, VFs: [4]int{1, 1, 0, 0}}},
 			want: []vfView{
 				{Addr: "0000:81:01.0", DeviceID: t6225, Chip: vf.T6, Model: "T6225-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1", MAC: "02:07:43:81:00:00", MgmtNetdev: "mgmtpf1,0"},
 				{Addr: "0000:81:01.1", DeviceID: t6225, Chip: vf.T6, Model: "T6225-CR", PF: "0000:81:00.1", PFNumber: 1, VFIndex: 0, Port: 1, Driver: "cxgb4vf", Netdev: "enp129s1f1d1", MAC: "02:07:43:81:00:10", MgmtNetdev: "mgmtpf1,1"},
@@ -248,9 +248,9 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name: "4-port T540-CR, VFs on PF2 and PF3",
-			adapters: []vftest.Adapter{{
+			adapters: []sysfstree.Adapter{{
 				Model: "T540-CR", VFs: [4]int{0, 0, 2, 2},
-				Drivers: map[vftest.VFRef]string{{PF: 2, VF: 1}: vfio, {PF: 3, VF: 1}: unbound},
+				Drivers: map[sysfstree.VFRef]string{{PF: 2, VF: 1}: vfio, {PF: 3, VF: 1}: unbound},
 			}},
 			want: []vfView{
 				{Addr: "0000:81:01.2", DeviceID: t540, Chip: vf.T5, Model: "T540-cr", PF: "0000:81:00.2", PFNumber: 2, VFIndex: 0, Port: 2, Driver: "cxgb4vf", Netdev: "enp129s1f2d2", MAC: "02:07:43:81:00:20", MgmtNetdev: "mgmtpf1,2"},
@@ -266,9 +266,9 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name: "2-port T6225-CR, VFs on PF2 and PF3",
-			adapters: []vftest.Adapter{{
+			adapters: []sysfstree.Adapter{{
 				Model: "T6225-CR", VFs: [4]int{0, 0, 2, 2},
-				Drivers: map[vftest.VFRef]string{{PF: 2, VF: 1}: vfio, {PF: 3, VF: 1}: unbound},
+				Drivers: map[sysfstree.VFRef]string{{PF: 2, VF: 1}: vfio, {PF: 3, VF: 1}: unbound},
 			}},
 			want: []vfView{
 				{Addr: "0000:81:01.2", DeviceID: t6225, Chip: vf.T6, Model: "T6225-CR", PF: "0000:81:00.2", PFNumber: 2, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1f2", MAC: "02:07:43:81:00:20", MgmtNetdev: "mgmtpf1,2"},
@@ -279,7 +279,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name: "two adapters",
-			adapters: []vftest.Adapter{
+			adapters: []sysfstree.Adapter{
 				// Added out of bus order: Node.Adapters is by slot all the same.
 				{Model: "T6225-CR", Bus: 0x83, MgmtIndex: 2, NUMANode: 1, VFs: [4]int{1, 0, 0, 0}},
 				{Model: "T62100-CR", Bus: 0x81, MgmtIndex: 1, NUMANode: 0, VFs: [4]int{1, 1, 0, 0}},
@@ -304,7 +304,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "VFs on vfio-pci",
-			adapters: []vftest.Adapter{{VFs: [4]int{0, 2, 0, 0}, Drivers: map[vftest.VFRef]string{{PF: 1, VF: 0}: vfio, {PF: 1, VF: 1}: vfio}}},
+			adapters: []sysfstree.Adapter{{VFs: [4]int{0, 2, 0, 0}, Drivers: map[sysfstree.VFRef]string{{PF: 1, VF: 0}: vfio, {PF: 1, VF: 1}: vfio}}},
 			want: []vfView{
 				{Addr: "0000:81:01.1", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.1", PFNumber: 1, VFIndex: 0, Port: 1, PortDerived: true, Driver: "vfio-pci", MgmtNetdev: "mgmtpf1,1"},
 				{Addr: "0000:81:01.5", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.1", PFNumber: 1, VFIndex: 1, Port: 1, PortDerived: true, Driver: "vfio-pci", MgmtNetdev: "mgmtpf1,1"},
@@ -312,20 +312,20 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "VF with no driver",
-			adapters: []vftest.Adapter{{VFs: [4]int{0, 0, 0, 1}, Drivers: map[vftest.VFRef]string{{PF: 3, VF: 0}: unbound}}},
+			adapters: []sysfstree.Adapter{{VFs: [4]int{0, 0, 0, 1}, Drivers: map[sysfstree.VFRef]string{{PF: 3, VF: 0}: unbound}}},
 			want: []vfView{
 				{Addr: "0000:81:01.3", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.3", PFNumber: 3, VFIndex: 0, Port: 1, PortDerived: true, Driver: "", MgmtNetdev: "mgmtpf1,3"},
 			},
 		},
 		{
 			name:         "non-Chelsio card only",
-			adapters:     []vftest.Adapter{{Vendor: 0x8086, DeviceID: 0x680d, VFs: [4]int{2, 2, 0, 0}}},
+			adapters:     []sysfstree.Adapter{{Vendor: 0x8086, DeviceID: 0x680d, VFs: [4]int{2, 2, 0, 0}}},
 			want:         []vfView{},
 			wantAdapters: []adapterView{},
 		},
 		{
 			name: "non-Chelsio card beside a Chelsio card",
-			adapters: []vftest.Adapter{
+			adapters: []sysfstree.Adapter{
 				{Vendor: 0x8086, DeviceID: 0x680d, MgmtIndex: 9, VFs: [4]int{2, 2, 0, 0}},
 				{Model: "T62100-CR", MgmtIndex: 1, VFs: [4]int{1, 0, 0, 0}},
 			},
@@ -340,7 +340,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "unknown Chelsio board",
-			adapters: []vftest.Adapter{{DeviceID: 0x68ff, VFs: [4]int{1, 0, 0, 0}}},
+			adapters: []sysfstree.Adapter{{DeviceID: 0x68ff, VFs: [4]int{1, 0, 0, 0}}},
 			want: []vfView{
 				{Addr: "0000:81:01.0", DeviceID: 0x68ff, Chip: vf.T6, Model: "", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1", MAC: "02:07:43:81:00:00", MgmtNetdev: "mgmtpf1,0"},
 			},
@@ -352,12 +352,12 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "T7 VFs ignored by default",
-			adapters: []vftest.Adapter{{Model: "T7250", VFs: [4]int{1, 0, 0, 0}}},
+			adapters: []sysfstree.Adapter{{Model: "T7250", VFs: [4]int{1, 0, 0, 0}}},
 			want:     []vfView{},
 		},
 		{
 			name:     "T7 VFs with AllowT7",
-			adapters: []vftest.Adapter{{Model: "T7250", VFs: [4]int{1, 0, 0, 0}}},
+			adapters: []sysfstree.Adapter{{Model: "T7250", VFs: [4]int{1, 0, 0, 0}}},
 			opts:     vf.Options{AllowT7: true},
 			want: []vfView{
 				{Addr: "0000:81:01.0", DeviceID: 0x7801, Chip: vf.T7, Model: "T7250", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1", MAC: "02:07:43:81:00:00", MgmtNetdev: "mgmtpf1,0"},
@@ -365,14 +365,14 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "T6 beside T7: only the T6 VFs",
-			adapters: []vftest.Adapter{{Model: "T7250", VFs: [4]int{1, 0, 0, 0}}, {Model: "T62100-CR", VFs: [4]int{1, 0, 0, 0}}},
+			adapters: []sysfstree.Adapter{{Model: "T7250", VFs: [4]int{1, 0, 0, 0}}, {Model: "T62100-CR", VFs: [4]int{1, 0, 0, 0}}},
 			want: []vfView{
 				{Addr: "0000:83:01.0", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:83:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp131s1", MAC: "02:07:43:83:01:00", MgmtNetdev: "mgmtpf2,0"},
 			},
 		},
 		{
 			name:     "no PF4: ports from the model",
-			adapters: []vftest.Adapter{{Model: "T6425-CR", NoPF4: true, VFs: [4]int{0, 0, 0, 1}, Drivers: map[vftest.VFRef]string{{PF: 3, VF: 0}: vfio}}},
+			adapters: []sysfstree.Adapter{{Model: "T6425-CR", NoPF4: true, VFs: [4]int{0, 0, 0, 1}, Drivers: map[sysfstree.VFRef]string{{PF: 3, VF: 0}: vfio}}},
 			want: []vfView{
 				{Addr: "0000:81:01.3", DeviceID: 0x6803, Chip: vf.T6, Model: "T6425-CR", PF: "0000:81:00.3", PFNumber: 3, VFIndex: 0, Port: 3, PortDerived: true, Driver: "vfio-pci", MgmtNetdev: "mgmtpf1,3"},
 			},
@@ -383,7 +383,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:         "no VFs",
-			adapters:     []vftest.Adapter{{}},
+			adapters:     []sysfstree.Adapter{{}},
 			want:         []vfView{},
 			wantAdapters: []adapterView{{Slot: "0000:81:00", Model: "T62100-CR", Chip: vf.T6, Known: true, NumPorts: 2, PF4: "0000:81:00.4", PF4Ports: ports(0x81, 0, 2), PFs: wantPFs("0000:81:00", 0x600d, 0, 1, [4][]string{})}},
 		},
@@ -429,7 +429,7 @@ func TestDiscover(t *testing.T) {
 // TestDiscoverT7Adapter records what a T7 card without AllowT7 looks like: the
 // adapter and its PFs are listed (their IDs are Chelsio's), its VFs are not.
 func TestDiscoverT7Adapter(t *testing.T) {
-	tree := build(t, vftest.Options{}, vftest.Adapter{Model: "T7250", VFs: [4]int{1, 0, 0, 0}})
+	tree := build(t, sysfstree.Options{}, sysfstree.Adapter{Model: "T7250", VFs: [4]int{1, 0, 0, 0}})
 	node, err := vf.Discover(tree.Root, vf.Options{})
 	if err != nil {
 		t.Fatalf("Discover() error: %v", err)
@@ -458,9 +458,9 @@ func TestDiscoverPFWithoutSRIOV(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tree := build(t, vftest.Options{}, vftest.Adapter{Model: "T62100-CR", VFs: [4]int{2, 1, 0, 0}})
+			tree := build(t, sysfstree.Options{}, sysfstree.Adapter{Model: "T62100-CR", VFs: [4]int{2, 1, 0, 0}})
 			for _, f := range tt.remove {
-				remove(t, tree, vftest.DevicePath(tree.Adapters[0].PFs[2])+"/"+f)
+				remove(t, tree, sysfstree.DevicePath(tree.Adapters[0].PFs[2])+"/"+f)
 			}
 			node, err := vf.Discover(tree.Root, vf.Options{})
 			if err != nil {
@@ -500,16 +500,16 @@ func deviceErrors(err error) []*vf.DeviceError {
 
 func TestDiscoverBrokenFiles(t *testing.T) {
 	// docs/hardware.md section 7, and a second card.
-	adapters := []vftest.Adapter{
+	adapters := []sysfstree.Adapter{
 		{
 			Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0},
-			Drivers: map[vftest.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
+			Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
 		},
 		{Model: "T520-CR", VFs: [4]int{1, 0, 0, 1}},
 	}
 	all := []string{"0000:81:01.0", "0000:81:01.1", "0000:81:01.4", "0000:81:01.5", "0000:81:02.0", "0000:81:02.4", "0000:83:01.0", "0000:83:01.3"}
 	dev := func(addr string, elem ...string) string {
-		return vftest.DevicePath(vf.MustParsePCIAddr(addr)) + "/" + strings.Join(elem, "/")
+		return sysfstree.DevicePath(vf.MustParsePCIAddr(addr)) + "/" + strings.Join(elem, "/")
 	}
 	type wantErr struct {
 		addr string // DeviceError.Addr
@@ -517,20 +517,20 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		breakIt  func(t *testing.T, tree *vftest.Tree)
+		breakIt  func(t *testing.T, tree *sysfstree.Tree)
 		dropped  []string // VFs left out
 		wantErrs []wantErr
 		check    func(t *testing.T, n *vf.Node)
 	}{
 		{
 			name:     "VF physfn missing",
-			breakIt:  func(t *testing.T, tree *vftest.Tree) { remove(t, tree, dev("0000:81:01.0", "physfn")) },
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:81:01.0", "physfn")) },
 			dropped:  []string{"0000:81:01.0"},
 			wantErrs: []wantErr{{"0000:81:01.0", dev("0000:81:01.0", "physfn")}},
 		},
 		{
 			name: "VF physfn not a PCI address",
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				relink(t, tree, dev("0000:81:01.5", "physfn"), "../not-a-device")
 			},
 			dropped:  []string{"0000:81:01.5"},
@@ -538,7 +538,7 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 		},
 		{
 			name: "VF physfn to PF4",
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				relink(t, tree, dev("0000:81:01.5", "physfn"), "../0000:81:00.4")
 			},
 			dropped:  []string{"0000:81:01.5"},
@@ -546,44 +546,44 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 		},
 		{
 			name:     "VF device empty",
-			breakIt:  func(t *testing.T, tree *vftest.Tree) { write(t, tree, dev("0000:81:01.4", "device"), "") },
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:81:01.4", "device"), "") },
 			dropped:  []string{"0000:81:01.4"},
 			wantErrs: []wantErr{{"0000:81:01.4", dev("0000:81:01.4", "device")}},
 		},
 		{
 			name:    "VF device of another board",
-			breakIt: func(t *testing.T, tree *vftest.Tree) { write(t, tree, dev("0000:81:02.4", "device"), "0x6801\n") },
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:81:02.4", "device"), "0x6801\n") },
 			dropped: []string{"0000:81:02.4"},
 			// The mismatch is between two files; the message names the VF.
 			wantErrs: []wantErr{{"0000:81:02.4", ""}},
 		},
 		{
 			name:     "VF vendor garbage",
-			breakIt:  func(t *testing.T, tree *vftest.Tree) { write(t, tree, dev("0000:83:01.3", "vendor"), "0xzz\n") },
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:83:01.3", "vendor"), "0xzz\n") },
 			dropped:  []string{"0000:83:01.3"},
 			wantErrs: []wantErr{{"0000:83:01.3", dev("0000:83:01.3", "vendor")}},
 		},
 		{
 			// A function without a vendor file is nobody's to judge: skipped silently.
 			name:    "VF vendor missing",
-			breakIt: func(t *testing.T, tree *vftest.Tree) { remove(t, tree, dev("0000:83:01.3", "vendor")) },
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:83:01.3", "vendor")) },
 			dropped: []string{"0000:83:01.3"},
 		},
 		{
 			name:     "VF numa_node garbage",
-			breakIt:  func(t *testing.T, tree *vftest.Tree) { write(t, tree, dev("0000:81:01.5", "numa_node"), "garbage\n") },
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:81:01.5", "numa_node"), "garbage\n") },
 			dropped:  []string{"0000:81:01.5"},
 			wantErrs: []wantErr{{"0000:81:01.5", dev("0000:81:01.5", "numa_node")}},
 		},
 		{
 			name:     "VF numa_node below -1",
-			breakIt:  func(t *testing.T, tree *vftest.Tree) { write(t, tree, dev("0000:81:01.5", "numa_node"), "-2\n") },
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:81:01.5", "numa_node"), "-2\n") },
 			dropped:  []string{"0000:81:01.5"},
 			wantErrs: []wantErr{{"0000:81:01.5", dev("0000:81:01.5", "numa_node")}},
 		},
 		{
 			name:    "VF numa_node absent",
-			breakIt: func(t *testing.T, tree *vftest.Tree) { remove(t, tree, dev("0000:81:01.0", "numa_node")) },
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:81:01.0", "numa_node")) },
 			check: func(t *testing.T, n *vf.Node) {
 				v, ok := n.VF(vf.MustParsePCIAddr("0000:81:01.0"))
 				if !ok || v.NUMANode != -1 {
@@ -593,7 +593,7 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 		},
 		{
 			name: "VF iommu_group not a number",
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				relink(t, tree, dev("0000:81:01.4", "iommu_group"), "../../../../kernel/iommu_groups/x")
 			},
 			dropped:  []string{"0000:81:01.4"},
@@ -601,14 +601,14 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 		},
 		{
 			name:    "VF iommu_group absent",
-			breakIt: func(t *testing.T, tree *vftest.Tree) { remove(t, tree, dev("0000:81:01.4", "iommu_group")) },
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:81:01.4", "iommu_group")) },
 			check: func(t *testing.T, n *vf.Node) {
 				checkIOMMU(t, n.VFs(), map[string]bool{"0000:81:01.4": true})
 			},
 		},
 		{
 			name: "VF netdev dev_port garbage",
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				write(t, tree, "class/net/enp129s1f1d1/dev_port", "garbage\n")
 			},
 			dropped:  []string{"0000:81:01.1"},
@@ -616,7 +616,7 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 		},
 		{
 			name:    "VF netdev dev_port absent: port derived",
-			breakIt: func(t *testing.T, tree *vftest.Tree) { remove(t, tree, "class/net/enp129s1f1d1/dev_port") },
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, "class/net/enp129s1f1d1/dev_port") },
 			check: func(t *testing.T, n *vf.Node) {
 				v, ok := n.VF(vf.MustParsePCIAddr("0000:81:01.1"))
 				if !ok || v.Port != 1 || !v.PortDerived || v.Netdev != "enp129s1f1d1" {
@@ -626,32 +626,32 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 		},
 		{
 			name:     "PF sriov_numvfs missing",
-			breakIt:  func(t *testing.T, tree *vftest.Tree) { remove(t, tree, dev("0000:81:00.1", "sriov_numvfs")) },
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:81:00.1", "sriov_numvfs")) },
 			dropped:  []string{"0000:81:01.1", "0000:81:01.5"}, // the VFs of that PF
 			wantErrs: []wantErr{{"0000:81:00.1", dev("0000:81:00.1", "sriov_numvfs")}, {"0000:81:01.1", dev("0000:81:01.1", "physfn")}, {"0000:81:01.5", dev("0000:81:01.5", "physfn")}},
 		},
 		{
 			// Only a PF without SR-IOV lacks the file, and such a PF has no VFs.
 			name:     "PF sriov_totalvfs missing while it has VFs",
-			breakIt:  func(t *testing.T, tree *vftest.Tree) { remove(t, tree, dev("0000:81:00.1", "sriov_totalvfs")) },
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:81:00.1", "sriov_totalvfs")) },
 			dropped:  []string{"0000:81:01.1", "0000:81:01.5"}, // the VFs of that PF
 			wantErrs: []wantErr{{"0000:81:00.1", dev("0000:81:00.1", "sriov_totalvfs")}, {"0000:81:01.1", dev("0000:81:01.1", "physfn")}, {"0000:81:01.5", dev("0000:81:01.5", "physfn")}},
 		},
 		{
 			name:     "PF sriov_totalvfs garbage",
-			breakIt:  func(t *testing.T, tree *vftest.Tree) { write(t, tree, dev("0000:83:00.3", "sriov_totalvfs"), "x\n") },
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:83:00.3", "sriov_totalvfs"), "x\n") },
 			dropped:  []string{"0000:83:01.3"},
 			wantErrs: []wantErr{{"0000:83:00.3", dev("0000:83:00.3", "sriov_totalvfs")}, {"0000:83:01.3", dev("0000:83:01.3", "physfn")}},
 		},
 		{
 			name:     "PF virtfn link to one VF missing",
-			breakIt:  func(t *testing.T, tree *vftest.Tree) { remove(t, tree, dev("0000:81:00.0", "virtfn2")) },
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:81:00.0", "virtfn2")) },
 			dropped:  []string{"0000:81:02.0"},
 			wantErrs: []wantErr{{"0000:81:02.0", dev("0000:81:00.0", "virtfn")}},
 		},
 		{
 			name: "PF4 dev_port garbage: ports from the model",
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				write(t, tree, "class/net/enp129s0f4d1/dev_port", "garbage\n")
 			},
 			wantErrs: []wantErr{{"0000:81:00.4", dev("0000:81:00.4", "net", "enp129s0f4d1", "dev_port")}},
@@ -663,14 +663,14 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 		},
 		{
 			name:     "bus/pci/devices entry not a PCI address",
-			breakIt:  func(t *testing.T, tree *vftest.Tree) { write(t, tree, "bus/pci/devices/bogus/vendor", "0x1425\n") },
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, "bus/pci/devices/bogus/vendor", "0x1425\n") },
 			wantErrs: []wantErr{{"bogus", ""}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tree := build(t, vftest.Options{}, adapters...)
+			tree := build(t, sysfstree.Options{}, adapters...)
 			tt.breakIt(t, tree)
 			node, err := vf.Discover(tree.Root, vf.Options{})
 			if node == nil {
@@ -735,14 +735,14 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 	}
 }
 
-func remove(t *testing.T, tree *vftest.Tree, rel string) {
+func remove(t *testing.T, tree *sysfstree.Tree, rel string) {
 	t.Helper()
 	if err := os.Remove(tree.Root.Path(rel)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func write(t *testing.T, tree *vftest.Tree, rel, content string) {
+func write(t *testing.T, tree *sysfstree.Tree, rel, content string) {
 	t.Helper()
 	if err := os.MkdirAll(tree.Root.Path(rel, ".."), 0o755); err != nil {
 		t.Fatal(err)
@@ -752,7 +752,7 @@ func write(t *testing.T, tree *vftest.Tree, rel, content string) {
 	}
 }
 
-func relink(t *testing.T, tree *vftest.Tree, rel, target string) {
+func relink(t *testing.T, tree *sysfstree.Tree, rel, target string) {
 	t.Helper()
 	remove(t, tree, rel)
 	if err := os.Symlink(target, tree.Root.Path(rel)); err != nil {
@@ -777,7 +777,7 @@ func TestDiscoverNoDevicesDir(t *testing.T) {
 		{"empty root", func(t *testing.T) sysfs.Root { return sysfs.Root(t.TempDir()) }},
 		{"missing root", func(t *testing.T) sysfs.Root { return sysfs.Root(t.TempDir() + "/nowhere") }},
 		{"bus/pci/devices removed", func(t *testing.T) sysfs.Root {
-			tree := build(t, vftest.Options{}, vftest.Adapter{VFs: [4]int{1, 0, 0, 0}})
+			tree := build(t, sysfstree.Options{}, sysfstree.Adapter{VFs: [4]int{1, 0, 0, 0}})
 			if err := os.RemoveAll(tree.Root.Path("bus/pci/devices")); err != nil {
 				t.Fatal(err)
 			}
@@ -799,9 +799,9 @@ func TestDiscoverNoDevicesDir(t *testing.T) {
 }
 
 func TestNodeVFAndVFs(t *testing.T) {
-	tree := build(t, vftest.Options{},
-		vftest.Adapter{Model: "T6225-CR", Bus: 0x83, MgmtIndex: 2, VFs: [4]int{2, 1, 0, 0}},
-		vftest.Adapter{Model: "T62100-CR", Bus: 0x81, MgmtIndex: 1, VFs: [4]int{3, 0, 0, 2}},
+	tree := build(t, sysfstree.Options{},
+		sysfstree.Adapter{Model: "T6225-CR", Bus: 0x83, MgmtIndex: 2, VFs: [4]int{2, 1, 0, 0}},
+		sysfstree.Adapter{Model: "T62100-CR", Bus: 0x81, MgmtIndex: 1, VFs: [4]int{3, 0, 0, 2}},
 	)
 	node, err := vf.Discover(tree.Root, vf.Options{})
 	if err != nil {
@@ -959,8 +959,8 @@ func TestVFMarshalJSON(t *testing.T) {
 	}
 
 	// From a discovered tree: a vfio-pci VF whose iommu_group link is gone, in a list.
-	tree := build(t, vftest.Options{}, vftest.Adapter{VFs: [4]int{2, 0, 0, 0}, Drivers: map[vftest.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO}})
-	remove(t, tree, vftest.DevicePath(vf.MustParsePCIAddr("0000:81:01.4"))+"/iommu_group")
+	tree := build(t, sysfstree.Options{}, sysfstree.Adapter{VFs: [4]int{2, 0, 0, 0}, Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO}})
+	remove(t, tree, sysfstree.DevicePath(vf.MustParsePCIAddr("0000:81:01.4"))+"/iommu_group")
 	node, err := vf.Discover(tree.Root, vf.Options{})
 	if err != nil {
 		t.Fatalf("Discover() error: %v", err)

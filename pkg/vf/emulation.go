@@ -14,7 +14,7 @@ import (
 // sysfs root is emulated. Nothing else in the binaries knows about emulation.
 
 // EmulatedMarker is the directory at the root of an emulated sysfs tree (package
-// vftest, the emulated node) that marks it as emulated: VF settings then go to
+// sysfstree, the emulated node) that marks it as emulated: VF settings then go to
 // EmulatedMgmt, and VF netdevs carry their PCI address in an alternative name
 // (EmulatedAltNameAddr). The kernel's sysfs never has it.
 const EmulatedMarker = "chelsio-emulated"

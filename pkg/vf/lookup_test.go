@@ -10,23 +10,23 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // lookupAdapters cover 2- and 4-port boards, VFs on cxgb4vf, vfio-pci and none, a
 // board without PF4, an unknown board, a non-Chelsio card and a T7.
-var lookupAdapters = []vftest.Adapter{
+var lookupAdapters = []sysfstree.Adapter{
 	{
 		Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0}, // bus 81
-		Drivers: map[vftest.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
+		Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
 	},
-	{Model: "T540-CR", VFs: [4]int{1, 1, 1, 1}, Drivers: map[vftest.VFRef]string{{PF: 3, VF: 0}: vf.DriverVFIO}},   // bus 83
-	{Model: "T520-CR", VFs: [4]int{0, 0, 1, 2}, NoPF4: true, Drivers: map[vftest.VFRef]string{{PF: 3, VF: 1}: ""}}, // bus 85
-	{DeviceID: 0x6077, VFs: [4]int{0, 1, 0, 0}, Drivers: map[vftest.VFRef]string{{PF: 1, VF: 0}: vf.DriverVFIO}},   // bus 87, unknown T6 board
+	{Model: "T540-CR", VFs: [4]int{1, 1, 1, 1}, Drivers: map[sysfstree.VFRef]string{{PF: 3, VF: 0}: vf.DriverVFIO}},   // bus 83
+	{Model: "T520-CR", VFs: [4]int{0, 0, 1, 2}, NoPF4: true, Drivers: map[sysfstree.VFRef]string{{PF: 3, VF: 1}: ""}}, // bus 85
+	{DeviceID: 0x6077, VFs: [4]int{0, 1, 0, 0}, Drivers: map[sysfstree.VFRef]string{{PF: 1, VF: 0}: vf.DriverVFIO}},   // bus 87, unknown T6 board
 	{Vendor: 0x8086, VFs: [4]int{1, 0, 0, 0}}, // bus 89
 	{Model: "T7250", VFs: [4]int{1, 0, 0, 0}}, // bus 8b
 	// bus 8d: a 4-port model with 2 port netdevs; VF0 of PF2 derives port 2 mod 2.
-	{Model: "T540-CR", Ports: 2, VFs: [4]int{0, 0, 1, 0}, Drivers: map[vftest.VFRef]string{{PF: 2, VF: 0}: vf.DriverVFIO}},
+	{Model: "T540-CR", Ports: 2, VFs: [4]int{0, 0, 1, 0}, Drivers: map[sysfstree.VFRef]string{{PF: 2, VF: 0}: vf.DriverVFIO}},
 }
 
 func TestLookupVFMatchesDiscover(t *testing.T) {
@@ -58,13 +58,13 @@ func TestLookupVFMatchesDiscover(t *testing.T) {
 func TestLookupVFBrokenNeighbours(t *testing.T) {
 	tests := []struct {
 		name    string
-		breakIt func(t *testing.T, tree *vftest.Tree)
+		breakIt func(t *testing.T, tree *sysfstree.Tree)
 		vfs     []string
 		check   func(t *testing.T, v *vf.VF) // of each VF LookupVF returns
 	}{
 		{
 			name: "PF4 dev_port garbage: ports from the model",
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				setNetAttr(t, tree, "enp141s0f4d1", "dev_port", "garbage")
 			},
 			vfs: []string{"0000:8d:01.2"},
@@ -76,7 +76,7 @@ func TestLookupVFBrokenNeighbours(t *testing.T) {
 		},
 		{
 			name: "another PF broken",
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				if err := os.Remove(tree.Root.Path("bus/pci/devices/0000:83:00.1/sriov_numvfs")); err != nil {
 					t.Fatal(err)
 				}
@@ -85,7 +85,7 @@ func TestLookupVFBrokenNeighbours(t *testing.T) {
 		},
 		{
 			name: "every other bus/pci/devices entry gone",
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				keep := map[string]bool{"0000:81:01.4": true, "0000:81:00.0": true, "0000:81:00.4": true}
 				names, err := tree.Root.ReadDir("bus/pci/devices")
 				if err != nil {
@@ -139,7 +139,7 @@ func TestLookupVFErrors(t *testing.T) {
 		name    string
 		addr    string
 		opts    vf.Options
-		breakIt func(t *testing.T, tree *vftest.Tree)
+		breakIt func(t *testing.T, tree *sysfstree.Tree)
 		is      error    // errors.Is target, or nil
 		notIs   error    // must not match
 		text    []string // the message holds each; "$ROOT" stands for the tree's root
@@ -166,12 +166,12 @@ func TestLookupVFErrors(t *testing.T) {
 		},
 		{
 			name: "vendor garbage", addr: "0000:81:01.0", notIs: vf.ErrNotChelsioVF,
-			breakIt: func(t *testing.T, tree *vftest.Tree) { writeDevAttr(t, tree, "0000:81:01.0", "vendor", "0xzz") },
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) { writeDevAttr(t, tree, "0000:81:01.0", "vendor", "0xzz") },
 			text:    []string{"0000:81:01.0", "$ROOT/bus/pci/devices/0000:81:01.0/vendor"},
 		},
 		{
 			name: "physfn missing", addr: "0000:81:01.0", is: fs.ErrNotExist, notIs: vf.ErrNotChelsioVF,
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				if err := os.Remove(tree.Root.Path("bus/pci/devices/0000:81:01.0/physfn")); err != nil {
 					t.Fatal(err)
 				}
@@ -180,7 +180,7 @@ func TestLookupVFErrors(t *testing.T) {
 		},
 		{
 			name: "physfn to PF4", addr: "0000:81:01.5",
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				p := tree.Root.Path("bus/pci/devices/0000:81:01.5/physfn")
 				if err := os.Remove(p); err != nil {
 					t.Fatal(err)
@@ -193,7 +193,7 @@ func TestLookupVFErrors(t *testing.T) {
 		},
 		{
 			name: "parent PF sriov_numvfs missing", addr: "0000:81:01.1", is: fs.ErrNotExist,
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				if err := os.Remove(tree.Root.Path("bus/pci/devices/0000:81:00.1/sriov_numvfs")); err != nil {
 					t.Fatal(err)
 				}
@@ -202,7 +202,7 @@ func TestLookupVFErrors(t *testing.T) {
 		},
 		{
 			name: "no virtfn link to the VF", addr: "0000:81:02.0",
-			breakIt: func(t *testing.T, tree *vftest.Tree) {
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
 				if err := os.Remove(tree.Root.Path("bus/pci/devices/0000:81:00.0/virtfn2")); err != nil {
 					t.Fatal(err)
 				}
@@ -243,7 +243,7 @@ func TestLookupVFErrors(t *testing.T) {
 }
 
 func TestLookupVFT7Allowed(t *testing.T) {
-	tree := mgmtTree(t, vftest.Adapter{Model: "T7250", VFs: [4]int{1, 0, 0, 0}})
+	tree := mgmtTree(t, sysfstree.Adapter{Model: "T7250", VFs: [4]int{1, 0, 0, 0}})
 	got, err := vf.LookupVF(tree.Root, vf.MustParsePCIAddr("0000:81:01.0"), vf.Options{AllowT7: true})
 	if err != nil {
 		t.Fatalf("LookupVF(T7, AllowT7) error: %v", err)
@@ -253,7 +253,7 @@ func TestLookupVFT7Allowed(t *testing.T) {
 	}
 }
 
-func writeDevAttr(t testing.TB, tree *vftest.Tree, addr, attr, value string) {
+func writeDevAttr(t testing.TB, tree *sysfstree.Tree, addr, attr, value string) {
 	t.Helper()
 	if err := os.WriteFile(tree.Root.Path("bus/pci/devices", addr, attr), []byte(value+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -263,7 +263,7 @@ func writeDevAttr(t testing.TB, tree *vftest.Tree, addr, attr, value string) {
 // BenchmarkLookupVF looks up VFs one by one on a node with four T62100-CR cards, 16
 // VFs on each of PF0-PF3 (256 VFs): the CNI plugin's path. Compare BenchmarkDiscover.
 func BenchmarkLookupVF(b *testing.B) {
-	a := vftest.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
+	a := sysfstree.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
 	tree := mgmtTree(b, a, a, a, a)
 	node, err := vf.Discover(tree.Root, vf.Options{})
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 )
 
-// EmulatedMgmt is the Mgmt of an emulated node or a vftest tree: it plays the cxgb4
+// EmulatedMgmt is the Mgmt of an emulated node or a sysfstree tree: it plays the cxgb4
 // management netdevs of the tree under Root, refusing what cxgb4 refuses with the
 // same errno (docs/hardware.md section 5), and keeps the VF settings on disk in
 // <Root>/chelsio-emulated/vfconfig/<mgmt>.json, so that every process that shares

@@ -14,34 +14,34 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // mgmtAdapter is a T62100-CR (two 100G ports) with 4 VFs on PF0 (VF1 on vfio-pci,
 // VF2 unbound) and 2 on PF1, as in docs/hardware.md section 7.
-var mgmtAdapter = vftest.Adapter{
+var mgmtAdapter = sysfstree.Adapter{
 	Model: "T62100-CR", VFs: [4]int{4, 2, 0, 0},
-	Drivers: map[vftest.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
+	Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
 }
 
-func mgmtTree(t testing.TB, adapters ...vftest.Adapter) *vftest.Tree {
+func mgmtTree(t testing.TB, adapters ...sysfstree.Adapter) *sysfstree.Tree {
 	t.Helper()
-	tree, err := vftest.Build(t.TempDir(), vftest.Options{}, adapters...)
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, adapters...)
 	if err != nil {
-		t.Fatalf("vftest.Build() error: %v", err)
+		t.Fatalf("sysfstree.Build() error: %v", err)
 	}
 	return tree
 }
 
 // setNetAttr writes class/net/<netdev>/<attr>, creating it (speed is not in trees).
-func setNetAttr(t testing.TB, tree *vftest.Tree, netdev, attr, value string) {
+func setNetAttr(t testing.TB, tree *sysfstree.Tree, netdev, attr, value string) {
 	t.Helper()
 	if err := os.WriteFile(tree.Root.Path("class/net", netdev, attr), []byte(value+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func removeNetAttr(t testing.TB, tree *vftest.Tree, netdev, attr string) {
+func removeNetAttr(t testing.TB, tree *sysfstree.Tree, netdev, attr string) {
 	t.Helper()
 	if err := os.Remove(tree.Root.Path("class/net", netdev, attr)); err != nil {
 		t.Fatal(err)
@@ -81,11 +81,11 @@ func TestEmulatedMgmtRefusals(t *testing.T) {
 		mgmt0 = "mgmtpf1,0" // PF0: 4 VFs, port 0 (enp129s0f4)
 		port0 = "enp129s0f4"
 	)
-	linkUp := func(t *testing.T, tree *vftest.Tree) { setNetAttr(t, tree, port0, "carrier", "1") }
+	linkUp := func(t *testing.T, tree *sysfstree.Tree) { setNetAttr(t, tree, port0, "carrier", "1") }
 	tests := []struct {
 		name  string
-		adapt *vftest.Adapter // default mgmtAdapter
-		setup func(t *testing.T, tree *vftest.Tree)
+		adapt *sysfstree.Adapter // default mgmtAdapter
+		setup func(t *testing.T, tree *sysfstree.Tree)
 		call  func(m vf.Mgmt) error
 		op    string
 		mgmt  string
@@ -182,12 +182,12 @@ func TestEmulatedMgmtRefusals(t *testing.T) {
 		},
 		{
 			name: "rate with another port's link up", op: vf.OpSetRate, mgmt: mgmt0, vf: 0, errno: syscall.EINVAL,
-			setup: func(t *testing.T, tree *vftest.Tree) { setNetAttr(t, tree, "enp129s0f4d1", "carrier", "1") },
+			setup: func(t *testing.T, tree *sysfstree.Tree) { setNetAttr(t, tree, "enp129s0f4d1", "carrier", "1") },
 			call:  func(m vf.Mgmt) error { return m.SetVFRate(mgmt0, 0, 1000) },
 		},
 		{
 			name: "rate with no carrier file and operstate down", op: vf.OpSetRate, mgmt: mgmt0, vf: 0, errno: syscall.EINVAL,
-			setup: func(t *testing.T, tree *vftest.Tree) { removeNetAttr(t, tree, port0, "carrier") },
+			setup: func(t *testing.T, tree *sysfstree.Tree) { removeNetAttr(t, tree, port0, "carrier") },
 			call:  func(m vf.Mgmt) error { return m.SetVFRate(mgmt0, 0, 1000) },
 		},
 		{
@@ -196,7 +196,7 @@ func TestEmulatedMgmtRefusals(t *testing.T) {
 		},
 		{
 			name: "rate above the speed file", op: vf.OpSetRate, mgmt: mgmt0, vf: 3, errno: syscall.EINVAL,
-			setup: func(t *testing.T, tree *vftest.Tree) {
+			setup: func(t *testing.T, tree *sysfstree.Tree) {
 				linkUp(t, tree)
 				setNetAttr(t, tree, port0, "speed", "25000")
 			},
@@ -204,13 +204,13 @@ func TestEmulatedMgmtRefusals(t *testing.T) {
 		},
 		{
 			name: "rate above a T520-CR's 10G", op: vf.OpSetRate, mgmt: "mgmtpf1,1", vf: 0, errno: syscall.EINVAL,
-			adapt: &vftest.Adapter{Model: "T520-CR", VFs: [4]int{0, 1, 0, 0}},
-			setup: func(t *testing.T, tree *vftest.Tree) { setNetAttr(t, tree, "enp129s0f4d1", "carrier", "1") },
+			adapt: &sysfstree.Adapter{Model: "T520-CR", VFs: [4]int{0, 1, 0, 0}},
+			setup: func(t *testing.T, tree *sysfstree.Tree) { setNetAttr(t, tree, "enp129s0f4d1", "carrier", "1") },
 			call:  func(m vf.Mgmt) error { return m.SetVFRate("mgmtpf1,1", 0, 10001) },
 		},
 		{
 			name: "rate without PF4", op: vf.OpSetRate, mgmt: mgmt0, vf: 0, errno: syscall.EINVAL,
-			adapt: &vftest.Adapter{Model: "T62100-CR", VFs: [4]int{1, 0, 0, 0}, NoPF4: true},
+			adapt: &sysfstree.Adapter{Model: "T62100-CR", VFs: [4]int{1, 0, 0, 0}, NoPF4: true},
 			call:  func(m vf.Mgmt) error { return m.SetVFRate(mgmt0, 0, 1000) },
 		},
 		{
@@ -261,12 +261,12 @@ func TestEmulatedMgmtRefusals(t *testing.T) {
 func TestEmulatedMgmtSettings(t *testing.T) {
 	const mgmt0 = "mgmtpf1,0"
 	// VF0 of PF0 has a netdev whose address is the default MAC; VF1 (vfio-pci) has none.
-	vf0MAC := vftest.VFMAC(0x810000, 0, 0, 16)
+	vf0MAC := sysfstree.VFMAC(0x810000, 0, 0, 16)
 	auto := vf.VFConfig{LinkState: vf.LinkStateAuto}
 	tests := []struct {
 		name  string
-		setup func(t *testing.T, tree *vftest.Tree)
-		calls func(t *testing.T, m vf.Mgmt, tree *vftest.Tree) error
+		setup func(t *testing.T, tree *sysfstree.Tree)
+		calls func(t *testing.T, m vf.Mgmt, tree *sysfstree.Tree) error
 		vf    int
 		want  vf.VFConfig
 	}{
@@ -275,72 +275,72 @@ func TestEmulatedMgmtSettings(t *testing.T) {
 		{name: "defaults: unbound VF has no MAC", vf: 2, want: auto},
 		{
 			name: "MAC stored lower-case", vf: 1,
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error {
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error {
 				return m.SetVFMAC(mgmt0, 1, mac(t, "02:AB:CD:00:00:01"))
 			},
 			want: vf.VFConfig{MAC: "02:ab:cd:00:00:01", LinkState: vf.LinkStateAuto},
 		},
 		{
 			name: "MAC replaces the netdev's", vf: 0,
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error {
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error {
 				return m.SetVFMAC(mgmt0, 0, mac(t, "02:00:00:00:00:09"))
 			},
 			want: vf.VFConfig{MAC: "02:00:00:00:00:09", LinkState: vf.LinkStateAuto},
 		},
 		{
 			name: "VLAN 4095", vf: 3,
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error { return m.SetVFVLAN(mgmt0, 3, 4095) },
-			want:  vf.VFConfig{MAC: vftest.VFMAC(0x810000, 0, 3, 16), VLAN: 4095, LinkState: vf.LinkStateAuto},
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFVLAN(mgmt0, 3, 4095) },
+			want:  vf.VFConfig{MAC: sysfstree.VFMAC(0x810000, 0, 3, 16), VLAN: 4095, LinkState: vf.LinkStateAuto},
 		},
 		{
 			name: "VLAN 0 clears", vf: 1,
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error {
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error {
 				return errors.Join(m.SetVFVLAN(mgmt0, 1, 100), m.SetVFVLAN(mgmt0, 1, 0))
 			},
 			want: auto,
 		},
 		{
 			name: "rate 0 with the link down", vf: 1,
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error { return m.SetVFRate(mgmt0, 1, 0) },
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, 0) },
 			want:  auto,
 		},
 		{
 			name: "rate up to the model's speed (T62100-CR: 100G)", vf: 1,
-			setup: func(t *testing.T, tree *vftest.Tree) { setNetAttr(t, tree, "enp129s0f4", "carrier", "1") },
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error { return m.SetVFRate(mgmt0, 1, 100000) },
+			setup: func(t *testing.T, tree *sysfstree.Tree) { setNetAttr(t, tree, "enp129s0f4", "carrier", "1") },
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, 100000) },
 			want:  vf.VFConfig{MaxTxRate: 100000, LinkState: vf.LinkStateAuto},
 		},
 		{
 			name: "rate up to the speed file", vf: 1,
-			setup: func(t *testing.T, tree *vftest.Tree) {
+			setup: func(t *testing.T, tree *sysfstree.Tree) {
 				setNetAttr(t, tree, "enp129s0f4", "carrier", "1")
 				setNetAttr(t, tree, "enp129s0f4", "speed", "25000")
 			},
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error { return m.SetVFRate(mgmt0, 1, 25000) },
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, 25000) },
 			want:  vf.VFConfig{MaxTxRate: 25000, LinkState: vf.LinkStateAuto},
 		},
 		{
 			name: "rate with speed -1 (unknown): the model's", vf: 1,
-			setup: func(t *testing.T, tree *vftest.Tree) {
+			setup: func(t *testing.T, tree *sysfstree.Tree) {
 				setNetAttr(t, tree, "enp129s0f4", "carrier", "1")
 				setNetAttr(t, tree, "enp129s0f4", "speed", "-1")
 			},
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error { return m.SetVFRate(mgmt0, 1, 40000) },
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, 40000) },
 			want:  vf.VFConfig{MaxTxRate: 40000, LinkState: vf.LinkStateAuto},
 		},
 		{
 			name: "rate with no carrier file and operstate up", vf: 1,
-			setup: func(t *testing.T, tree *vftest.Tree) {
+			setup: func(t *testing.T, tree *sysfstree.Tree) {
 				removeNetAttr(t, tree, "enp129s0f4", "carrier")
 				setNetAttr(t, tree, "enp129s0f4", "operstate", "up")
 			},
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error { return m.SetVFRate(mgmt0, 1, 1000) },
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, 1000) },
 			want:  vf.VFConfig{MaxTxRate: 1000, LinkState: vf.LinkStateAuto},
 		},
 		{
 			name: "rate 0 removes the cap, link down", vf: 1,
-			setup: func(t *testing.T, tree *vftest.Tree) { setNetAttr(t, tree, "enp129s0f4", "carrier", "1") },
-			calls: func(t *testing.T, m vf.Mgmt, tree *vftest.Tree) error {
+			setup: func(t *testing.T, tree *sysfstree.Tree) { setNetAttr(t, tree, "enp129s0f4", "carrier", "1") },
+			calls: func(t *testing.T, m vf.Mgmt, tree *sysfstree.Tree) error {
 				if err := m.SetVFRate(mgmt0, 1, 5000); err != nil {
 					return err
 				}
@@ -351,15 +351,15 @@ func TestEmulatedMgmtSettings(t *testing.T) {
 		},
 		{
 			name: "link state", vf: 2,
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error {
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error {
 				return m.SetVFLinkState(mgmt0, 2, vf.LinkStateDisable)
 			},
 			want: vf.VFConfig{LinkState: vf.LinkStateDisable},
 		},
 		{
 			name: "everything", vf: 3,
-			setup: func(t *testing.T, tree *vftest.Tree) { setNetAttr(t, tree, "enp129s0f4", "carrier", "1") },
-			calls: func(t *testing.T, m vf.Mgmt, _ *vftest.Tree) error {
+			setup: func(t *testing.T, tree *sysfstree.Tree) { setNetAttr(t, tree, "enp129s0f4", "carrier", "1") },
+			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error {
 				return errors.Join(
 					m.SetVFMAC(mgmt0, 3, mac(t, "02:00:00:00:03:03")),
 					m.SetVFVLAN(mgmt0, 3, 42),
@@ -396,7 +396,7 @@ func TestEmulatedMgmtSettings(t *testing.T) {
 
 // TestEmulatedMgmtIsolation checks that settings stay with their VF and PF.
 func TestEmulatedMgmtIsolation(t *testing.T) {
-	tree := mgmtTree(t, mgmtAdapter, vftest.Adapter{Model: "T540-CR", VFs: [4]int{2, 0, 0, 0}})
+	tree := mgmtTree(t, mgmtAdapter, sysfstree.Adapter{Model: "T540-CR", VFs: [4]int{2, 0, 0, 0}})
 	m := vf.NewMgmt(tree.Root)
 	for _, c := range []struct {
 		mgmt     string
@@ -437,7 +437,7 @@ func TestEmulatedMgmtIsolation(t *testing.T) {
 }
 
 func TestEmulatedMgmtConcurrent(t *testing.T) {
-	tree := mgmtTree(t, vftest.Adapter{Model: "T62100-CR", VFs: [4]int{16, 0, 0, 0}})
+	tree := mgmtTree(t, sysfstree.Adapter{Model: "T62100-CR", VFs: [4]int{16, 0, 0, 0}})
 	const mgmt0 = "mgmtpf1,0"
 	var wg sync.WaitGroup
 	errs := make([]error, 16)
@@ -491,7 +491,7 @@ func TestEmulatedMgmtCorruptFile(t *testing.T) {
 func TestNewMgmt(t *testing.T) {
 	tree := mgmtTree(t)
 	if got, ok := vf.NewMgmt(tree.Root).(*vf.EmulatedMgmt); !ok || got.Root != tree.Root {
-		t.Errorf("NewMgmt(vftest tree) = %#v, want &EmulatedMgmt{Root: %q}", vf.NewMgmt(tree.Root), tree.Root)
+		t.Errorf("NewMgmt(sysfstree tree) = %#v, want &EmulatedMgmt{Root: %q}", vf.NewMgmt(tree.Root), tree.Root)
 	}
 	plain := sysfs.Root(t.TempDir())
 	if got, ok := vf.NewMgmt(plain).(vf.NetlinkMgmt); !ok || got != (vf.NetlinkMgmt{}) {

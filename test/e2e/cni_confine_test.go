@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/treesnap"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/treesnap"
 )
 
 // confineVF is the VF these tests attach.

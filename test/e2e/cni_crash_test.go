@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 

@@ -11,11 +11,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/treesnap"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/treesnap"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 const (
@@ -34,8 +34,8 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 	roottest.Require(t)
 	node := upNode(t, "--vfs", "2")
 	// A non-Chelsio PCI function in worker 1's tree.
-	tree := &vftest.Tree{Root: sysfs.Root(filepath.Join(node.runDir, node.name, "w1", "sys")), Opts: vftest.Options{AbsoluteLinks: true}}
-	if err := tree.AddFunction(vftest.Function{Addr: vf.MustParsePCIAddr(nonChelsio), Vendor: 0x8086, Device: 0x154c, Driver: ""}); err != nil {
+	tree := &sysfstree.Tree{Root: sysfs.Root(filepath.Join(node.runDir, node.name, "w1", "sys")), Opts: sysfstree.Options{AbsoluteLinks: true}}
+	if err := tree.AddFunction(sysfstree.Function{Addr: vf.MustParsePCIAddr(nonChelsio), Vendor: 0x8086, Device: 0x154c, Driver: ""}); err != nil {
 		t.Fatal(err)
 	}
 

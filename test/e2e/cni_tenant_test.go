@@ -14,7 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 )
 
 // What a tenant writes (a NetworkAttachmentDefinition's config, the pod's network

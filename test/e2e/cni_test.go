@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 )
 
 // TestPrivilegedCNISeedTwoWorkers is the reference flow: the seed's NAD (type

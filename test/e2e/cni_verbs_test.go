@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 )
 
 const verbsVF = "0000:81:01.4"

@@ -27,12 +27,12 @@ import (
 	"github.com/vishvananda/netlink"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // dpWait bounds every wait for the device plugin; the issue's target is 1 s.
@@ -422,7 +422,7 @@ func TestPrivilegedDPVFRemoved(t *testing.T) {
 	d.wait(t, "8 healthy VFs", listedHealth("chelsio.com/vf", d.vfHealth(nil)))
 
 	const gone = "0000:81:01.4"
-	tree := vftest.Tree{Root: sysfs.Root(d.worker.Sysfs), Opts: vftest.Options{AbsoluteLinks: true}}
+	tree := sysfstree.Tree{Root: sysfs.Root(d.worker.Sysfs), Opts: sysfstree.Options{AbsoluteLinks: true}}
 	t0 := time.Now()
 	if err := tree.RemoveFunction(vf.MustParsePCIAddr(gone)); err != nil {
 		t.Fatal(err)
@@ -853,10 +853,10 @@ func TestPrivilegedDPConfigReload(t *testing.T) {
 
 // TestDPInvalidConfigExits starts the binary with invalid configs: it exits 1 at
 // once with one line that names the key. It needs no emulated node (nor root): the
-// binary reads a vftest tree through --sysfs-root.
+// binary reads a sysfstree tree through --sysfs-root.
 func TestDPInvalidConfigExits(t *testing.T) {
 	dp := bin(t, "chelsio-sriov-dp")
-	tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{VFs: [4]int{2}})
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{VFs: [4]int{2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -937,7 +937,7 @@ func TestDPInvalidConfigExits(t *testing.T) {
 // path, which makes another such event, and so on without end: thousands of
 // restarts and registrations a second.) It needs no emulated node (nor root).
 func TestDPStaleSocketEvent(t *testing.T) {
-	tree, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{VFs: [4]int{2}})
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{VFs: [4]int{2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1012,9 +1012,9 @@ func allThreadsStopped(pid int) (bool, string) {
 	return stopped, "thread states " + strings.Join(states, " ")
 }
 
-// portsCarrier gives every port netdev of a vftest tree carrier, as a cabled port
-// has; vftest builds them without, which makes every VF unhealthy.
-func portsCarrier(tb testing.TB, tree *vftest.Tree) {
+// portsCarrier gives every port netdev of a sysfstree tree carrier, as a cabled port
+// has; sysfstree builds them without, which makes every VF unhealthy.
+func portsCarrier(tb testing.TB, tree *sysfstree.Tree) {
 	tb.Helper()
 	for _, a := range tree.Adapters {
 		for _, p := range a.Ports {
@@ -1106,7 +1106,7 @@ func TestPrivilegedDPMetrics(t *testing.T) {
 }
 
 // BenchmarkPrivilegedDPStartRSS execs the built binary (as `make build` builds it)
-// against a vftest tree of 256 VFs (four T62100-CR, 16 VFs on each PF) with the
+// against a sysfstree tree of 256 VFs (four T62100-CR, 16 VFs on each PF) with the
 // zero-config, and reports the time from exec to the test kubelet's first
 // ListAndWatch of chelsio.com/vf with 256 devices (ms/start) and the process's
 // VmRSS then (MiB/rss) and its peak VmHWM (MiB/hwm). Targets: 50 ms, 25 MiB.
@@ -1119,8 +1119,8 @@ func BenchmarkPrivilegedDPStartRSS(b *testing.B) {
 		b.Fatalf("build chelsio-sriov-dp: %v\n%s", err, out)
 	}
 	dp := filepath.Join(binDir, "chelsio-sriov-dp")
-	a := vftest.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
-	tree, err := vftest.Build(b.TempDir(), vftest.Options{}, a, a, a, a)
+	a := sysfstree.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
+	tree, err := sysfstree.Build(b.TempDir(), sysfstree.Options{}, a, a, a, a)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 )
 
 // listed is the part of `chelsio-vf list --json` these tests read.
@@ -171,7 +171,7 @@ func TestPrivilegedEmulateVFMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Poll the tree, then list once: the tree's writes are not atomic (vftest writes
+	// Poll the tree, then list once: the tree's writes are not atomic (sysfstree writes
 	// a netdev's files one by one), so a list in the middle of one can fail.
 	sys := filepath.Join(n.runDir, n.name, "w1", "sys")
 	eventually(t, "VF netdev gone from worker sysfs", 5*time.Second, func() (bool, string) {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 )
 
 // TestPrivilegedImageBuild builds the image of images/Dockerfile.local, the one

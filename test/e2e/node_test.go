@@ -19,10 +19,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // healthyProc writes the /proc files doctor reads, as the reference procedure leaves
@@ -137,7 +137,7 @@ func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 		}
 	}
 
-	tree := &vftest.Tree{Root: sysfs.Root(filepath.Join(n.runDir, n.name, "w1", "sys")), Opts: vftest.Options{AbsoluteLinks: true}}
+	tree := &sysfstree.Tree{Root: sysfs.Root(filepath.Join(n.runDir, n.name, "w1", "sys")), Opts: sysfstree.Options{AbsoluteLinks: true}}
 	want := maps.Clone(allOK)
 	steps := []struct {
 		name   string

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 )
 
 // setup runs `chelsio-vf setup` on worker w of the node.

@@ -1,7 +1,7 @@
 // Command dpbench measures the chelsio-sriov device plugin against the kubelet
 // stand-in (package kubelettest):
 //
-//   - exec → first ListAndWatch with 256 devices, on a vftest tree of four
+//   - exec → first ListAndWatch with 256 devices, on a sysfstree tree of four
 //     T62100-CR with 16 VFs on each PF, and the process's RSS then (-starts runs);
 //   - Allocate of one VF, p50/p99 (-allocs calls);
 //   - kubelet restart → registered again with 256 devices (-restarts runs);
@@ -35,9 +35,9 @@ import (
 	"github.com/vishvananda/netns"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 const resource = "chelsio.com/vf"
@@ -171,8 +171,8 @@ func (b *bench) run(starts, allocs, restarts int) error {
 	if err != nil {
 		return err
 	}
-	a := vftest.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
-	tree, err := vftest.Build(treeDir, vftest.Options{}, a, a, a, a)
+	a := sysfstree.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
+	tree, err := sysfstree.Build(treeDir, sysfstree.Options{}, a, a, a, a)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package vftest
+package sysfstree
 
 import (
 	"errors"
@@ -154,7 +154,7 @@ func (t *Tree) WriteFile(rel, content string) error {
 }
 
 func writeAtomic(p, content string) error {
-	f, err := os.CreateTemp(filepath.Dir(p), ".vftest-*")
+	f, err := os.CreateTemp(filepath.Dir(p), ".sysfstree-*")
 	if err != nil {
 		return err
 	}

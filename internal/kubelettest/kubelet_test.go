@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 )
 
 const resource = "example.com/dev"

@@ -1,4 +1,4 @@
-package vftest_test
+package sysfstree_test
 
 import (
 	"errors"
@@ -11,18 +11,18 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf/vftest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // section7 is the adapter of docs/hardware.md section 7.
-var section7 = vftest.Adapter{
+var section7 = sysfstree.Adapter{
 	Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0},
-	Drivers: map[vftest.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
+	Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
 }
 
-func build(t *testing.T, opts vftest.Options, adapters ...vftest.Adapter) *vftest.Tree {
+func build(t *testing.T, opts sysfstree.Options, adapters ...sysfstree.Adapter) *sysfstree.Tree {
 	t.Helper()
-	tree, err := vftest.Build(t.TempDir(), opts, adapters...)
+	tree, err := sysfstree.Build(t.TempDir(), opts, adapters...)
 	if err != nil {
 		t.Fatalf("Build() error: %v", err)
 	}
@@ -32,7 +32,7 @@ func build(t *testing.T, opts vftest.Options, adapters ...vftest.Adapter) *vftes
 func addr(s string) vf.PCIAddr { return vf.MustParsePCIAddr(s) }
 
 // realRoot is the tree's root with symbolic links resolved, for prefix checks.
-func realRoot(t *testing.T, tree *vftest.Tree) string {
+func realRoot(t *testing.T, tree *sysfstree.Tree) string {
 	t.Helper()
 	r, err := filepath.EvalSymlinks(string(tree.Root))
 	if err != nil {
@@ -43,7 +43,7 @@ func realRoot(t *testing.T, tree *vftest.Tree) string {
 
 // resolve follows a root-relative path and returns the result relative to the root;
 // it fails the test when the path leaves the root.
-func resolve(t *testing.T, tree *vftest.Tree, rel string) string {
+func resolve(t *testing.T, tree *sysfstree.Tree, rel string) string {
 	t.Helper()
 	p, err := filepath.EvalSymlinks(tree.Root.Path(rel))
 	if err != nil {
@@ -56,12 +56,12 @@ func resolve(t *testing.T, tree *vftest.Tree, rel string) string {
 	return r
 }
 
-func lexists(tree *vftest.Tree, rel string) bool {
+func lexists(tree *sysfstree.Tree, rel string) bool {
 	_, err := os.Lstat(tree.Root.Path(rel))
 	return err == nil
 }
 
-func read(t *testing.T, tree *vftest.Tree, rel string) string {
+func read(t *testing.T, tree *sysfstree.Tree, rel string) string {
 	t.Helper()
 	s, err := tree.Root.ReadString(rel)
 	if err != nil {
@@ -76,7 +76,7 @@ func TestLinks(t *testing.T) {
 		absolute bool
 	}{{"relative", false}, {"absolute", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			tree := build(t, vftest.Options{AbsoluteLinks: tc.absolute}, section7, vftest.Adapter{Model: "T540-CR", VFs: [4]int{0, 0, 1, 1}})
+			tree := build(t, sysfstree.Options{AbsoluteLinks: tc.absolute}, section7, sysfstree.Adapter{Model: "T540-CR", VFs: [4]int{0, 0, 1, 1}})
 			root := realRoot(t, tree)
 
 			// Every link of the tree resolves, inside the root, and is written the
@@ -153,7 +153,7 @@ func TestLinks(t *testing.T) {
 }
 
 func TestSection7Layout(t *testing.T) {
-	tree := build(t, vftest.Options{}, section7)
+	tree := build(t, sysfstree.Options{}, section7)
 	files := map[string]string{
 		"bus/pci/devices/0000:81:00.0/vendor":          "0x1425",
 		"bus/pci/devices/0000:81:00.0/device":          "0x600d",
@@ -225,7 +225,7 @@ func TestSection7Layout(t *testing.T) {
 }
 
 // snapshot lists every entry of the tree: file contents, link targets, directories.
-func snapshot(t *testing.T, tree *vftest.Tree) map[string]string {
+func snapshot(t *testing.T, tree *sysfstree.Tree) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(string(tree.Root), func(p string, d fs.DirEntry, err error) error {
@@ -254,7 +254,7 @@ func snapshot(t *testing.T, tree *vftest.Tree) map[string]string {
 }
 
 func TestSetNumVFs(t *testing.T) {
-	tree := build(t, vftest.Options{}, vftest.Adapter{Model: "T62100-CR", VFs: [4]int{0, 1, 0, 0}})
+	tree := build(t, sysfstree.Options{}, sysfstree.Adapter{Model: "T62100-CR", VFs: [4]int{0, 1, 0, 0}})
 	b := tree.Adapters[0]
 	before := snapshot(t, tree)
 
@@ -274,10 +274,10 @@ func TestSetNumVFs(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = append(got, v)
-		if p, err := tree.Root.LinkBase(vftest.DevicePath(addr(v)) + "/physfn"); err != nil || p != "0000:81:00.0" {
+		if p, err := tree.Root.LinkBase(sysfstree.DevicePath(addr(v)) + "/physfn"); err != nil || p != "0000:81:00.0" {
 			t.Errorf("VF %s physfn = %q, %v; want 0000:81:00.0", v, p, err)
 		}
-		if d, err := tree.Root.LinkBase(vftest.DevicePath(addr(v)) + "/driver"); err != nil || d != vf.DriverCxgb4VF {
+		if d, err := tree.Root.LinkBase(sysfstree.DevicePath(addr(v)) + "/driver"); err != nil || d != vf.DriverCxgb4VF {
 			t.Errorf("VF %s driver = %q, %v; want cxgb4vf", v, d, err)
 		}
 	}
@@ -338,9 +338,9 @@ func TestBind(t *testing.T) {
 		absolute bool
 	}{{"relative", false}, {"absolute", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			tree := build(t, vftest.Options{AbsoluteLinks: tc.absolute}, section7)
+			tree := build(t, sysfstree.Options{AbsoluteLinks: tc.absolute}, section7)
 			v := addr("0000:81:01.0")
-			dev := vftest.DevicePath(v)
+			dev := sysfstree.DevicePath(v)
 			devDir := "devices/pci0000:80/0000:80:03.0/0000:81:01.0"
 			check := func(driver string) {
 				t.Helper()
@@ -390,7 +390,7 @@ func TestBind(t *testing.T) {
 }
 
 func TestNetdevs(t *testing.T) {
-	tree := build(t, vftest.Options{}, section7)
+	tree := build(t, sysfstree.Options{}, section7)
 	v := addr("0000:81:01.0")
 	devDir := "devices/pci0000:80/0000:80:03.0/0000:81:01.0"
 
@@ -410,7 +410,7 @@ func TestNetdevs(t *testing.T) {
 		t.Errorf("Discover() after RemoveNetdev: %+v, want no netdev, port derived", got)
 	}
 
-	n := vftest.Netdev{Name: "net1", MAC: "02:00:00:00:00:01", MTU: 9000, DevPort: 1, Type: 1}
+	n := sysfstree.Netdev{Name: "net1", MAC: "02:00:00:00:00:01", MTU: 9000, DevPort: 1, Type: 1}
 	if err := tree.AddNetdev(v, n); err != nil {
 		t.Fatalf("AddNetdev() error: %v", err)
 	}
@@ -451,12 +451,12 @@ func TestNetdevs(t *testing.T) {
 }
 
 func TestBadNetdevNames(t *testing.T) {
-	tree := build(t, vftest.Options{}, section7)
+	tree := build(t, sysfstree.Options{}, section7)
 	v := addr("0000:81:01.0")
 	before := snapshot(t, tree)
 	for _, name := range []string{"", ".", "..", "a/b", "../enp129s1", "eth:0", "a b", "tab\t", "nl\n", "nul\x00", "sixteen-chars-xx"} {
 		t.Run(name, func(t *testing.T) {
-			if err := tree.AddNetdev(v, vftest.Netdev{Name: name}); err == nil || !strings.Contains(err.Error(), "invalid netdev name") {
+			if err := tree.AddNetdev(v, sysfstree.Netdev{Name: name}); err == nil || !strings.Contains(err.Error(), "invalid netdev name") {
 				t.Errorf("AddNetdev(%q) error %v, want invalid netdev name", name, err)
 			}
 			if err := tree.RemoveNetdev(v, name); err == nil || !strings.Contains(err.Error(), "invalid netdev name") {
@@ -471,16 +471,16 @@ func TestBadNetdevNames(t *testing.T) {
 		t.Errorf("tree changed by calls with bad names (-want +got):\n%s", diff)
 	}
 	for _, name := range []string{"mgmtpf9,3", "fifteen-chars-x"} {
-		if err := tree.AddNetdev(v, vftest.Netdev{Name: name}); err != nil {
+		if err := tree.AddNetdev(v, sysfstree.Netdev{Name: name}); err != nil {
 			t.Errorf("AddNetdev(%q) error: %v", name, err)
 		}
 	}
 }
 
 func TestRemoveFunction(t *testing.T) {
-	tree := build(t, vftest.Options{}, section7)
+	tree := build(t, sysfstree.Options{}, section7)
 	v := addr("0000:81:01.0")
-	g, err := tree.Root.LinkBase(vftest.DevicePath(v) + "/iommu_group")
+	g, err := tree.Root.LinkBase(sysfstree.DevicePath(v) + "/iommu_group")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func TestRemoveFunction(t *testing.T) {
 		t.Fatalf("RemoveFunction() error: %v", err)
 	}
 	for _, rel := range []string{
-		vftest.DevicePath(v), "devices/pci0000:80/0000:80:03.0/0000:81:01.0", "class/net/enp129s1",
+		sysfstree.DevicePath(v), "devices/pci0000:80/0000:80:03.0/0000:81:01.0", "class/net/enp129s1",
 		"bus/pci/drivers/cxgb4vf/0000:81:01.0", "kernel/iommu_groups/" + g,
 	} {
 		if lexists(tree, rel) {
@@ -501,16 +501,16 @@ func TestRemoveFunction(t *testing.T) {
 }
 
 func TestAddAdapterErrors(t *testing.T) {
-	if _, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{Model: "T999-CR"}); err == nil {
+	if _, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{Model: "T999-CR"}); err == nil {
 		t.Error("Build() with an unknown model succeeded")
 	}
-	if _, err := vftest.Build(t.TempDir(), vftest.Options{}, vftest.Adapter{VFs: [4]int{17, 0, 0, 0}}); err == nil {
+	if _, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{VFs: [4]int{17, 0, 0, 0}}); err == nil {
 		t.Error("Build() with 17 of 16 VFs succeeded")
 	}
 }
 
 func TestAdapterDefaults(t *testing.T) {
-	tree := build(t, vftest.Options{}, vftest.Adapter{}, vftest.Adapter{Vendor: 0x8086, DeviceID: 0x6401, TotalVFs: 8, Ports: 3})
+	tree := build(t, sysfstree.Options{}, sysfstree.Adapter{}, sysfstree.Adapter{Vendor: 0x8086, DeviceID: 0x6401, TotalVFs: 8, Ports: 3})
 	a, b := tree.Adapters[0], tree.Adapters[1]
 	if a.Product.Model != "T62100-CR" || a.PF4 != addr("0000:81:00.4") || len(a.Ports) != 2 || a.Spec.MgmtIndex != 1 {
 		t.Errorf("zero Adapter built as %s, PF4 %s, %d ports, mgmt %d; want T62100-CR, 0000:81:00.4, 2, 1", a.Product.Model, a.PF4, len(a.Ports), a.Spec.MgmtIndex)
@@ -546,7 +546,7 @@ func TestVFAddr(t *testing.T) {
 		{0, 62, "0000:82:00.0"}, // carries into the next bus
 	}
 	for _, tt := range tests {
-		if got := vftest.VFAddr(base, tt.pf, tt.k).String(); got != tt.want {
+		if got := sysfstree.VFAddr(base, tt.pf, tt.k).String(); got != tt.want {
 			t.Errorf("VFAddr(%s, PF%d, VF%d) = %s, want %s", base, tt.pf, tt.k, got, tt.want)
 		}
 	}
@@ -566,7 +566,7 @@ func TestNetdevName(t *testing.T) {
 		{"0000:83:1f.7", 3, "enp131s31f7d3"},
 	}
 	for _, tt := range tests {
-		if got := vftest.NetdevName(addr(tt.addr), tt.devPort); got != tt.want {
+		if got := sysfstree.NetdevName(addr(tt.addr), tt.devPort); got != tt.want {
 			t.Errorf("NetdevName(%s, %d) = %q, want %q", tt.addr, tt.devPort, got, tt.want)
 		}
 	}
@@ -584,7 +584,7 @@ func TestVFMAC(t *testing.T) {
 		{0x810100, 3, 200, 248, "02:07:43:81:02:b0"},
 	}
 	for _, tt := range tests {
-		if got := vftest.VFMAC(tt.base, tt.pf, tt.k, tt.total); got != tt.want {
+		if got := sysfstree.VFMAC(tt.base, tt.pf, tt.k, tt.total); got != tt.want {
 			t.Errorf("VFMAC(%#x, %d, %d, %d) = %q, want %q", tt.base, tt.pf, tt.k, tt.total, got, tt.want)
 		}
 	}

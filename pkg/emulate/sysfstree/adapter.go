@@ -1,4 +1,4 @@
-package vftest
+package sysfstree
 
 import (
 	"fmt"
@@ -67,7 +67,7 @@ func VFMAC(macBase uint32, p, k, total int) string {
 func (t *Tree) AddAdapter(a Adapter) (*BuiltAdapter, error) {
 	p, ok := a.product()
 	if !ok {
-		return nil, fmt.Errorf("vftest: unknown model %q", a.Model)
+		return nil, fmt.Errorf("sysfstree: unknown model %q", a.Model)
 	}
 	idx := len(t.Adapters)
 	if a.Bus == 0 {
@@ -138,7 +138,7 @@ func (t *Tree) AddAdapter(a Adapter) (*BuiltAdapter, error) {
 func (t *Tree) SetNumVFs(b *BuiltAdapter, pf, n int) error {
 	a := b.Spec
 	if n < 0 || n > a.TotalVFs {
-		return fmt.Errorf("vftest: %d VFs on PF%d: want 0..%d", n, pf, a.TotalVFs)
+		return fmt.Errorf("sysfstree: %d VFs on PF%d: want 0..%d", n, pf, a.TotalVFs)
 	}
 	pfAddr := b.PFs[pf]
 	pfDir := b.rootPort + "/" + pfAddr.String()

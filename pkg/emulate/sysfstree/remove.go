@@ -1,4 +1,4 @@
-package vftest
+package sysfstree
 
 import (
 	"errors"

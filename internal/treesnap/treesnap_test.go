@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/treesnap"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/treesnap"
 )
 
 func TestOfSeesEveryChange(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package vftest builds fake sysfs trees of Chelsio adapters, shaped exactly like the
+// Package sysfstree builds fake sysfs trees of Chelsio adapters, shaped exactly like the
 // kernel's (docs/hardware.md section 7): device directories under a PCI root port,
 // bus/pci/devices and bus/pci/drivers links, physfn/virtfnN/driver/subsystem/
 // iommu_group links, sriov_* files, the cxgb4 management netdev mgmtpf<n>,<pf> on
@@ -6,4 +6,4 @@
 //
 // Unit tests build trees under t.TempDir(); the emulated node (package emulate) builds
 // one per worker and keeps it in step with the worker's network namespace.
-package vftest
+package sysfstree
