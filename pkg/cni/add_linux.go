@@ -16,6 +16,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -479,7 +480,7 @@ func (p *Plugin) moveIn(host, pod ns.NetNS, podH *netlink.Handle, hostIdx int, a
 		if err := moveLink(pod, l.Attrs().Index, host, a.HostName); err != nil {
 			return fmt.Errorf("%w; the VF moved into the pod as %s, and moving it back as %s failed: %w", moveErr, l.Attrs().Name, a.HostName, err)
 		}
-		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_IFNAME %s: the kernel refuses the name in the pod (%w): the VF is back in the host", quote(ifName), moveErr))
+		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_IFNAME %s: the kernel refuses the name in the pod (%w): the VF is back in the host", cut.Quote(ifName), moveErr))
 	}
 	l, err := podH.LinkByName(ifName)
 	if err != nil {

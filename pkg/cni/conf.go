@@ -15,6 +15,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -113,9 +114,9 @@ func Load(stdin []byte, cniArgs string) (*NetConf, error) {
 		var ute *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &ute):
-			return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: key %q: want %s, got JSON %s", trunc(ute.Field), ute.Type, trunc(ute.Value)))
+			return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: key %q: want %s, got JSON %s", cut.Value(ute.Field), ute.Type, cut.Value(ute.Value)))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			key := trunc(strings.TrimPrefix(err.Error(), "json: unknown field "))
+			key := cut.Value(strings.TrimPrefix(err.Error(), "json: unknown field "))
 			return nil, configError("unknown key %s in the network config (see the chelsio-sriov README for the keys it takes)", key)
 		}
 		return nil, withCode(CodeDecoding, fmt.Errorf("decode network config: %w", err))
@@ -132,12 +133,12 @@ func Load(stdin []byte, cniArgs string) (*NetConf, error) {
 			return nil, configError("\"ipam\" type %q is not a plugin name: want the file name of an IPAM plugin in CNI_PATH, e.g. \"host-local\"", ip.Type)
 		}
 		if p := fileNameProblem(ip.Type); p != "" {
-			return nil, configError("\"ipam\" type %q %s: want the file name of an IPAM plugin in CNI_PATH", trunc(ip.Type), p)
+			return nil, configError("\"ipam\" type %q %s: want the file name of an IPAM plugin in CNI_PATH", cut.Value(ip.Type), p)
 		}
 		if ip.Type == pluginType || ip.Type == c.Type {
 			// Run as its own IPAM, the plugin would wait a minute for the VF lock that
 			// it holds itself.
-			return nil, configError("\"ipam\" type %q is this plugin itself: name an IPAM plugin, e.g. \"host-local\"", trunc(ip.Type))
+			return nil, configError("\"ipam\" type %q is this plugin itself: name an IPAM plugin, e.g. \"host-local\"", cut.Value(ip.Type))
 		}
 		c.IPAMType = ip.Type
 	}
@@ -161,7 +162,7 @@ func (c *NetConf) validate(cniArgs string) error {
 		}
 	}
 	if c.Name != "" && !networkNameRE.MatchString(c.Name) {
-		return configError("\"name\" %q is not a network name: want letters, digits, '_', '.' and '-', starting with a letter or digit (IPAM plugins make a directory of it)", trunc(c.Name))
+		return configError("\"name\" %q is not a network name: want letters, digits, '_', '.' and '-', starting with a letter or digit (IPAM plugins make a directory of it)", cut.Value(c.Name))
 	}
 	// The VF: deviceID, else pciBusID, else runtimeConfig.deviceID. Each one given
 	// must be a PCI address, even when another wins.
@@ -199,7 +200,7 @@ func (c *NetConf) validate(cniArgs string) error {
 		case "802.1ad":
 			return configError("\"vlanProto\" 802.1ad: cxgb4 supports only 802.1q VF VLANs")
 		default:
-			return configError("\"vlanProto\" %q: want \"802.1q\"", trunc(*c.VLANProto))
+			return configError("\"vlanProto\" %q: want \"802.1q\"", cut.Value(*c.VLANProto))
 		}
 	}
 	for _, b := range []struct {
@@ -214,13 +215,13 @@ func (c *NetConf) validate(cniArgs string) error {
 		case "on":
 			return configError("%q on: cxgb4 does not implement it (a Chelsio VF always behaves as %s off); remove the key or set \"off\"", b.key, b.key)
 		default:
-			return configError("%q %q: want \"on\" or \"off\"", b.key, trunc(*b.val))
+			return configError("%q %q: want \"on\" or \"off\"", b.key, cut.Value(*b.val))
 		}
 	}
 	if c.LinkState != "" {
 		s, err := vf.ParseLinkState(c.LinkState)
 		if err != nil {
-			return configError("\"link_state\" %q: want auto, enable or disable", trunc(c.LinkState))
+			return configError("\"link_state\" %q: want auto, enable or disable", cut.Value(c.LinkState))
 		}
 		c.State = s
 	}
@@ -247,7 +248,7 @@ func (c *NetConf) validate(cniArgs string) error {
 			err = vf.ValidateMAC(hw)
 		}
 		if err != nil {
-			return configError("%q %q is not a usable MAC: want a unicast, non-zero 6-byte address like 0a:58:c6:33:64:01", macKey, trunc(mac))
+			return configError("%q %q is not a usable MAC: want a unicast, non-zero 6-byte address like 0a:58:c6:33:64:01", macKey, cut.Value(mac))
 		}
 		c.PodMAC = hw
 	}
@@ -265,11 +266,11 @@ func (c *NetConf) validate(cniArgs string) error {
 			return err
 		}
 		if strings.HasSuffix(c.LogFile, "/") {
-			return configError("\"logFile\" %q names a directory: want the path of a file", trunc(c.LogFile))
+			return configError("\"logFile\" %q names a directory: want the path of a file", cut.Value(c.LogFile))
 		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
-		return configError("\"logLevel\" %q: want error, warning, info or debug", trunc(c.LogLevel))
+		return configError("\"logLevel\" %q: want error, warning, info or debug", cut.Value(c.LogLevel))
 	}
 	return nil
 }
@@ -284,13 +285,13 @@ func checkAbsPath(key, p string) error {
 	case strings.ContainsRune(p, 0):
 		return configError("%q contains a NUL byte", key)
 	case strings.IndexFunc(p, unicode.IsControl) >= 0:
-		return configError("%q %q contains a control character", key, trunc(p))
+		return configError("%q %q contains a control character", key, cut.Value(p))
 	case !utf8.ValidString(p):
-		return configError("%q %q is not valid UTF-8", key, trunc(p))
+		return configError("%q %q is not valid UTF-8", key, cut.Value(p))
 	case !filepath.IsAbs(p):
-		return configError("%q %q is not an absolute path", key, trunc(p))
+		return configError("%q %q is not an absolute path", key, cut.Value(p))
 	case filepath.Clean(p) != p && filepath.Clean(p)+"/" != p:
-		return configError("%q %q is not a clean path (no \"..\", \".\" or \"//\")", key, trunc(p))
+		return configError("%q %q is not a clean path (no \"..\", \".\" or \"//\")", key, cut.Value(p))
 	}
 	for _, comp := range strings.Split(p, "/") {
 		if len(comp) > 255 {

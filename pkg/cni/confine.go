@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
 )
 
 // Where a network config may have the plugin write. The plugin runs as root in the
@@ -50,7 +52,7 @@ func ParseDirList(env, value string) ([]string, error) {
 			continue
 		}
 		if p := dirProblem(d); p != "" {
-			return nil, withCode(CodeInvalidEnv, fmt.Errorf("%s: entry %s %s: list absolute, clean directories separated by ':'", env, quote(d), p))
+			return nil, withCode(CodeInvalidEnv, fmt.Errorf("%s: entry %s %s: list absolute, clean directories separated by ':'", env, cut.Quote(d), p))
 		}
 		dirs = append(dirs, d)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
 )
 
 // One spelling per key. encoding/json matches a key to a field ignoring case and
@@ -158,7 +160,7 @@ func childFrame(parent *keyFrame, inTop, object bool, root *keySchema) *keyFrame
 	case parent.object:
 		f.where = parent.where
 		if inTop {
-			f.where = quote(parent.key)
+			f.where = cut.Quote(parent.key)
 		}
 		if parent.schema != nil {
 			f.schema = parent.schema.sub[parent.key]
@@ -172,7 +174,7 @@ func childFrame(parent *keyFrame, inTop, object bool, root *keySchema) *keyFrame
 // onKey checks the key k of the object f, and records it.
 func (f *keyFrame) onKey(k string) error {
 	if f.seen[k] {
-		return configError("key %q appears twice in %s: give it once", trunc(k), f.where)
+		return configError("key %q appears twice in %s: give it once", cut.Value(k), f.where)
 	}
 	if f.seen == nil {
 		f.seen = map[string]bool{}
@@ -181,7 +183,7 @@ func (f *keyFrame) onKey(k string) error {
 	if f.schema != nil {
 		for _, known := range f.schema.keys {
 			if k != known && strings.EqualFold(k, known) {
-				return configError("key %q in %s differs from the plugin's key %q only in case: spell it as the plugin does, or remove it", trunc(k), f.where, known)
+				return configError("key %q in %s differs from the plugin's key %q only in case: spell it as the plugin does, or remove it", cut.Value(k), f.where, known)
 			}
 		}
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
 )
 
 // keysBase is a NetConf as Multus hands it over, without the closing brace.
@@ -72,8 +74,8 @@ func TestLoadKeysRefused(t *testing.T) {
 		{"prevResult key twice", keysBase + `,"prevResult":{"cniVersion":"1.0.0","ips":[],"ips":[]}}`, twiceMsg("ips", `"prevResult"`)},
 		{"GC attachment key twice", keysBase + `,"cni.dev/valid-attachments":[{"containerID":"a","ifname":"net1","ifname":"net2"}]}`, twiceMsg("ifname", `"cni.dev/valid-attachments"`)},
 		{"capability twice", keysBase + `,"capabilities":{"mac":true,"mac":false}}`, twiceMsg("mac", `"capabilities"`)},
-		{"long key twice", keysBase + `,"args":{"` + long + `":1,"` + long + `":2}}`, twiceMsg(trunc(long), `"args"`)},
-		{"key twice under a long top-level key", keysBase + `,"` + long + `":{"a":1,"a":2}}`, twiceMsg("a", quote(long))},
+		{"long key twice", keysBase + `,"args":{"` + long + `":1,"` + long + `":2}}`, twiceMsg(cut.Value(long), `"args"`)},
+		{"key twice under a long top-level key", keysBase + `,"` + long + `":{"a":1,"a":2}}`, twiceMsg("a", cut.Quote(long))},
 		{"key twice deep down", keysBase + `,"args":` + strings.Repeat(`[`, 5000) + `{"a":1,"a":2}` + strings.Repeat(`]`, 5000) + `}`, twiceMsg("a", `"args"`)},
 	}
 	for _, tt := range tests {

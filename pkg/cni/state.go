@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -19,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -118,10 +118,10 @@ const maxIfName = 15
 // rename: the message says which variable and what is wrong with it.
 func checkKey(containerID, ifName string) error {
 	if p := containerIDProblem(containerID); p != "" {
-		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_CONTAINERID %s %s", quote(containerID), p))
+		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_CONTAINERID %s %s", cut.Quote(containerID), p))
 	}
 	if p := ifNameProblem(ifName); p != "" {
-		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_IFNAME %s %s", quote(ifName), p))
+		return withCode(CodeInvalidEnv, fmt.Errorf("CNI_IFNAME %s %s", cut.Quote(ifName), p))
 	}
 	return nil
 }
@@ -164,24 +164,6 @@ func ifNameProblem(name string) string {
 	return ""
 }
 
-// quote quotes a value for a one-line message, cut as trunc cuts it.
-func quote(s string) string { return strconv.Quote(trunc(s)) }
-
-// trunc cuts a value for a message that quotes it (%q): at most 40 bytes, and
-// fewer when they would quote to more than 48 characters (a control or invalid
-// byte quotes as four), with "…" when cut, so that a hostile value cannot make a
-// message long.
-func trunc(s string) string {
-	if len(s) <= 40 && len(strconv.Quote(s)) <= 50 {
-		return s
-	}
-	n := min(len(s), 40)
-	for n > 0 && len(strconv.Quote(s[:n])) > 48 {
-		n--
-	}
-	return s[:n] + "…"
-}
-
 // attachmentName is the state file's name of a checked key: <container>_<ifname>.json.
 // A container ID may hold '_' and so may an ifname, so that "a_b" with "c" and "a"
 // with "b_c" would share a name; neither may hold ':', and so a container ID with
@@ -198,7 +180,7 @@ func attachmentName(containerID, ifName string) string {
 // are only ever made of the form vf.PCIAddr.String gives.
 func checkAddr(addr string) error {
 	if a, err := vf.ParsePCIAddr(addr); err != nil || a.String() != addr {
-		return fmt.Errorf("state of VF %s: not a canonical PCI address", quote(addr))
+		return fmt.Errorf("state of VF %s: not a canonical PCI address", cut.Quote(addr))
 	}
 	return nil
 }
@@ -244,7 +226,7 @@ func (s Store) openDir(create, tightenLoose bool) (*stateDir, error) {
 		for _, n := range names {
 			if !slices.Contains(stateSubdirs, n) {
 				d.close()
-				return nil, refuse("dataDir", s.Dir, "", "has mode %04o and holds %q, which is not chelsio-sriov's: a directory that may be shared is neither used nor changed; chmod 700 it, or name a directory of chelsio-sriov's own", loose, trunc(n))
+				return nil, refuse("dataDir", s.Dir, "", "has mode %04o and holds %q, which is not chelsio-sriov's: a directory that may be shared is neither used nor changed; chmod 700 it, or name a directory of chelsio-sriov's own", loose, cut.Value(n))
 			}
 		}
 		fix = append(fix, looseDir{fd, s.Dir})
@@ -663,7 +645,7 @@ func (s Store) Attachments() ([]*Attachment, error) {
 			continue
 		}
 		if checkKey(a.ContainerID, a.IfName) != nil || attachmentName(a.ContainerID, a.IfName) != n {
-			errs = append(errs, fmt.Errorf("state file %s records container %s, ifname %s, which is not the attachment of its name: skipped", d.at("attachments", n), quote(a.ContainerID), quote(a.IfName)))
+			errs = append(errs, fmt.Errorf("state file %s records container %s, ifname %s, which is not the attachment of its name: skipped", d.at("attachments", n), cut.Quote(a.ContainerID), cut.Quote(a.IfName)))
 			continue
 		}
 		out = append(out, &a)

@@ -9,11 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"unicode/utf8"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -121,7 +121,7 @@ func Load(path, defaultPrefix string) (cfg *Config, fromFile bool, err error) {
 	data, err := readConfig(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if msg := checkPrefix(defaultPrefix); defaultPrefix != "" && msg != "" {
-			return nil, false, &ConfigError{Problems: []string{fmt.Sprintf("default resource prefix %s (--resource-prefix): %s", quote(defaultPrefix), msg)}}
+			return nil, false, &ConfigError{Problems: []string{fmt.Sprintf("default resource prefix %s (--resource-prefix): %s", cut.Quote(defaultPrefix), msg)}}
 		}
 		return Default(defaultPrefix), false, nil
 	}
@@ -220,7 +220,7 @@ func Parse(data []byte, defaultPrefix string) (*Config, error) {
 	}
 	var c checker
 	if msg := checkPrefix(defaultPrefix); msg != "" {
-		c.addf("", "default resource prefix %s (--resource-prefix): %s", quote(defaultPrefix), msg)
+		c.addf("", "default resource prefix %s (--resource-prefix): %s", cut.Quote(defaultPrefix), msg)
 	}
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -271,12 +271,12 @@ func (c *checker) pools(list json.RawMessage, defaultPrefix string) []Pool {
 		}
 		full := p.FullName()
 		if other, dup := byName[full]; dup {
-			c.addf(where, "resource %s is also %s: resource names must be unique after prefixing", quote(full), other)
+			c.addf(where, "resource %s is also %s: resource names must be unique after prefixing", cut.Quote(full), other)
 			continue
 		}
 		env := EnvName(p.ResourcePrefix, p.ResourceName)
 		if other, dup := byEnv[env]; dup {
-			c.addf(where, "resource %s gives the same Allocate variable %s as %s: rename one", quote(full), env, other)
+			c.addf(where, "resource %s gives the same Allocate variable %s as %s: rename one", cut.Quote(full), env, other)
 			continue
 		}
 		byName[full] = fmt.Sprintf("resourceList[%d]'s", i)
@@ -303,7 +303,7 @@ func (c *checker) pool(i int, raw json.RawMessage, defaultPrefix string) (p Pool
 		named = true
 		if name, ok := c.str(where, f.key, f.val); ok {
 			if msg := checkResourceName(name); msg != "" {
-				c.addf(where, "resourceName %s: %s", quote(name), msg)
+				c.addf(where, "resourceName %s: %s", cut.Quote(name), msg)
 			} else {
 				p.ResourceName = name
 				where = fmt.Sprintf("resourceList[%d] (%s)", i, name)
@@ -319,7 +319,7 @@ func (c *checker) pool(i int, raw json.RawMessage, defaultPrefix string) (p Pool
 		case "resourcePrefix":
 			if pre, ok := c.str(where, f.key, f.val); ok && pre != "" {
 				if msg := checkPrefix(pre); msg != "" {
-					c.addf(where, "resourcePrefix %s: %s", quote(pre), msg)
+					c.addf(where, "resourcePrefix %s: %s", cut.Quote(pre), msg)
 				} else {
 					p.ResourcePrefix = pre
 				}
@@ -330,9 +330,9 @@ func (c *checker) pool(i int, raw json.RawMessage, defaultPrefix string) (p Pool
 				case DeviceTypeNetDevice, DeviceTypeAccelerator:
 					p.DeviceType = t
 				case "auxNetDevice":
-					c.addf(where, "deviceType %s: there are no Chelsio auxiliary devices; want %q", quote(t), DeviceTypeNetDevice)
+					c.addf(where, "deviceType %s: there are no Chelsio auxiliary devices; want %q", cut.Quote(t), DeviceTypeNetDevice)
 				default:
-					c.addf(where, "deviceType %s: want %q or %q%s", quote(t), DeviceTypeNetDevice, DeviceTypeAccelerator,
+					c.addf(where, "deviceType %s: want %q or %q%s", cut.Quote(t), DeviceTypeNetDevice, DeviceTypeAccelerator,
 						didYouMean(t, []string{DeviceTypeNetDevice, DeviceTypeAccelerator, "auxNetDevice"}))
 				}
 			}
@@ -368,16 +368,16 @@ func (c *checker) additionalInfo(where string, raw json.RawMessage) map[string]m
 		if key != "*" {
 			a, err := vf.ParsePCIAddr(key)
 			if err != nil {
-				c.addf(where, "additionalInfo key %s: want \"*\" or a VF PCI address, e.g. \"0000:81:01.0\"", quote(key))
+				c.addf(where, "additionalInfo key %s: want \"*\" or a VF PCI address, e.g. \"0000:81:01.0\"", cut.Quote(key))
 				continue
 			}
 			key = a.String()
 		}
 		if _, dup := info[key]; dup {
-			c.addf(where, "additionalInfo key %s: %s is already there", quote(f.key), key)
+			c.addf(where, "additionalInfo key %s: %s is already there", cut.Quote(f.key), key)
 			continue
 		}
-		sub := "additionalInfo[" + quote(f.key) + "]"
+		sub := "additionalInfo[" + cut.Quote(f.key) + "]"
 		kvs, ok := c.object(where, sub, f.val)
 		if !ok {
 			continue
@@ -388,7 +388,7 @@ func (c *checker) additionalInfo(where string, raw json.RawMessage) map[string]m
 				c.addf(where, "%s: empty key", sub)
 				continue
 			}
-			if s, ok := c.str(where, sub+"["+quote(kv.key)+"]", kv.val); ok {
+			if s, ok := c.str(where, sub+"["+cut.Quote(kv.key)+"]", kv.val); ok {
 				m[kv.key] = s
 			}
 		}
@@ -518,7 +518,7 @@ func (c *checker) object(where, name string, raw json.RawMessage) (fields []memb
 			return nil, false
 		}
 		if seen[key] {
-			c.addf(where, "%skey %s appears twice", keyColon(name), quote(key))
+			c.addf(where, "%skey %s appears twice", keyColon(name), cut.Quote(key))
 			continue
 		}
 		seen[key] = true
@@ -542,7 +542,7 @@ func (c *checker) reportUnknown(where, name string, fields []member, level keyLe
 	var known []member
 	for _, f := range fields {
 		if !slices.Contains(knownKeys[level], f.key) {
-			c.addf(where, "%sunknown key %s%s", keyColon(name), quote(f.key), unknownKeyHint(f.key, level))
+			c.addf(where, "%sunknown key %s%s", keyColon(name), cut.Quote(f.key), unknownKeyHint(f.key, level))
 			continue
 		}
 		if jsonKind(f.val) != "null" {
@@ -745,31 +745,19 @@ func describe(raw json.RawMessage) string {
 	case "string":
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
-			return "string " + quote(s)
+			return "string " + cut.Quote(s)
 		}
 	}
 	return kind + " " + compactJSON(raw)
 }
 
-// compactJSON is raw on one line, cut to 64 runes.
+// compactJSON is raw on one line, cut as cut.Value cuts it.
 func compactJSON(raw json.RawMessage) string {
 	var b bytes.Buffer
 	if json.Compact(&b, raw) != nil {
-		return truncate(strings.Join(strings.Fields(string(raw)), " "))
+		return cut.Value(strings.Join(strings.Fields(string(raw)), " "))
 	}
-	return truncate(b.String())
-}
-
-// quote is strconv.Quote of s, cut to 64 runes: messages stay on one short line.
-func quote(s string) string {
-	return strconv.Quote(truncate(s))
-}
-
-func truncate(s string) string {
-	if utf8.RuneCountInString(s) <= 64 {
-		return s
-	}
-	return string([]rune(s)[:64]) + "…"
+	return cut.Value(b.String())
 }
 
 // syntaxProblem turns a JSON decoding error into a message with a line and column.

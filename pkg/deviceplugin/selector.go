@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -147,7 +148,7 @@ func (c *checker) selector(where string, raw json.RawMessage) (s Selector, ok bo
 			continue
 		}
 		for i, val := range vals {
-			c.value(where, key, fmt.Sprintf("%s[%d] %s", key, i, quote(val)), val, &s)
+			c.value(where, key, fmt.Sprintf("%s[%d] %s", key, i, cut.Quote(val)), val, &s)
 		}
 	}
 	return s, len(c.problems) == before
@@ -398,7 +399,7 @@ const maxVFIndex = 65535
 // "0,2-5".
 func parseVFIndexes(s string) (VFIndexes, error) {
 	bad := func(why string) (VFIndexes, error) {
-		return nil, fmt.Errorf("VF range %s: %s (e.g. \"0,2-5\")", quote(s), why)
+		return nil, fmt.Errorf("VF range %s: %s (e.g. \"0,2-5\")", cut.Quote(s), why)
 	}
 	if s == "" {
 		return bad("empty")
@@ -407,7 +408,7 @@ func parseVFIndexes(s string) (VFIndexes, error) {
 	for part := range strings.SplitSeq(s, ",") {
 		what := "" // names the part when it is not the whole
 		if part != s {
-			what = quote(part) + " "
+			what = cut.Quote(part) + " "
 		}
 		lo, hi, isRange := strings.Cut(part, "-")
 		if !isRange {
