@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/vishvananda/netlink"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/safepath"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -58,7 +59,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) (retErr error) {
 // will not use is no fault of the config, and says nothing of what ADD did: DEL
 // reports it and frees nothing.
 func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
-	if isRefusal(loadErr) {
+	if safepath.IsRefusal(loadErr) {
 		return loadErr
 	}
 	if err := checkKey(args.ContainerID, args.IfName); err != nil {
@@ -75,7 +76,7 @@ func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
 		return err // a directory the plugin reads nothing from
 	}
 	a, err := Store{Dir: dataDir}.LoadAttachment(args.ContainerID, args.IfName)
-	if isRefusal(err) {
+	if safepath.IsRefusal(err) {
 		return err // the state is there but unsafe to use: say so, free nothing
 	}
 	if err != nil {
@@ -88,7 +89,7 @@ func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
 	sub.StdinData = a.NetConf
 	inv, err := p.begin(&sub, "DEL")
 	switch {
-	case isRefusal(err):
+	case safepath.IsRefusal(err):
 		return err
 	case err != nil:
 		// The config ADD recorded is refused too (a rule this version added): free

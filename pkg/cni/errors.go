@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/safepath"
 )
 
 // Error codes of the CNI spec that the plugin returns, and its own.
@@ -36,10 +38,10 @@ func withCode(code uint, err error) error {
 }
 
 // AsCNIError turns any error of the plugin into the *types.Error printed to the
-// runtime: the whole message, with the code of the outermost codedError, else of
-// an error a delegated plugin (IPAM) returned, else 999 (internal). A delegated
-// plugin's error keeps the context around it ("IPAM host-local ADD: …", an undo
-// that failed too, the other errors of a DEL).
+// runtime: the whole message, with the code of the outermost error that carries
+// one (codeOf), else of an error a delegated plugin (IPAM) returned, else 999
+// (internal). A delegated plugin's error keeps the context around it ("IPAM
+// host-local ADD: …", an undo that failed too, the other errors of a DEL).
 func AsCNIError(err error) *types.Error {
 	if err == nil {
 		return nil
@@ -48,14 +50,50 @@ func AsCNIError(err error) *types.Error {
 	if te, ok := err.(*types.Error); ok { //nolint:errorlint // see above
 		return te
 	}
-	code := uint(types.ErrInternal)
-	var ce *codedError
+	code, ok := codeIn(err)
 	var te *types.Error
 	switch {
-	case errors.As(err, &ce):
-		code = ce.code
+	case ok:
 	case errors.As(err, &te) && te.Code != 0:
 		code = te.Code
+	default:
+		code = types.ErrInternal
 	}
 	return &types.Error{Code: code, Msg: err.Error()}
+}
+
+// codeOf is the CNI code of err itself, not of its chain: the code withCode gave
+// it, or the code of one of the typed errors of the packages the plugin builds on.
+// Every such error type is mapped here, and only here.
+func codeOf(err error) (uint, bool) {
+	switch e := err.(type) { //nolint:errorlint // one link of the chain: see codeIn
+	case *codedError:
+		return e.code, true
+	case *safepath.Refusal:
+		return CodeInvalidConfig, true // the config names the path
+	case *safepath.IOError:
+		return CodeIOFailure, true
+	}
+	return 0, false
+}
+
+// codeIn is codeOf of the first error of err's tree that has a code, in the order
+// errors.As walks the tree: the outermost first, a joined error's in turn.
+func codeIn(err error) (uint, bool) {
+	if code, ok := codeOf(err); ok {
+		return code, true
+	}
+	switch u := err.(type) { //nolint:errorlint // walks the chain itself
+	case interface{ Unwrap() error }:
+		if next := u.Unwrap(); next != nil {
+			return codeIn(next)
+		}
+	case interface{ Unwrap() []error }:
+		for _, next := range u.Unwrap() {
+			if code, ok := codeIn(next); ok {
+				return code, true
+			}
+		}
+	}
+	return 0, false
 }

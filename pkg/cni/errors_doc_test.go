@@ -33,17 +33,36 @@ const cniTypesPath = "github.com/containernetworking/cni/pkg/types"
 // source and finds every code (each withCode call's constant, each types.Error
 // literal's Code, every Err* constant of the CNI types package used, every Code*
 // constant declared) and every message that carries a code (each configError
-// format, and each fmt.Errorf format that withCode tags). The doc's CNI section must
+// format, each fmt.Errorf format that withCode tags, and each fmt.Errorf format
+// that a typed error of a package the plugin builds on wraps, where codeOf maps
+// that type to a code: those packages are type-checked too). The doc's CNI section must
 // have a row in its code table for each code and none for another; and, for each
 // message, a table row whose first cell quotes it as a code span, the fixed text
 // exactly and <…> (or "<…>" for %q) where a verb stands, and whose second cell gives
 // the message's code.
 func TestErrorsDocumented(t *testing.T) {
 	l := newLoader(t)
-	pkg, files, info := l.check(t, l.target.Dir, l.target.GoFiles)
-	found, err := extractErrors(l.fset, pkg, files, info)
+	target := l.check(t, l.target.ImportPath, l.target.Dir, l.target.GoFiles)
+	found, err := extractErrors(target)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The typed errors that codeOf maps are made in the packages that declare them.
+	for _, path := range found.typedPackages() {
+		if path == target.pkg.Path() {
+			continue
+		}
+		lp, ok := l.listed[path]
+		if !ok {
+			t.Fatalf("codeOf maps an error type of %s, which go list does not list as a dependency", path)
+		}
+		before := len(found.msgs)
+		if err := found.extractTyped(l.check(t, lp.ImportPath, lp.Dir, lp.GoFiles)); err != nil {
+			t.Fatal(err)
+		}
+		if len(found.msgs) == before {
+			t.Fatalf("found no coded message in %s, whose error types codeOf maps: the extraction is broken", path)
+		}
 	}
 	if len(found.codes) < 5 || len(found.msgs) < 20 {
 		t.Fatalf("found %d codes and %d coded messages: the extraction is broken", len(found.codes), len(found.msgs))
@@ -58,7 +77,8 @@ func TestErrorsDocumented(t *testing.T) {
 }
 
 // TestErrorsDocCheckFindsGaps shows that the check fails for an error that the doc
-// does not document: a new configError, a new code, a code documented wrong.
+// does not document: a new configError, a new typed error that codeOf maps, a new
+// code, a code documented wrong.
 func TestErrorsDocCheckFindsGaps(t *testing.T) {
 	const src = `package p
 
@@ -66,6 +86,7 @@ import "fmt"
 
 const (
 	CodeInvalidConfig = 7
+	CodeLocked        = 11
 	CodeBusy          = 101
 )
 
@@ -79,6 +100,18 @@ func configError(format string, args ...any) error {
 	return withCode(CodeInvalidConfig, fmt.Errorf(format, args...))
 }
 
+type lockedError struct{ Err error }
+
+func (e *lockedError) Error() string { return e.Err.Error() }
+
+func codeOf(err error) (uint, bool) {
+	switch err.(type) {
+	case *lockedError:
+		return CodeLocked, true
+	}
+	return 0, false
+}
+
 func f(n int, s string) error {
 	if n > 0 {
 		return configError("\"vlan\" %d is out of range", n)
@@ -86,33 +119,42 @@ func f(n int, s string) error {
 	if s != "" {
 		return configError("%q: new key nobody documented", s)
 	}
+	switch s {
+	case "locked":
+		return &lockedError{Err: fmt.Errorf("VF %s is locked", s)}
+	case "lock":
+		return &lockedError{fmt.Errorf("lock %s: nobody documented it", s)}
+	}
 	return withCode(CodeBusy, fmt.Errorf("VF %s is busy", s))
 }
 `
-	const doc = "## The CNI plugin\n\n### Error codes\n\n| code | meaning |\n|---|---|\n| 7 | refused |\n\n" +
-		"### Config\n\n| message | code |\n|---|---|\n| `\"vlan\" <n> is out of range` | 7 |\n| `VF <addr> is busy` | 11 |\n\n## Another part\n\n| `\"<key>\": new key nobody documented` | 7 |\n"
+	const doc = "## The CNI plugin\n\n### Error codes\n\n| code | meaning |\n|---|---|\n| 7 | refused |\n| 11 | try again |\n\n" +
+		"### Config\n\n| message | code |\n|---|---|\n| `\"vlan\" <n> is out of range` | 7 |\n| `VF <addr> is busy` | 11 |\n| `VF <addr> is locked` | 11 |\n\n" +
+		"## Another part\n\n| `\"<key>\": new key nobody documented` | 7 |\n"
 	l := newLoader(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "p.go"), []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pkg, files, info := l.check(t, dir, []string{"p.go"})
-	found, err := extractErrors(l.fset, pkg, files, info)
+	found, err := extractErrors(l.check(t, "p", dir, []string{"p.go"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(checkDoc(doc, found), "\n")
 	for _, want := range []string{
 		"no row for CNI error code 101",
-		`"%q: new key nobody documented" (code 7`, // outside the CNI section: not found
-		`"VF %s is busy" (code 101`,               // its row gives 11
+		`"%q: new key nobody documented" (code 7`,  // outside the CNI section: not found
+		`"VF %s is busy" (code 101`,                // its row gives 11
+		`"lock %s: nobody documented it" (code 11`, // a typed error that codeOf maps
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("checkDoc() does not report %s; it reports:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "is out of range") {
-		t.Errorf("checkDoc() reports a documented message:\n%s", got)
+	for _, documented := range []string{"is out of range", "is locked"} {
+		if strings.Contains(got, documented) {
+			t.Errorf("checkDoc() reports a documented message:\n%s", got)
+		}
 	}
 }
 
@@ -128,8 +170,9 @@ type listedPackage struct {
 // dependencies, as go list -export finds them.
 type loader struct {
 	fset   *token.FileSet
-	export map[string]string // import path → export data file
-	target listedPackage     // this package
+	export map[string]string        // import path → export data file
+	listed map[string]listedPackage // import path → this package and its dependencies
+	target listedPackage            // this package
 }
 
 func newLoader(t *testing.T) *loader {
@@ -141,7 +184,7 @@ func newLoader(t *testing.T) *loader {
 	if err != nil {
 		t.Fatalf("go list -export: %v: %s", err, stderr.Bytes())
 	}
-	l := &loader{fset: token.NewFileSet(), export: map[string]string{}}
+	l := &loader{fset: token.NewFileSet(), export: map[string]string{}, listed: map[string]listedPackage{}}
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for dec.More() {
 		var p listedPackage
@@ -149,13 +192,22 @@ func newLoader(t *testing.T) *loader {
 			t.Fatalf("go list -export: %v", err)
 		}
 		l.export[p.ImportPath] = p.Export
+		l.listed[p.ImportPath] = p
 		l.target = p // -deps lists the package itself last
 	}
 	return l
 }
 
-// check parses and type-checks the files of dir as one package.
-func (l *loader) check(t *testing.T, dir string, names []string) (*types.Package, []*ast.File, *types.Info) {
+// checked is a type-checked package.
+type checked struct {
+	fset  *token.FileSet
+	pkg   *types.Package
+	files []*ast.File
+	info  *types.Info
+}
+
+// check parses and type-checks the files of dir as the package path.
+func (l *loader) check(t *testing.T, path, dir string, names []string) *checked {
 	t.Helper()
 	var files []*ast.File
 	for _, n := range names {
@@ -173,11 +225,64 @@ func (l *loader) check(t *testing.T, dir string, names []string) (*types.Package
 		return os.Open(p)
 	})
 	info := &types.Info{Types: map[ast.Expr]types.TypeAndValue{}, Uses: map[*ast.Ident]types.Object{}, Defs: map[*ast.Ident]types.Object{}}
-	pkg, err := (&types.Config{Importer: imp}).Check(l.target.ImportPath, l.fset, files, info)
+	pkg, err := (&types.Config{Importer: imp}).Check(path, l.fset, files, info)
 	if err != nil {
 		t.Fatalf("type-check %s: %v", dir, err)
 	}
-	return pkg, files, info
+	return &checked{fset: l.fset, pkg: pkg, files: files, info: info}
+}
+
+// pos is the position of n, file:line:column with the file's base name.
+func (c *checked) pos(n ast.Node) string { return shortPos(c.fset, n.Pos()) }
+
+// callee is the function or method that call calls, nil when it is not a named one.
+func (c *checked) callee(call *ast.CallExpr) types.Object {
+	switch fn := ast.Unparen(call.Fun).(type) {
+	case *ast.Ident:
+		return c.info.Uses[fn]
+	case *ast.SelectorExpr:
+		return c.info.Uses[fn.Sel]
+	}
+	return nil
+}
+
+func (c *checked) constUint(e ast.Expr) (uint64, bool) {
+	tv := c.info.Types[e]
+	if tv.Value == nil {
+		return 0, false
+	}
+	return constant.Uint64Val(constant.ToInt(tv.Value))
+}
+
+func (c *checked) constString(e ast.Expr) (string, bool) {
+	tv := c.info.Types[e]
+	if tv.Value == nil || tv.Value.Kind() != constant.String {
+		return "", false
+	}
+	return constant.StringVal(tv.Value), true
+}
+
+// errorf returns e as a call of fmt.Errorf.
+func (c *checked) errorf(e ast.Expr) (*ast.CallExpr, bool) {
+	call, ok := ast.Unparen(e).(*ast.CallExpr)
+	if !ok {
+		return nil, false
+	}
+	fn, ok := c.callee(call).(*types.Func)
+	return call, ok && fn.Pkg() != nil && fn.Pkg().Path() == "fmt" && fn.Name() == "Errorf"
+}
+
+// typeKey names a named type, or the type a pointer points to, across type-checks:
+// "<package path>.<name>"; "" for any other type.
+func typeKey(t types.Type) string {
+	if p, ok := types.Unalias(t).(*types.Pointer); ok {
+		t = p.Elem()
+	}
+	named, ok := types.Unalias(t).(*types.Named)
+	if !ok || named.Obj().Pkg() == nil {
+		return ""
+	}
+	return named.Obj().Pkg().Path() + "." + named.Obj().Name()
 }
 
 // codedMsg is a message format that reaches the runtime with a code.
@@ -190,129 +295,57 @@ type codedMsg struct {
 type foundErrors struct {
 	codes map[uint64]string
 	msgs  map[codedMsg]string
+	// typed maps each error type that codeOf gives a constant code (typeKey) to it.
+	typed map[string]uint64
+}
+
+// typedPackages lists the packages that declare the error types of f.typed.
+func (f *foundErrors) typedPackages() []string {
+	var out []string
+	for key := range f.typed {
+		path := key[:strings.LastIndex(key, ".")]
+		if !slices.Contains(out, path) {
+			out = append(out, path)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // extractErrors finds the codes and coded messages of a type-checked package that
-// has functions withCode(code uint, err error) and configError(format string, ...).
-func extractErrors(fset *token.FileSet, pkg *types.Package, files []*ast.File, info *types.Info) (*foundErrors, error) {
-	withCode, _ := pkg.Scope().Lookup("withCode").(*types.Func)
-	configError, _ := pkg.Scope().Lookup("configError").(*types.Func)
-	if withCode == nil || configError == nil {
-		return nil, fmt.Errorf("package %s has no func withCode or configError: update %s", pkg.Path(), "errors_doc_test.go")
+// has functions withCode(code uint, err error), configError(format string, ...)
+// and codeOf(err error) (uint, bool), this one a type switch.
+func extractErrors(c *checked) (*foundErrors, error) {
+	scope := c.pkg.Scope()
+	withCode, _ := scope.Lookup("withCode").(*types.Func)
+	configError, _ := scope.Lookup("configError").(*types.Func)
+	codeOf, _ := scope.Lookup("codeOf").(*types.Func)
+	if withCode == nil || configError == nil || codeOf == nil {
+		return nil, fmt.Errorf("package %s has no func withCode, configError or codeOf: update %s", c.pkg.Path(), "errors_doc_test.go")
 	}
-	f := &foundErrors{codes: map[uint64]string{}, msgs: map[codedMsg]string{}}
-	for _, name := range pkg.Scope().Names() {
-		if c, ok := pkg.Scope().Lookup(name).(*types.Const); ok && strings.HasPrefix(name, "Code") {
-			if v, ok := constant.Uint64Val(c.Val()); ok {
-				f.codes[v] = name + " at " + shortPos(fset, c.Pos())
+	f := &foundErrors{codes: map[uint64]string{}, msgs: map[codedMsg]string{}, typed: map[string]uint64{}}
+	for _, name := range scope.Names() {
+		if k, ok := scope.Lookup(name).(*types.Const); ok && strings.HasPrefix(name, "Code") {
+			if v, ok := constant.Uint64Val(k.Val()); ok {
+				f.codes[v] = name + " at " + shortPos(c.fset, k.Pos())
 			}
 		}
 	}
-	callee := func(call *ast.CallExpr) types.Object {
-		switch fn := ast.Unparen(call.Fun).(type) {
-		case *ast.Ident:
-			return info.Uses[fn]
-		case *ast.SelectorExpr:
-			return info.Uses[fn.Sel]
-		}
-		return nil
-	}
-	constUint := func(e ast.Expr) (uint64, bool) {
-		tv := info.Types[e]
-		if tv.Value == nil {
-			return 0, false
-		}
-		return constant.Uint64Val(constant.ToInt(tv.Value))
-	}
-	constString := func(e ast.Expr) (string, bool) {
-		tv := info.Types[e]
-		if tv.Value == nil || tv.Value.Kind() != constant.String {
-			return "", false
-		}
-		return constant.StringVal(tv.Value), true
-	}
-	isErrorf := func(e ast.Expr) (*ast.CallExpr, bool) {
-		call, ok := ast.Unparen(e).(*ast.CallExpr)
-		if !ok {
-			return nil, false
-		}
-		fn, ok := callee(call).(*types.Func)
-		return call, ok && fn.Pkg() != nil && fn.Pkg().Path() == "fmt" && fn.Name() == "Errorf"
-	}
-
-	// configError's code is the one its own withCode call gives.
-	var configCode uint64
-	var configDecl *ast.FuncDecl
-	for _, file := range files {
-		for _, d := range file.Decls {
-			if fd, ok := d.(*ast.FuncDecl); ok && info.Defs[fd.Name] == configError {
-				configDecl = fd
-			}
-		}
-	}
-	if configDecl != nil {
-		ast.Inspect(configDecl, func(n ast.Node) bool {
-			if call, ok := n.(*ast.CallExpr); ok && callee(call) == withCode {
-				configCode, _ = constUint(call.Args[0])
-			}
-			return true
-		})
-	}
+	configDecl, configCode := c.configErrorCode(configError, withCode)
 	if configCode == 0 {
 		return nil, fmt.Errorf("configError does not call withCode with a constant code")
 	}
-
+	if err := f.codeOfTypes(c, codeOf); err != nil {
+		return nil, err
+	}
 	var errs []string
-	for _, file := range files {
+	for _, file := range c.files {
 		ast.Inspect(file, func(n ast.Node) bool {
 			if n == configDecl {
 				return false // its fmt.Errorf has the caller's format
 			}
-			pos := func() string { return shortPos(fset, n.Pos()) }
-			switch n := n.(type) {
-			case *ast.CallExpr:
-				switch callee(n) {
-				case withCode:
-					code, ok := constUint(n.Args[0])
-					if !ok {
-						errs = append(errs, pos()+": withCode's code is not a constant")
-						return true
-					}
-					f.codes[code] = "withCode at " + pos()
-					if call, ok := isErrorf(n.Args[1]); ok {
-						if format, ok := constString(call.Args[0]); ok {
-							f.msgs[codedMsg{format, code}] = pos()
-						} else {
-							errs = append(errs, pos()+": fmt.Errorf's format is not a constant")
-						}
-					}
-				case configError:
-					format, ok := constString(n.Args[0])
-					if !ok {
-						errs = append(errs, pos()+": configError's format is not a constant")
-						return true
-					}
-					f.msgs[codedMsg{format, configCode}] = pos()
-				}
-			case *ast.CompositeLit:
-				if named, ok := types.Unalias(info.Types[n].Type).(*types.Named); ok && named.Obj().Pkg() != nil &&
-					named.Obj().Pkg().Path() == cniTypesPath && named.Obj().Name() == "Error" {
-					for _, el := range n.Elts {
-						if kv, ok := el.(*ast.KeyValueExpr); ok {
-							if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Code" {
-								if code, ok := constUint(kv.Value); ok {
-									f.codes[code] = "types.Error at " + pos()
-								}
-							}
-						}
-					}
-				}
-			case *ast.Ident:
-				if c, ok := info.Uses[n].(*types.Const); ok && c.Pkg() != nil && c.Pkg().Path() == cniTypesPath && strings.HasPrefix(c.Name(), "Err") {
-					if v, ok := constant.Uint64Val(c.Val()); ok {
-						f.codes[v] = "types." + c.Name() + " at " + pos()
-					}
-				}
+			if p := f.inspectCoded(c, n, withCode, configError, configCode); p != "" {
+				errs = append(errs, p)
 			}
 			return true
 		})
@@ -320,7 +353,159 @@ func extractErrors(fset *token.FileSet, pkg *types.Package, files []*ast.File, i
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("messages the doc cannot quote:\n%s", strings.Join(errs, "\n"))
 	}
-	return f, nil
+	return f, f.extractTyped(c)
+}
+
+// configErrorCode returns configError's declaration and the code its own withCode
+// call gives (0 when it gives no constant one).
+func (c *checked) configErrorCode(configError, withCode *types.Func) (*ast.FuncDecl, uint64) {
+	var decl *ast.FuncDecl
+	for _, file := range c.files {
+		for _, d := range file.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok && c.info.Defs[fd.Name] == configError {
+				decl = fd
+			}
+		}
+	}
+	var code uint64
+	if decl != nil {
+		ast.Inspect(decl, func(n ast.Node) bool {
+			if call, ok := n.(*ast.CallExpr); ok && c.callee(call) == withCode {
+				code, _ = c.constUint(call.Args[0])
+			}
+			return true
+		})
+	}
+	return decl, code
+}
+
+// codeOfTypes records the error types of codeOf's type switch whose case returns a
+// constant code.
+func (f *foundErrors) codeOfTypes(c *checked, codeOf *types.Func) error {
+	var decl *ast.FuncDecl
+	for _, file := range c.files {
+		for _, d := range file.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok && c.info.Defs[fd.Name] == codeOf {
+				decl = fd
+			}
+		}
+	}
+	if decl == nil {
+		return fmt.Errorf("no declaration of codeOf")
+	}
+	ast.Inspect(decl, func(n ast.Node) bool {
+		clause, ok := n.(*ast.CaseClause)
+		if !ok || len(clause.Body) == 0 {
+			return true
+		}
+		ret, ok := clause.Body[len(clause.Body)-1].(*ast.ReturnStmt)
+		if !ok || len(ret.Results) == 0 {
+			return true
+		}
+		code, ok := c.constUint(ret.Results[0])
+		if !ok {
+			return true // codedError's own code
+		}
+		for _, e := range clause.List {
+			if key := typeKey(c.info.Types[e].Type); key != "" {
+				f.typed[key] = code
+				if _, ok := f.codes[code]; !ok {
+					f.codes[code] = "codeOf at " + c.pos(e)
+				}
+			}
+		}
+		return true
+	})
+	if len(f.typed) == 0 {
+		return fmt.Errorf("codeOf at %s maps no error type to a constant code", c.pos(decl))
+	}
+	return nil
+}
+
+// inspectCoded records what node n of the plugin's package says of codes and coded
+// messages; it returns a problem that keeps the doc from quoting a message.
+func (f *foundErrors) inspectCoded(c *checked, n ast.Node, withCode, configError *types.Func, configCode uint64) string {
+	switch n := n.(type) {
+	case *ast.CallExpr:
+		switch c.callee(n) {
+		case withCode:
+			code, ok := c.constUint(n.Args[0])
+			if !ok {
+				return c.pos(n) + ": withCode's code is not a constant"
+			}
+			f.codes[code] = "withCode at " + c.pos(n)
+			if call, ok := c.errorf(n.Args[1]); ok {
+				format, ok := c.constString(call.Args[0])
+				if !ok {
+					return c.pos(n) + ": fmt.Errorf's format is not a constant"
+				}
+				f.msgs[codedMsg{format, code}] = c.pos(n)
+			}
+		case configError:
+			format, ok := c.constString(n.Args[0])
+			if !ok {
+				return c.pos(n) + ": configError's format is not a constant"
+			}
+			f.msgs[codedMsg{format, configCode}] = c.pos(n)
+		}
+	case *ast.CompositeLit:
+		if typeKey(c.info.Types[n].Type) == cniTypesPath+".Error" {
+			for _, el := range n.Elts {
+				if kv, ok := el.(*ast.KeyValueExpr); ok {
+					if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Code" {
+						if code, ok := c.constUint(kv.Value); ok {
+							f.codes[code] = "types.Error at " + c.pos(n)
+						}
+					}
+				}
+			}
+		}
+	case *ast.Ident:
+		if k, ok := c.info.Uses[n].(*types.Const); ok && k.Pkg() != nil && k.Pkg().Path() == cniTypesPath && strings.HasPrefix(k.Name(), "Err") {
+			if v, ok := constant.Uint64Val(k.Val()); ok {
+				f.codes[v] = "types." + k.Name() + " at " + c.pos(n)
+			}
+		}
+	}
+	return ""
+}
+
+// extractTyped records the messages of package c's typed errors: each fmt.Errorf
+// among the values of a composite literal of a type that codeOf maps, with that
+// type's code.
+func (f *foundErrors) extractTyped(c *checked) error {
+	var errs []string
+	for _, file := range c.files {
+		ast.Inspect(file, func(n ast.Node) bool {
+			lit, ok := n.(*ast.CompositeLit)
+			if !ok {
+				return true
+			}
+			code, ok := f.typed[typeKey(c.info.Types[lit].Type)]
+			if !ok {
+				return true
+			}
+			for _, el := range lit.Elts {
+				if kv, ok := el.(*ast.KeyValueExpr); ok {
+					el = kv.Value
+				}
+				call, ok := c.errorf(el)
+				if !ok {
+					continue
+				}
+				if format, ok := c.constString(call.Args[0]); ok {
+					f.msgs[codedMsg{format, code}] = c.pos(lit)
+				} else {
+					errs = append(errs, c.pos(lit)+": fmt.Errorf's format is not a constant")
+				}
+			}
+			return true
+		})
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("messages the doc cannot quote:\n%s", strings.Join(errs, "\n"))
+	}
+	return nil
 }
 
 // checkDoc returns every way in which doc fails to document f: see

@@ -17,8 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/treesnap"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/safepath"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -184,7 +185,7 @@ func TestStoreRefusesUnsafeDataDir(t *testing.T) {
 			s := Store{Dir: dataDir}
 			for _, o := range storeOps() {
 				err := o.op(s)
-				if o.writer || isRefusal(err) {
+				if o.writer || safepath.IsRefusal(err) {
 					checkRefused(t, o.name, err, CodeInvalidConfig, append([]string{`"dataDir"`}, tt.mention...)...)
 				} else if err != nil && !isNotExist(err) {
 					t.Errorf("%s: %v, want a refusal or nothing found", o.name, err)
@@ -405,7 +406,7 @@ func TestPrivilegedStoreRefusesForeignDirs(t *testing.T) {
 			s := Store{Dir: tt.setup(t, root)}
 			before := treesnap.Of(t, root)
 			for _, o := range storeOps() {
-				if err := o.op(s); o.writer || isRefusal(err) {
+				if err := o.op(s); o.writer || safepath.IsRefusal(err) {
 					checkRefused(t, o.name, err, CodeInvalidConfig, `"dataDir"`, tt.mention)
 				}
 			}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/safepath"
 )
 
 // parseLevel maps sriov-cni's logLevel values to slog levels; "" is info.
@@ -39,7 +41,7 @@ func openLog(c *NetConf, stderr io.Writer) (*slog.Logger, func(), error) {
 	if c.LogFile != "" {
 		f, err := openLogFile(c.LogFile)
 		switch {
-		case isRefusal(err):
+		case safepath.IsRefusal(err):
 			return nil, nil, err
 		case err != nil:
 			if stderr != nil {
@@ -67,22 +69,22 @@ func openLog(c *NetConf, stderr io.Writer) (*slog.Logger, func(), error) {
 // by group or others). Where the file may be (the node's allowed directories) is
 // the caller's to check.
 func openLogFile(path string) (*os.File, error) {
+	logFile := safepath.Setting{Key: "logFile", Path: path}
 	dir, name := filepath.Split(path)
 	if name == "" || !filepath.IsAbs(path) {
-		return nil, refuse("logFile", path, "", "is not the absolute path of a file")
+		return nil, logFile.Refuse("", "is not the absolute path of a file")
 	}
-	dfd, _, err := openDirNoFollow("logFile", path, dir, walkLinksOnly, false)
+	dfd, _, err := logFile.OpenDir(dir, safepath.LinksOnly, false)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(dfd)
-	f, err := openFileNoFollow("logFile", path, path, dfd, name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT, 0o600)
+	f, err := logFile.OpenFile(path, dfd, name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	// A file mounted over one in the log's directory is on a filesystem of its own.
-	var fsc fsCheck
-	if err := fsc.refusePseudo("logFile", path, path, int(f.Fd())); err != nil {
+	if err := logFile.RefusePseudo(path, int(f.Fd())); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -97,7 +99,7 @@ func openLogFile(path string) (*os.File, error) {
 	}
 	if euid := uint32(os.Geteuid()); fst.Uid != euid && dst.Mode&0o022 != 0 {
 		f.Close()
-		return nil, refuse("logFile", path, "", "belongs to uid %d, in a directory that others can write (mode %04o): anyone could have planted it; remove it or log elsewhere", fst.Uid, dst.Mode&0o7777)
+		return nil, logFile.Refuse("", "belongs to uid %d, in a directory that others can write (mode %04o): anyone could have planted it; remove it or log elsewhere", fst.Uid, dst.Mode&0o7777)
 	}
 	return f, nil
 }

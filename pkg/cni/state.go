@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/safepath"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -79,7 +80,7 @@ type Owner struct {
 // directories owned by the plugin's user.
 //
 // Every operation opens the directory afresh, one path component at a time from
-// "/" without following a symbolic link (openDirNoFollow), checks it (no link
+// "/" without following a symbolic link (package safepath), checks it (no link
 // anywhere in dataDir, every directory above it root's or the plugin user's and
 // not writable by others without the sticky bit, dataDir and its subdirectories
 // the plugin user's own, mode 0700 or stricter), and reaches every file through
@@ -91,6 +92,10 @@ type Owner struct {
 type Store struct {
 	Dir string
 }
+
+// setting is the store's directory as the NetConf gives it, for the walk and its
+// refusals.
+func (s Store) setting() safepath.Setting { return safepath.Setting{Key: "dataDir", Path: s.Dir} }
 
 // stateSubdirs are the state directory's subdirectories.
 var stateSubdirs = []string{"attachments", "vfs", "locks"}
@@ -207,7 +212,7 @@ func (s Store) open() (*stateDir, error) { return s.openDir(false, false) }
 // changing its mode would break what shares it. Every check comes before any
 // change.
 func (s Store) openDir(create, tightenLoose bool) (*stateDir, error) {
-	fd, loose, err := openDirNoFollow("dataDir", s.Dir, s.Dir, walkPrivate, create)
+	fd, loose, err := s.setting().OpenDir(s.Dir, safepath.Private, create)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +223,7 @@ func (s Store) openDir(create, tightenLoose bool) (*stateDir, error) {
 	}
 	var fix []looseDir
 	if loose != 0 {
-		names, err := dirNames(fd, s.Dir)
+		names, err := safepath.DirNames(fd, s.Dir)
 		if err != nil {
 			d.close()
 			return nil, err
@@ -226,13 +231,13 @@ func (s Store) openDir(create, tightenLoose bool) (*stateDir, error) {
 		for _, n := range names {
 			if !slices.Contains(stateSubdirs, n) {
 				d.close()
-				return nil, refuse("dataDir", s.Dir, "", "has mode %04o and holds %q, which is not chelsio-sriov's: a directory that may be shared is neither used nor changed; chmod 700 it, or name a directory of chelsio-sriov's own", loose, cut.Value(n))
+				return nil, s.setting().Refuse("", "has mode %04o and holds %q, which is not chelsio-sriov's: a directory that may be shared is neither used nor changed; chmod 700 it, or name a directory of chelsio-sriov's own", loose, cut.Value(n))
 			}
 		}
 		fix = append(fix, looseDir{fd, s.Dir})
 	}
 	for _, name := range stateSubdirs {
-		sfd, sloose, err := openSubdir("dataDir", s.Dir, fd, name)
+		sfd, sloose, err := s.setting().OpenSubdir(fd, name)
 		if isNotExist(err) {
 			continue
 		}
@@ -247,7 +252,7 @@ func (s Store) openDir(create, tightenLoose bool) (*stateDir, error) {
 	}
 	if tightenLoose {
 		for _, l := range fix {
-			if err := tighten(l.fd, l.at); err != nil {
+			if err := safepath.Tighten(l.fd, l.at); err != nil {
 				d.close()
 				return nil, err
 			}
@@ -265,7 +270,7 @@ func (s Store) openDir(create, tightenLoose bool) (*stateDir, error) {
 func (s Store) preflight(containerID, ifName string, addr vf.PCIAddr) error {
 	d, err := s.open()
 	if err != nil {
-		if isRefusal(err) {
+		if safepath.IsRefusal(err) {
 			return err
 		}
 		return nil
@@ -283,7 +288,7 @@ func (s Store) preflight(containerID, ifName string, addr vf.PCIAddr) error {
 		if err != nil {
 			continue // missing (open refused an unsafe one)
 		}
-		if err := checkNotLink("dataDir", s.Dir, d.at(f[0], f[1]), dir, f[1]); isRefusal(err) {
+		if err := s.setting().CheckFile(d.at(f[0], f[1]), dir, f[1]); safepath.IsRefusal(err) {
 			return err
 		}
 	}
@@ -326,7 +331,7 @@ func (s Store) ensure() error {
 		if err := unix.Mkdirat(d.fd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 			return withCode(CodeIOFailure, fmt.Errorf("create state dir %s: %w", d.at(name, ""), err))
 		}
-		fd, _, err := openSubdir("dataDir", s.Dir, d.fd, name)
+		fd, _, err := s.setting().OpenSubdir(d.fd, name)
 		if err != nil {
 			return err
 		}
@@ -391,7 +396,7 @@ func (d *stateDir) writeJSON(sub, name string, v any) error {
 func (s Store) checkWritable() error {
 	d, err := s.open()
 	if isNotExist(err) {
-		fd, at, err := openDeepest("dataDir", s.Dir, s.Dir, walkPrivate)
+		fd, at, err := s.setting().OpenDeepest(s.Dir, safepath.Private)
 		if err != nil {
 			return err
 		}
@@ -434,7 +439,7 @@ func (d *stateDir) readJSON(sub, name string, v any) error {
 	if err != nil {
 		return err
 	}
-	f, err := openFileNoFollow("dataDir", d.s.Dir, d.at(sub, name), dir, name, unix.O_RDONLY, 0)
+	f, err := d.s.setting().OpenFile(d.at(sub, name), dir, name, unix.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -507,7 +512,7 @@ func (s Store) SaveAttachment(a *Attachment) error {
 		if err != nil {
 			return err
 		}
-		if err := checkNotLink("dataDir", s.Dir, d.at(t[0], t[1]), dir, t[1]); err != nil {
+		if err := s.setting().CheckFile(d.at(t[0], t[1]), dir, t[1]); err != nil {
 			return err
 		}
 	}
@@ -669,7 +674,7 @@ func (s Store) lockIfStored(addr string, timeout time.Duration) (func(), error) 
 	switch {
 	case isNotExist(err):
 		return func() {}, nil
-	case isRefusal(err):
+	case safepath.IsRefusal(err):
 		return nil, err
 	case err != nil:
 		return nil, withCode(CodeIOFailure, fmt.Errorf("lock VF %s: %w", addr, err))
@@ -693,7 +698,7 @@ func (s Store) Lock(addr string, timeout time.Duration) (func(), error) {
 		return nil, err
 	}
 	fail := func(err error) (func(), error) {
-		if isRefusal(err) {
+		if safepath.IsRefusal(err) {
 			return nil, err
 		}
 		return nil, withCode(CodeIOFailure, fmt.Errorf("lock VF %s: %w", addr, err))
@@ -707,14 +712,14 @@ func (s Store) Lock(addr string, timeout time.Duration) (func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := checkNotLink("dataDir", s.Dir, d.at("vfs", addr+".json"), vfs, addr+".json"); err != nil {
+	if err := s.setting().CheckFile(d.at("vfs", addr+".json"), vfs, addr+".json"); err != nil {
 		return fail(err)
 	}
 	locks, err := d.sub("locks")
 	if err != nil {
 		return fail(err)
 	}
-	f, err := openFileNoFollow("dataDir", s.Dir, d.at("locks", addr+".lock"), locks, addr+".lock", unix.O_RDWR|unix.O_CREAT, 0o600)
+	f, err := s.setting().OpenFile(d.at("locks", addr+".lock"), locks, addr+".lock", unix.O_RDWR|unix.O_CREAT, 0o600)
 	if err != nil {
 		return fail(err)
 	}
