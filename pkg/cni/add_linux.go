@@ -16,6 +16,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
@@ -93,7 +94,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 			log.Error("ADD failed", "err", retErr)
 		}
 	}()
-	if err := checkKey(args.ContainerID, args.IfName); err != nil {
+	if err := cnistore.CheckKey(args.ContainerID, args.IfName); err != nil {
 		return nil, err
 	}
 	v, err := p.lookupVF(c)
@@ -102,7 +103,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 	}
 	dpdk := v.IsVFIO()
 	log = log.With("vf", v.Addr.String())
-	if err := inv.store.ensure(); err != nil {
+	if err := inv.store.Ensure(); err != nil {
 		return nil, err
 	}
 	unlock, err := inv.store.Lock(v.Addr.String(), p.LockTimeout)
@@ -137,9 +138,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 		defer pod.Close()
 	}
 
-	a := &Attachment{
+	a := &cnistore.Attachment{
 		ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns, Network: c.Name,
-		VF: v.Addr.String(), Phase: PhaseAdding, DPDK: dpdk, IPAMType: c.IPAMType,
+		VF: v.Addr.String(), Phase: cnistore.PhaseAdding, DPDK: dpdk, IPAMType: c.IPAMType,
 		NetConf: json.RawMessage(c.Raw), Created: time.Now().UTC(),
 	}
 	var hostLink netlink.Link
@@ -176,7 +177,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 		if err != nil {
 			return nil, fmt.Errorf("read the VF's PF-side config: %w", err)
 		}
-		a.PF = &PFState{
+		a.PF = &cnistore.PFState{
 			Mgmt: v.MgmtNetdev, VFIndex: v.VFIndex, Orig: orig,
 			SetVLAN: c.VLAN != nil, SetMAC: c.PodMAC != nil, SetRate: c.MaxTxRate != nil, SetState: c.State != "",
 		}
@@ -385,7 +386,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Phase, a.Result = PhaseAttached, rb
+	a.Phase, a.Result = cnistore.PhaseAttached, rb
 	if err := inv.store.SaveAttachment(a); err != nil {
 		return nil, err
 	}
@@ -462,7 +463,7 @@ func (p *Plugin) hostLinkIsVFOrUnknown(n ns.NetNS, l netlink.Link, addr vf.PCIAd
 // but refuses the name in the pod ("all" and "default" collide with its per-netns
 // sysctl directories), the VF is moved back under its host name: nothing is left
 // in the pod.
-func (p *Plugin) moveIn(host, pod ns.NetNS, podH *netlink.Handle, hostIdx int, addr vf.PCIAddr, a *Attachment, ifName string) error {
+func (p *Plugin) moveIn(host, pod ns.NetNS, podH *netlink.Handle, hostIdx int, addr vf.PCIAddr, a *cnistore.Attachment, ifName string) error {
 	moveErr := moveLink(host, hostIdx, pod, ifName)
 	if moveErr != nil {
 		// The kernel keeps the ifindex when the pod has it free. Where the kernel does
@@ -503,7 +504,7 @@ func orState(s vf.LinkState) vf.LinkState {
 
 // restorePFMAC gives the VF back its original PF-side MAC; cxgb4 cannot clear one,
 // so an original of none (or zero) is left as set.
-func restorePFMAC(m vf.Mgmt, pf *PFState) error {
+func restorePFMAC(m vf.Mgmt, pf *cnistore.PFState) error {
 	hw, err := net.ParseMAC(pf.Orig.MAC)
 	if err != nil || vf.ValidateMAC(hw) != nil {
 		return nil
@@ -519,10 +520,10 @@ func (p *Plugin) checkOwner(inv *invocation, v *vf.VF, args *skel.CmdArgs) (bool
 	if isNotExist(err) {
 		return false, nil
 	}
-	if isCorrupt(err) {
+	if cnistore.IsCorrupt(err) {
 		// Truncated by a power loss (the state is not synced): it names no one.
 		inv.log.Warn("VF owner record unreadable; taking the VF as free", "vf", v.Addr.String(), "err", err)
-		if err := inv.store.dropCorruptOwner(v.Addr.String()); err != nil {
+		if err := inv.store.DropCorruptOwner(v.Addr.String()); err != nil {
 			return false, withCode(CodeIOFailure, err)
 		}
 		return false, nil
@@ -531,7 +532,7 @@ func (p *Plugin) checkOwner(inv *invocation, v *vf.VF, args *skel.CmdArgs) (bool
 		return false, withCode(CodeIOFailure, err)
 	}
 	if o.ContainerID == args.ContainerID && o.IfName == args.IfName {
-		if a, err := inv.store.LoadAttachment(args.ContainerID, args.IfName); err == nil && a.Phase == PhaseAttached {
+		if a, err := inv.store.LoadAttachment(args.ContainerID, args.IfName); err == nil && a.Phase == cnistore.PhaseAttached {
 			return false, configError("container %s already has %s attached as %s; DEL it first", args.ContainerID, v.Addr, args.IfName)
 		}
 		return false, nil // a failed or interrupted ADD of this attachment: start over
@@ -579,7 +580,7 @@ var errNotInPod = errors.New("VF not in the pod")
 // and MAC it had, admin down. The netdev is found by identity (findPodVF), never by
 // a name the pod can change; errNotInPod when it is not there. An attachment
 // without a host name (no state) gets the name the kernel would give it.
-func (p *Plugin) moveBack(pod, host ns.NetNS, addr vf.PCIAddr, a *Attachment, fault func(string) error) error {
+func (p *Plugin) moveBack(pod, host ns.NetNS, addr vf.PCIAddr, a *cnistore.Attachment, fault func(string) error) error {
 	if fault == nil {
 		fault = func(string) error { return nil }
 	}
@@ -615,7 +616,7 @@ func (p *Plugin) moveBack(pod, host ns.NetNS, addr vf.PCIAddr, a *Attachment, fa
 }
 
 // restoreLink sets a link down and gives it the host MTU and MAC of the attachment.
-func restoreLink(h *netlink.Handle, l netlink.Link, a *Attachment) error {
+func restoreLink(h *netlink.Handle, l netlink.Link, a *cnistore.Attachment) error {
 	var errs []error
 	if err := h.LinkSetDown(l); err != nil {
 		errs = append(errs, fmt.Errorf("set %s down: %w", l.Attrs().Name, err))

@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/vishvananda/netlink"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -31,7 +32,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) (retErr error) {
 		}
 	}()
 	c := inv.conf
-	if err := checkKey(args.ContainerID, args.IfName); err != nil {
+	if err := cnistore.CheckKey(args.ContainerID, args.IfName); err != nil {
 		return err
 	}
 	if len(c.PrevResult) == 0 {
@@ -45,7 +46,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("no attachment state for container %s %s: %w", args.ContainerID, args.IfName, err)
 	}
-	if a.Phase != PhaseAttached {
+	if a.Phase != cnistore.PhaseAttached {
 		return fmt.Errorf("attachment %s %s is in phase %q, not attached", args.ContainerID, args.IfName, a.Phase)
 	}
 	addr, err := vf.ParsePCIAddr(a.VF)
@@ -149,7 +150,7 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 		return err
 	}
 	defer inv.close()
-	if err := inv.store.checkWritable(); err != nil {
+	if err := inv.store.CheckWritable(); err != nil {
 		return withCode(CodeNotAvailable, fmt.Errorf("state dir %s is not writable: %w", inv.store.Dir, err))
 	}
 	if _, err := vf.Discover(p.Root, vf.Options{}); err != nil && !isDeviceErr(err) {

@@ -15,12 +15,18 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cut"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
 // DefaultDataDir holds the plugin's state when the NetConf names no dataDir.
-const DefaultDataDir = "/var/lib/cni/chelsio-sriov"
+const DefaultDataDir = cnistore.DefaultDir
+
+// MaxNetConf is the largest network config ADD takes: the attachment's state
+// records it (IPAM DEL gets it again) beside the result, and the whole record must
+// stay within what the store reads back (a larger one is a cnistore.TooLargeError).
+const MaxNetConf = 256 << 10
 
 // MTU bounds of a cxgb4vf netdev (hardware maximum 9600).
 const (

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/treesnap"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/safepath"
 )
 
@@ -147,7 +148,7 @@ func TestPluginConfinesPaths(t *testing.T) {
 		root := privateDir(t, filepath.Join(t.TempDir(), "r"))
 		writeFile(t, filepath.Join(root, "passwd"), "root:x:0:0:root:/root:/bin/sh\n")
 		dataDir := filepath.Join(root, "state")
-		if err := (Store{Dir: dataDir}).ensure(); err != nil {
+		if err := (cnistore.Store{Dir: dataDir}).Ensure(); err != nil {
 			t.Fatal(err)
 		}
 		conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n","type":"chelsio-sriov","dataDir":%q,"logFile":%q}`, dataDir, filepath.Join(root, "passwd"))
@@ -175,7 +176,7 @@ func TestPluginConfinesPaths(t *testing.T) {
 func TestDelRefusedConfConfinesDataDir(t *testing.T) {
 	root := privateDir(t, filepath.Join(t.TempDir(), "r"))
 	dataDir := filepath.Join(root, "state")
-	if err := (Store{Dir: dataDir}).ensure(); err != nil {
+	if err := (cnistore.Store{Dir: dataDir}).Ensure(); err != nil {
 		t.Fatal(err)
 	}
 	// The key "vlan" as a string is refused by Load.
@@ -211,7 +212,7 @@ func TestNoVerbButAddMakesOrChangesDirs(t *testing.T) {
 		}},
 		{"dataDir of mode 0755 with its subdirectories", func(t *testing.T, root string) string {
 			d := filepath.Join(root, "state")
-			if err := (Store{Dir: d}).ensure(); err != nil {
+			if err := (cnistore.Store{Dir: d}).Ensure(); err != nil {
 				t.Fatal(err)
 			}
 			for _, sub := range []string{"", "attachments", "vfs", "locks"} {

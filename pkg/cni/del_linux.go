@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/vishvananda/netlink"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/safepath"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
@@ -29,7 +30,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) (retErr error) {
 			inv.log.Error("DEL failed", "err", retErr)
 		}
 	}()
-	if err := checkKey(args.ContainerID, args.IfName); err != nil {
+	if err := cnistore.CheckKey(args.ContainerID, args.IfName); err != nil {
 		return err
 	}
 	if p.isHostNetns(args.Netns) {
@@ -62,7 +63,7 @@ func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
 	if safepath.IsRefusal(loadErr) {
 		return loadErr
 	}
-	if err := checkKey(args.ContainerID, args.IfName); err != nil {
+	if err := cnistore.CheckKey(args.ContainerID, args.IfName); err != nil {
 		return err
 	}
 	dataDir := DefaultDataDir
@@ -75,7 +76,7 @@ func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
 	if err := p.confineDataDir(dataDir); err != nil {
 		return err // a directory the plugin reads nothing from
 	}
-	a, err := Store{Dir: dataDir}.LoadAttachment(args.ContainerID, args.IfName)
+	a, err := cnistore.Store{Dir: dataDir}.LoadAttachment(args.ContainerID, args.IfName)
 	if safepath.IsRefusal(err) {
 		return err // the state is there but unsafe to use: say so, free nothing
 	}
@@ -108,13 +109,13 @@ func (p *Plugin) delRefusedConf(args *skel.CmdArgs, loadErr error) error {
 // beginFromState is begin for a DEL that has only the attachment's state to go
 // by: the network's name, the VF, the IPAM plugin and the config it was given.
 // The state directory is checked as always; the log goes to stderr.
-func (p *Plugin) beginFromState(args *skel.CmdArgs, a *Attachment, dataDir string) (*invocation, error) {
+func (p *Plugin) beginFromState(args *skel.CmdArgs, a *cnistore.Attachment, dataDir string) (*invocation, error) {
 	c := &NetConf{Name: a.Network, DataDir: dataDir, IPAMType: a.IPAMType, Raw: a.NetConf}
 	if pa, err := vf.ParsePCIAddr(a.VF); err == nil {
 		c.VF = pa
 	}
-	store := Store{Dir: dataDir}
-	if err := store.preflight(args.ContainerID, args.IfName, c.VF); err != nil {
+	store := cnistore.Store{Dir: dataDir}
+	if err := store.Preflight(args.ContainerID, args.IfName, c.VF); err != nil {
 		return nil, err
 	}
 	log, closeLog, _ := openLog(&NetConf{}, p.Stderr)
@@ -123,7 +124,7 @@ func (p *Plugin) beginFromState(args *skel.CmdArgs, a *Attachment, dataDir strin
 }
 
 // release is DEL's work, shared with GC (which runs IPAM GC itself afterwards).
-func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, runIPAM bool) error {
+func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *cnistore.Attachment, runIPAM bool) error {
 	c := inv.conf
 	addr := c.VF
 	if a != nil {
@@ -135,13 +136,13 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 	if a != nil && a.IPAMType != "" {
 		ipamType, netconf = a.IPAMType, a.NetConf
 	}
-	if a != nil && a.Phase == PhaseIPAMPending {
+	if a != nil && a.Phase == cnistore.PhaseIPAMPending {
 		return p.releasePendingIPAM(inv, args, a, runIPAM)
 	}
 
 	var unlock func()
 	if !addr.IsZero() {
-		u, err := inv.store.lockIfStored(addr.String(), p.LockTimeout)
+		u, err := inv.store.LockIfStored(addr.String(), p.LockTimeout)
 		if err != nil {
 			return err
 		}
@@ -218,12 +219,12 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *Attachment, run
 // releaseVF gives the VF back unless its owner record names another attachment.
 // An owner record that cannot be decoded (truncated by a power loss: the state is
 // not synced) names no one: it is removed and the VF taken as free.
-func (p *Plugin) releaseVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr, a *Attachment) error {
+func (p *Plugin) releaseVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr, a *cnistore.Attachment) error {
 	owner, err := inv.store.Owner(addr.String())
 	switch {
-	case isCorrupt(err):
+	case cnistore.IsCorrupt(err):
 		inv.log.Warn("VF owner record unreadable; taking the VF as free", "vf", addr.String(), "err", err)
-		if err := inv.store.dropCorruptOwner(addr.String()); err != nil {
+		if err := inv.store.DropCorruptOwner(addr.String()); err != nil {
 			return withCode(CodeIOFailure, err)
 		}
 	case isNotExist(err):
@@ -237,21 +238,15 @@ func (p *Plugin) releaseVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr,
 	return p.restoreVF(inv, args, addr, a)
 }
 
-// PhaseIPAMPending marks the state of an attachment whose VF is back but whose
-// IPAM DEL could not run (the IPAM plugin was not in CNI_PATH): the record has no
-// VF, only what IPAM DEL needs, so that a later DEL or GC of the attachment frees
-// the lease once the plugin is back.
-const PhaseIPAMPending = "ipam-pending"
-
 // keepPendingIPAM records an attachment whose lease DEL could not free. DEL still
 // succeeds: the pod is gone and its VF is free; failing would only make the
 // runtime retry a DEL that cannot do more until the IPAM plugin is reinstalled.
 // The record keeps the VF's address, so that a DEL interrupted before the VF's
 // owner record went can still release it.
-func (p *Plugin) keepPendingIPAM(inv *invocation, args *skel.CmdArgs, a *Attachment, addr vf.PCIAddr, ipamType string, netconf []byte) error {
-	pending := &Attachment{
+func (p *Plugin) keepPendingIPAM(inv *invocation, args *skel.CmdArgs, a *cnistore.Attachment, addr vf.PCIAddr, ipamType string, netconf []byte) error {
+	pending := &cnistore.Attachment{
 		ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns, Network: inv.conf.Name,
-		VF: addrString(addr), Phase: PhaseIPAMPending, IPAMType: ipamType, NetConf: netconf, Created: time.Now().UTC(),
+		VF: addrString(addr), Phase: cnistore.PhaseIPAMPending, IPAMType: ipamType, NetConf: netconf, Created: time.Now().UTC(),
 	}
 	if a != nil {
 		pending.Network, pending.Created = a.Network, a.Created
@@ -266,7 +261,7 @@ func (p *Plugin) keepPendingIPAM(inv *invocation, args *skel.CmdArgs, a *Attachm
 // releasePendingIPAM is DEL (or GC) of an attachment whose VF was released
 // before: the VF's owner record goes if it still names the attachment (a DEL may
 // have stopped before removing it), then IPAM DEL runs if it can.
-func (p *Plugin) releasePendingIPAM(inv *invocation, args *skel.CmdArgs, a *Attachment, runIPAM bool) error {
+func (p *Plugin) releasePendingIPAM(inv *invocation, args *skel.CmdArgs, a *cnistore.Attachment, runIPAM bool) error {
 	if a.VF != "" {
 		unlock, err := inv.store.Lock(a.VF, p.LockTimeout)
 		if err != nil {
@@ -310,10 +305,10 @@ var errVFMissing = errors.New("VF netdev not found in the pod or the host")
 // restoreVF brings the VF netdev home and restores its PF-side settings. Without a
 // state file (a == nil) it only fetches the VF out of the pod: a VF in the host may
 // be free or another pod's, and there is nothing known to restore it to.
-func (p *Plugin) restoreVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr, a *Attachment) error {
+func (p *Plugin) restoreVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr, a *cnistore.Attachment) error {
 	known := a != nil
 	if a == nil {
-		a = &Attachment{VF: addr.String()}
+		a = &cnistore.Attachment{VF: addr.String()}
 	}
 	netnsPath := args.Netns
 	if netnsPath == "" {
@@ -337,7 +332,7 @@ func (p *Plugin) restoreVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr,
 }
 
 // restorePF puts back every PF-side setting ADD applied.
-func restorePF(m vf.Mgmt, pf *PFState) error {
+func restorePF(m vf.Mgmt, pf *cnistore.PFState) error {
 	var errs []error
 	if pf.SetState {
 		errs = append(errs, m.SetVFLinkState(pf.Mgmt, pf.VFIndex, orState(pf.Orig.LinkState)))
@@ -359,7 +354,7 @@ func restorePF(m vf.Mgmt, pf *PFState) error {
 // host, where the kernel puts it when the pod's namespace is destroyed, and
 // restores it there. It waits up to ReturnTimeout for a netdev on its way back from
 // a destroyed namespace.
-func (p *Plugin) bringHome(inv *invocation, netnsPath string, addr vf.PCIAddr, a *Attachment, known bool) error {
+func (p *Plugin) bringHome(inv *invocation, netnsPath string, addr vf.PCIAddr, a *cnistore.Attachment, known bool) error {
 	host, releaseHost, err := p.hostNS()
 	if err != nil {
 		return err

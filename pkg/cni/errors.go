@@ -5,6 +5,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/safepath"
 )
 
@@ -69,10 +70,14 @@ func codeOf(err error) (uint, bool) {
 	switch e := err.(type) { //nolint:errorlint // one link of the chain: see codeIn
 	case *codedError:
 		return e.code, true
-	case *safepath.Refusal:
-		return CodeInvalidConfig, true // the config names the path
-	case *safepath.IOError:
+	case *safepath.Refusal, *cnistore.TooLargeError:
+		return CodeInvalidConfig, true // the config names the path, or is too large
+	case *safepath.IOError, *cnistore.IOError:
 		return CodeIOFailure, true
+	case *cnistore.KeyError:
+		return CodeInvalidEnv, true
+	case *cnistore.LockedError:
+		return CodeTryAgainLater, true
 	}
 	return 0, false
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/treesnap"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/safepath"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
@@ -83,28 +84,28 @@ func writeFile(t *testing.T, p, content string) {
 func storeOps() []struct {
 	name   string
 	writer bool
-	op     func(Store) error
+	op     func(cnistore.Store) error
 } {
 	return []struct {
 		name   string
 		writer bool
-		op     func(Store) error
+		op     func(cnistore.Store) error
 	}{
-		{"ensure", true, func(s Store) error { return s.ensure() }},
-		{"Lock", true, func(s Store) error {
+		{"ensure", true, func(s cnistore.Store) error { return s.Ensure() }},
+		{"Lock", true, func(s cnistore.Store) error {
 			unlock, err := s.Lock(hostileVF, time.Second)
 			if err == nil {
 				unlock()
 			}
 			return err
 		}},
-		{"SaveAttachment", true, func(s Store) error {
-			return s.SaveAttachment(&Attachment{ContainerID: "pod-a", IfName: "net1", VF: hostileVF, Phase: PhaseAdding})
+		{"SaveAttachment", true, func(s cnistore.Store) error {
+			return s.SaveAttachment(&cnistore.Attachment{ContainerID: "pod-a", IfName: "net1", VF: hostileVF, Phase: cnistore.PhaseAdding})
 		}},
-		{"LoadAttachment", false, func(s Store) error { _, err := s.LoadAttachment("pod-a", "net1"); return err }},
-		{"Owner", false, func(s Store) error { _, err := s.Owner(hostileVF); return err }},
-		{"Attachments", false, func(s Store) error { _, err := s.Attachments(); return err }},
-		{"RemoveAttachment", false, func(s Store) error { return s.RemoveAttachment("pod-a", "net1", hostileVF) }},
+		{"LoadAttachment", false, func(s cnistore.Store) error { _, err := s.LoadAttachment("pod-a", "net1"); return err }},
+		{"Owner", false, func(s cnistore.Store) error { _, err := s.Owner(hostileVF); return err }},
+		{"Attachments", false, func(s cnistore.Store) error { _, err := s.Attachments(); return err }},
+		{"RemoveAttachment", false, func(s cnistore.Store) error { return s.RemoveAttachment("pod-a", "net1", hostileVF) }},
 	}
 }
 
@@ -182,7 +183,7 @@ func TestStoreRefusesUnsafeDataDir(t *testing.T) {
 			root := privateDir(t, filepath.Join(t.TempDir(), "r"))
 			dataDir := tt.setup(t, root)
 			before := treesnap.Of(t, root)
-			s := Store{Dir: dataDir}
+			s := cnistore.Store{Dir: dataDir}
 			for _, o := range storeOps() {
 				err := o.op(s)
 				if o.writer || safepath.IsRefusal(err) {
@@ -204,7 +205,7 @@ func TestStoreRefusesUnsafeDataDir(t *testing.T) {
 // file: by the preflight every verb runs first, and by each operation that would
 // use it. Nothing changes: not the link's target, not the other state files.
 func TestStoreRefusesUnsafeStateFiles(t *testing.T) {
-	attachment := attachmentName("pod-a", "net1")
+	attachment := cnistore.AttachmentFile("pod-a", "net1")
 	tests := []struct {
 		name    string
 		sub     string // the planted entry: dataDir/<sub>/<file>
@@ -225,8 +226,8 @@ func TestStoreRefusesUnsafeStateFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := privateDir(t, filepath.Join(t.TempDir(), "r"))
 			dataDir := filepath.Join(root, "state")
-			s := Store{Dir: dataDir}
-			if err := s.ensure(); err != nil {
+			s := cnistore.Store{Dir: dataDir}
+			if err := s.Ensure(); err != nil {
 				t.Fatal(err)
 			}
 			outside := filepath.Join(root, "precious")
@@ -234,7 +235,7 @@ func TestStoreRefusesUnsafeStateFiles(t *testing.T) {
 			tt.plant(t, filepath.Join(dataDir, tt.sub, tt.file), outside)
 			before := treesnap.Of(t, root)
 			// Every verb's preflight refuses it, before the verb does anything.
-			err := s.preflight("pod-a", "net1", mustAddr(t, hostileVF))
+			err := s.Preflight("pod-a", "net1", mustAddr(t, hostileVF))
 			checkRefused(t, "preflight", err, CodeInvalidConfig, `"dataDir"`, tt.file, tt.mention)
 			// And so does each operation that would use it.
 			refuses := map[string]bool{}
@@ -286,8 +287,8 @@ func TestStoreKeepsPrivateModes(t *testing.T) {
 	if err := os.Chmod(sticky, 0o777|fs.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
-	s := Store{Dir: filepath.Join(sticky, "new", "state")}
-	if err := s.ensure(); err != nil {
+	s := cnistore.Store{Dir: filepath.Join(sticky, "new", "state")}
+	if err := s.Ensure(); err != nil {
 		t.Fatalf("ensure: %v", err)
 	}
 	unlock, err := s.Lock(hostileVF, time.Second)
@@ -295,7 +296,7 @@ func TestStoreKeepsPrivateModes(t *testing.T) {
 		t.Fatalf("Lock: %v", err)
 	}
 	defer unlock()
-	want := &Attachment{ContainerID: "pod_a", IfName: "net1", VF: hostileVF, Phase: PhaseAdding, Netns: "/run/netns/x"}
+	want := &cnistore.Attachment{ContainerID: "pod_a", IfName: "net1", VF: hostileVF, Phase: cnistore.PhaseAdding, Netns: "/run/netns/x"}
 	if err := s.SaveAttachment(want); err != nil {
 		t.Fatalf("SaveAttachment: %v", err)
 	}
@@ -307,7 +308,7 @@ func TestStoreKeepsPrivateModes(t *testing.T) {
 		t.Errorf("LoadAttachment mismatch (-want +got):\n%s", diff)
 	}
 	modes := map[string]fs.FileMode{}
-	for _, p := range []string{"", "attachments", "vfs", "locks", "attachments/" + attachmentName("pod_a", "net1"), "vfs/" + hostileVF + ".json", "locks/" + hostileVF + ".lock"} {
+	for _, p := range []string{"", "attachments", "vfs", "locks", "attachments/" + cnistore.AttachmentFile("pod_a", "net1"), "vfs/" + hostileVF + ".json", "locks/" + hostileVF + ".lock"} {
 		fi, err := os.Lstat(filepath.Join(s.Dir, p))
 		if err != nil {
 			t.Fatal(err)
@@ -316,7 +317,7 @@ func TestStoreKeepsPrivateModes(t *testing.T) {
 	}
 	wantModes := map[string]fs.FileMode{
 		"": 0o700, "attachments": 0o700, "vfs": 0o700, "locks": 0o700,
-		"attachments/" + attachmentName("pod_a", "net1"): 0o600, "vfs/" + hostileVF + ".json": 0o600, "locks/" + hostileVF + ".lock": 0o600,
+		"attachments/" + cnistore.AttachmentFile("pod_a", "net1"): 0o600, "vfs/" + hostileVF + ".json": 0o600, "locks/" + hostileVF + ".lock": 0o600,
 	}
 	if diff := cmp.Diff(wantModes, modes); diff != "" {
 		t.Errorf("modes (-want +got):\n%s", diff)
@@ -336,12 +337,12 @@ func TestStoreTightensItsOwnDirs(t *testing.T) {
 	for _, withState := range []bool{false, true} {
 		t.Run(fmt.Sprintf("with state %v", withState), func(t *testing.T) {
 			root := privateDir(t, filepath.Join(t.TempDir(), "r"))
-			s := Store{Dir: filepath.Join(root, "state")}
+			s := cnistore.Store{Dir: filepath.Join(root, "state")}
 			if withState {
-				if err := s.ensure(); err != nil {
+				if err := s.Ensure(); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.SaveAttachment(&Attachment{ContainerID: "pod-a", IfName: "net1", VF: hostileVF, Phase: PhaseAdding}); err != nil {
+				if err := s.SaveAttachment(&cnistore.Attachment{ContainerID: "pod-a", IfName: "net1", VF: hostileVF, Phase: cnistore.PhaseAdding}); err != nil {
 					t.Fatal(err)
 				}
 				if err := os.Chmod(filepath.Join(s.Dir, "vfs"), 0o750); err != nil {
@@ -354,7 +355,7 @@ func TestStoreTightensItsOwnDirs(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := treesnap.Of(t, root)
-			if err := s.preflight("pod-a", "net1", mustAddr(t, hostileVF)); err != nil {
+			if err := s.Preflight("pod-a", "net1", mustAddr(t, hostileVF)); err != nil {
 				t.Fatalf("preflight: %v", err)
 			}
 			if _, err := s.LoadAttachment("pod-a", "net1"); err != nil && !isNotExist(err) {
@@ -363,7 +364,7 @@ func TestStoreTightensItsOwnDirs(t *testing.T) {
 			if diff := cmp.Diff(before, treesnap.Of(t, root)); diff != "" {
 				t.Errorf("reading changed the tree (-before +after):\n%s", diff)
 			}
-			if err := s.ensure(); err != nil {
+			if err := s.Ensure(); err != nil {
 				t.Fatalf("ensure: %v", err)
 			}
 			for _, d := range []string{"", "attachments", "vfs", "locks"} {
@@ -403,7 +404,7 @@ func TestPrivilegedStoreRefusesForeignDirs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := privateDir(t, filepath.Join(t.TempDir(), "r"))
-			s := Store{Dir: tt.setup(t, root)}
+			s := cnistore.Store{Dir: tt.setup(t, root)}
 			before := treesnap.Of(t, root)
 			for _, o := range storeOps() {
 				if err := o.op(s); o.writer || safepath.IsRefusal(err) {
@@ -577,7 +578,7 @@ func TestCheckKeyRefusesHostileInput(t *testing.T) {
 		{"NUL in the ID", "pod\x00x", "net1", "CNI_CONTAINERID"},
 		{"control character in the ID", "pod\x1bx", "net1", "control character"},
 		{"4 KiB ID", long, "net1", "4096 bytes long"},
-		{"ID one byte too long", strings.Repeat("a", maxContainerID+1), "net1", "235 bytes long"},
+		{"ID one byte too long", strings.Repeat("a", cnistore.MaxContainerID+1), "net1", "235 bytes long"},
 		{"empty ID", "", "net1", "CNI_CONTAINERID"},
 		{"traversal as ifname", "pod", "..", "CNI_IFNAME"},
 		{"slash in the ifname", "pod", "net1/../x", "CNI_IFNAME"},
@@ -593,17 +594,17 @@ func TestCheckKeyRefusesHostileInput(t *testing.T) {
 		{"percent in the ifname", "pod", "net%d", "'%'"},
 		{"colon in the ifname", "pod", "net:1", "CNI_IFNAME"},
 		{"empty ifname", "pod", "", "CNI_IFNAME"},
-		{"the longest ID", strings.Repeat("a", maxContainerID), "net1", ""},
+		{"the longest ID", strings.Repeat("a", cnistore.MaxContainerID), "net1", ""},
 		{"a 15-byte ifname", "0123456789abcdef", "net123456789012", ""},
 		{"ID with underscore and dots", "k8s_POD.x-1", "vlan_100", ""},
 		{"multi-byte ifname", "pod", "réseau", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkKey(tt.id, tt.ifName)
+			err := cnistore.CheckKey(tt.id, tt.ifName)
 			if tt.mention == "" {
 				if err != nil {
-					t.Fatalf("checkKey(%q, %q) = %v, want nil", tt.id, tt.ifName, err)
+					t.Fatalf("cnistore.CheckKey(%q, %q) = %v, want nil", tt.id, tt.ifName, err)
 				}
 				return
 			}
@@ -621,17 +622,17 @@ func TestAttachmentNamesDoNotCollide(t *testing.T) {
 	keys := [][2]string{{"a_b", "c"}, {"a", "b_c"}, {"a_b_c", "d"}, {"a", "b_c_d"}, {"a_b", "c_d"}, {"a", "b"}, {"a_", "b"}, {"a", "_b"}}
 	seen := map[string][2]string{}
 	for _, k := range keys {
-		if err := checkKey(k[0], k[1]); err != nil {
+		if err := cnistore.CheckKey(k[0], k[1]); err != nil {
 			t.Fatal(err)
 		}
-		n := attachmentName(k[0], k[1])
+		n := cnistore.AttachmentFile(k[0], k[1])
 		if prev, ok := seen[n]; ok {
 			t.Errorf("%q and %q share the state file %s", prev, k, n)
 		}
 		seen[n] = k
 	}
 	// Runtimes' IDs have no '_': their names stay as they always were.
-	if n := attachmentName("4f3a9c", "net1"); n != "4f3a9c_net1.json" {
+	if n := cnistore.AttachmentFile("4f3a9c", "net1"); n != "4f3a9c_net1.json" {
 		t.Errorf("attachmentName = %q, want 4f3a9c_net1.json", n)
 	}
 }
@@ -676,16 +677,16 @@ func TestPluginRefusesBeforeTouchingFiles(t *testing.T) {
 		}, noStatus, CodeInvalidConfig, []string{`"dataDir"`, "0755"}},
 		{"the attachment's state file is a symbolic link", "pod-a", "net1", func(t *testing.T, root string) (string, string) {
 			d := filepath.Join(root, "state")
-			if err := (Store{Dir: d}).ensure(); err != nil {
+			if err := (cnistore.Store{Dir: d}).Ensure(); err != nil {
 				t.Fatal(err)
 			}
 			writeFile(t, filepath.Join(root, "precious"), `{"containerID":"pod-a","ifName":"net1"}`)
-			symlink(t, filepath.Join(root, "precious"), filepath.Join(d, "attachments", attachmentName("pod-a", "net1")))
+			symlink(t, filepath.Join(root, "precious"), filepath.Join(d, "attachments", cnistore.AttachmentFile("pod-a", "net1")))
 			return d, filepath.Join(root, "x.log")
-		}, keyed, CodeInvalidConfig, []string{`"dataDir"`, attachmentName("pod-a", "net1"), "symbolic link"}},
+		}, keyed, CodeInvalidConfig, []string{`"dataDir"`, cnistore.AttachmentFile("pod-a", "net1"), "symbolic link"}},
 		{"the VF's lock is a symbolic link", "pod-a", "net1", func(t *testing.T, root string) (string, string) {
 			d := filepath.Join(root, "state")
-			if err := (Store{Dir: d}).ensure(); err != nil {
+			if err := (cnistore.Store{Dir: d}).Ensure(); err != nil {
 				t.Fatal(err)
 			}
 			symlink(t, filepath.Join(root, "precious"), filepath.Join(d, "locks", hostileVF+".lock"))
@@ -739,12 +740,12 @@ func TestDelFreesDespiteRefusedLogFile(t *testing.T) {
 	writeFile(t, filepath.Join(root, "precious"), "keep")
 	symlink(t, filepath.Join(root, "precious"), filepath.Join(root, "x.log"))
 	dataDir := filepath.Join(root, "state")
-	st := Store{Dir: dataDir}
-	if err := st.ensure(); err != nil {
+	st := cnistore.Store{Dir: dataDir}
+	if err := st.Ensure(); err != nil {
 		t.Fatal(err)
 	}
 	// An attachment without a VF or IPAM: its release is the state's removal.
-	if err := st.SaveAttachment(&Attachment{ContainerID: "pod-a", IfName: "net1", Network: "n", Phase: PhaseAttached}); err != nil {
+	if err := st.SaveAttachment(&cnistore.Attachment{ContainerID: "pod-a", IfName: "net1", Network: "n", Phase: cnistore.PhaseAttached}); err != nil {
 		t.Fatal(err)
 	}
 	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n","type":"chelsio-sriov","dataDir":%q,"logFile":%q}`, dataDir, filepath.Join(root, "x.log"))
@@ -891,26 +892,26 @@ func FuzzCheckKey(f *testing.F) {
 		{"pod\x00", "net1"},
 		{"pod", "сеть-сеть"},
 		{"pod", "réseau"},
-		{strings.Repeat("a", maxContainerID), "net123456789012"},
+		{strings.Repeat("a", cnistore.MaxContainerID), "net123456789012"},
 	} {
 		f.Add(k[0], k[1])
 	}
 	f.Fuzz(func(t *testing.T, id, ifName string) {
-		err := checkKey(id, ifName)
+		err := cnistore.CheckKey(id, ifName)
 		if err != nil {
 			ce := AsCNIError(err)
 			if ce.Code != CodeInvalidEnv || strings.ContainsAny(ce.Msg, "\r\n") || len(ce.Msg) > 200 ||
 				(!strings.HasPrefix(ce.Msg, "CNI_CONTAINERID ") && !strings.HasPrefix(ce.Msg, "CNI_IFNAME ")) {
-				t.Fatalf("checkKey(%q, %q) = code %d %q: want code 4, one short line naming the variable", id, ifName, ce.Code, ce.Msg)
+				t.Fatalf("cnistore.CheckKey(%q, %q) = code %d %q: want code 4, one short line naming the variable", id, ifName, ce.Code, ce.Msg)
 			}
 			return
 		}
-		name := attachmentName(id, ifName)
+		name := cnistore.AttachmentFile(id, ifName)
 		if len(name) > 255 || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." ||
 			strings.IndexFunc(name, unicode.IsControl) >= 0 || !utf8.ValidString(name) {
-			t.Fatalf("checkKey(%q, %q) accepted, but the state file name %q is not a safe file name", id, ifName, name)
+			t.Fatalf("cnistore.CheckKey(%q, %q) accepted, but the state file name %q is not a safe file name", id, ifName, name)
 		}
-		if len(ifName) > maxIfName || strings.Contains(ifName, "%") {
+		if len(ifName) > cnistore.MaxIfName || strings.Contains(ifName, "%") {
 			t.Fatalf("checkKey accepted ifname %q, which the kernel would refuse or rename", ifName)
 		}
 		// Decode the name: the container ID ends at the first ':' when there is one

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
@@ -138,7 +139,7 @@ func TestPrivilegedMoveInUndoesRefusedName(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer podH.Close()
-			a := &Attachment{HostName: "eth7"}
+			a := &cnistore.Attachment{HostName: "eth7"}
 			err = p.moveIn(host, pod, podH, l.Attrs().Index, vf.MustParsePCIAddr(addr), a, name)
 			var ce *codedError
 			if !errors.As(err, &ce) || ce.code != types.ErrInvalidEnvironmentVariables {

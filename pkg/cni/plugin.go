@@ -15,6 +15,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 )
 
@@ -133,7 +134,7 @@ func (p *Plugin) execIPAM(command, typ string, netconf []byte, args *skel.CmdArg
 type invocation struct {
 	conf  *NetConf
 	log   *slog.Logger
-	store Store
+	store cnistore.Store
 	close func()
 }
 
@@ -150,15 +151,15 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
 	if err := p.confineDataDir(conf.DataDir); err != nil {
 		return nil, err
 	}
-	store := Store{Dir: conf.DataDir}
+	store := cnistore.Store{Dir: conf.DataDir}
 	switch verb {
 	case "ADD", "DEL", "CHECK":
-		if err := checkKey(args.ContainerID, args.IfName); err != nil {
+		if err := cnistore.CheckKey(args.ContainerID, args.IfName); err != nil {
 			return nil, err
 		}
-		err = store.preflight(args.ContainerID, args.IfName, conf.VF)
+		err = store.Preflight(args.ContainerID, args.IfName, conf.VF)
 	case "GC":
-		err = store.preflight("", "", conf.VF)
+		err = store.Preflight("", "", conf.VF)
 	}
 	// STATUS checks the state directory itself: its refusal is a readiness answer.
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
@@ -123,7 +123,7 @@ func (c Config) withDefaults() Config {
 		c.DialTimeout = time.Second
 	}
 	if c.CNIStateDir == "" {
-		c.CNIStateDir = cni.DefaultDataDir
+		c.CNIStateDir = cnistore.DefaultDir
 	}
 	return c
 }
@@ -700,7 +700,7 @@ func checkCNIState(f *Facts) Result {
 	if _, err := os.Lstat(f.CNIStateDir); errors.Is(err, fs.ErrNotExist) {
 		return Result{Status: OK, Finding: "no attachment yet (no " + f.CNIStateDir + ")"}
 	}
-	all, err := cni.Store{Dir: f.CNIStateDir}.Attachments()
+	all, err := cnistore.Store{Dir: f.CNIStateDir}.Attachments()
 	if err != nil {
 		return Result{
 			Status: Fail, Finding: "the CNI plugin cannot use its state: " + err.Error(),
@@ -711,7 +711,7 @@ func checkCNIState(f *Facts) Result {
 	ipam := map[string]bool{}
 	for _, a := range all {
 		switch {
-		case a.Phase == cni.PhaseIPAMPending:
+		case a.Phase == cnistore.PhaseIPAMPending:
 			pending++
 			ipam[a.IPAMType] = true
 		case a.Netns != "" && !exists(a.Netns):

@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
@@ -80,13 +80,13 @@ func newFixture(t *testing.T) *fixture {
 
 // saveState writes an attachment's state as the CNI plugin does, in a state
 // directory of the plugin's modes.
-func saveState(t *testing.T, fx *fixture, a *cni.Attachment) {
+func saveState(t *testing.T, fx *fixture, a *cnistore.Attachment) {
 	t.Helper()
 	for _, d := range []string{"", "attachments", "vfs", "locks"} {
 		must(t, os.MkdirAll(filepath.Join(fx.cfg.CNIStateDir, d), 0o700))
 		must(t, os.Chmod(filepath.Join(fx.cfg.CNIStateDir, d), 0o700))
 	}
-	must(t, cni.Store{Dir: fx.cfg.CNIStateDir}.SaveAttachment(a))
+	must(t, cnistore.Store{Dir: fx.cfg.CNIStateDir}.SaveAttachment(a))
 }
 
 // noSRIOV removes the sriov_* files of a PF with no VFs, as the kernel shows a PF
@@ -200,7 +200,7 @@ func TestDoctor(t *testing.T) {
 		{
 			name: "a lease waiting for its IPAM plugin",
 			breakIt: func(t *testing.T, fx *fixture) {
-				saveState(t, fx, &cni.Attachment{ContainerID: "pod-a", IfName: "net1", Network: "n", Phase: cni.PhaseIPAMPending, IPAMType: "host-local"})
+				saveState(t, fx, &cnistore.Attachment{ContainerID: "pod-a", IfName: "net1", Network: "n", Phase: cnistore.PhaseIPAMPending, IPAMType: "host-local"})
 			},
 			want:    map[string]Status{CheckCNIState: Warn},
 			check:   CheckCNIState,
@@ -209,7 +209,7 @@ func TestDoctor(t *testing.T) {
 		{
 			name: "an attachment of a pod that is gone",
 			breakIt: func(t *testing.T, fx *fixture) {
-				saveState(t, fx, &cni.Attachment{ContainerID: "pod-b", IfName: "net1", Network: "n", Phase: cni.PhaseAttached, Netns: filepath.Join(t.TempDir(), "gone")})
+				saveState(t, fx, &cnistore.Attachment{ContainerID: "pod-b", IfName: "net1", Network: "n", Phase: cnistore.PhaseAttached, Netns: filepath.Join(t.TempDir(), "gone")})
 			},
 			want:    map[string]Status{CheckCNIState: Warn},
 			check:   CheckCNIState,
