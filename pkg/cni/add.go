@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -79,6 +80,10 @@ func (p *Plugin) checkRate(v *vf.VF, rate int) error {
 }
 
 // Add attaches the VF to the pod and returns the result, in the NetConf's version.
+// It goes as the CNI spec describes an ADD: preflight (nothing changes until every
+// check has passed), the attachment's record, the PF-side settings, the netdev
+// moved into the pod and configured there, IPAM, and the result. Every change has
+// its undo, run in reverse order when a later step fails.
 func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 	if len(args.StdinData) > MaxNetConf {
 		return nil, configError("the network config is %d bytes: chelsio-sriov records it for DEL and takes at most %d", len(args.StdinData), MaxNetConf)
@@ -88,318 +93,427 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 		return nil, err
 	}
 	defer inv.close()
-	c, log := inv.conf, inv.log
+	ad := &addition{p: p, inv: inv, args: args, c: inv.conf, log: inv.log}
 	defer func() {
 		if retErr != nil {
-			log.Error("ADD failed", "err", retErr)
+			ad.log.Error("ADD failed", "err", retErr)
 		}
 	}()
-	if err := cnistore.CheckKey(args.ContainerID, args.IfName); err != nil {
+	defer ad.close()
+	if err := ad.preflight(); err != nil {
 		return nil, err
 	}
-	v, err := p.lookupVF(c)
-	if err != nil {
+	defer ad.rollback(&retErr)
+	if err := ad.record(); err != nil {
 		return nil, err
 	}
-	dpdk := v.IsVFIO()
-	log = log.With("vf", v.Addr.String())
-	if err := inv.store.Ensure(); err != nil {
+	if err := ad.setPF(); err != nil {
 		return nil, err
 	}
-	unlock, err := inv.store.Lock(v.Addr.String(), p.LockTimeout)
-	if err != nil {
+	ad.startIPAM()
+	if err := ad.attachInPod(); err != nil {
 		return nil, err
 	}
-	defer unlock()
+	if err := ad.ipam(); err != nil {
+		return nil, err
+	}
+	return ad.finish()
+}
 
-	tookOver, err := p.checkOwner(inv, v, args)
+// addition is one ADD under way: what preflight found and opened, the attachment's
+// record, the result so far, and the undo of every change made.
+type addition struct {
+	p    *Plugin
+	inv  *invocation
+	args *skel.CmdArgs
+	c    *NetConf
+	log  *slog.Logger
+
+	v        *vf.VF
+	dpdk     bool            // a vfio-pci VF: no netdev, nothing in the pod
+	mgmt     vf.Mgmt         // the PF-side settings go through it
+	host     ns.NetNS        // the node's network namespace
+	pod      ns.NetNS        // CNI_NETNS (nil for DPDK)
+	podH     *netlink.Handle // one netlink socket in the pod serves every step there
+	hostLink netlink.Link    // the VF netdev in the host, as preflight found it
+	a        *cnistore.Attachment
+
+	result   *current.Result
+	iface    *current.Interface
+	ipamWait func() (types.Result, error) // IPAM ADD started while the netdev moves
+
+	closers []func()       // what preflight opened, released by close
+	undo    []func() error // the undo of each change, run in reverse by rollback
+}
+
+// preflight finds and checks everything the ADD needs before it changes anything:
+// the VF, the state directory and the VF's lock, the VF's owner (taking over a VF
+// whose pod is gone), the namespaces and, for a netdev, the VF's link in the host
+// and a free CNI_IFNAME in the pod, and the PF-side config that DEL restores.
+func (ad *addition) preflight() error {
+	p, args := ad.p, ad.args
+	if err := cnistore.CheckKey(args.ContainerID, args.IfName); err != nil {
+		return err
+	}
+	v, err := p.lookupVF(ad.c)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	ad.v, ad.dpdk = v, v.IsVFIO()
+	ad.log = ad.log.With("vf", v.Addr.String())
+	if err := ad.inv.store.Ensure(); err != nil {
+		return err
+	}
+	unlock, err := ad.inv.store.Lock(v.Addr.String(), p.LockTimeout)
+	if err != nil {
+		return err
+	}
+	ad.closers = append(ad.closers, unlock)
+	tookOver, err := p.checkOwner(ad.inv, v, args)
+	if err != nil {
+		return err
 	}
 	if tookOver {
 		// The previous attachment's VF was restored: read it again.
-		if v, err = p.lookupVF(c); err != nil {
-			return nil, err
+		if ad.v, err = p.lookupVF(ad.c); err != nil {
+			return err
 		}
 	}
 	host, releaseHost, err := p.hostNS()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer releaseHost()
-
-	var pod ns.NetNS
-	if !dpdk {
-		p, err := openPodNSOf(args.Netns, host)
-		if err != nil {
-			return nil, err
+	ad.host = host
+	ad.closers = append(ad.closers, releaseHost)
+	if !ad.dpdk {
+		if err := ad.findLinks(); err != nil {
+			return err
 		}
-		pod = p
-		defer pod.Close()
 	}
+	ad.a = ad.attachment()
+	return ad.readPF()
+}
 
+// findLinks opens the pod's namespace, finds the VF's netdev in the host's and
+// refuses a pod that already has an interface named CNI_IFNAME.
+func (ad *addition) findLinks() error {
+	pod, err := openPodNSOf(ad.args.Netns, ad.host)
+	if err != nil {
+		return err
+	}
+	ad.pod = pod
+	ad.closers = append(ad.closers, func() { _ = pod.Close() })
+	err = inNS(ad.host, func(h *netlink.Handle) error {
+		ad.hostLink = ad.p.findHostLink(ad.host, h, ad.v)
+		if ad.hostLink == nil {
+			return fmt.Errorf("deviceID %s: the VF netdev is not in the host namespace (still in another pod, or on its way back); try again", ad.v.Addr)
+		}
+		return nil
+	})
+	if err != nil {
+		return withCode(CodeTryAgainLater, err)
+	}
+	if ad.podH, err = handleIn(pod); err != nil {
+		return err
+	}
+	ad.closers = append(ad.closers, ad.podH.Close)
+	// The spec: ADD fails if the pod already has an interface of that name.
+	if _, err := ad.podH.LinkByName(ad.args.IfName); err == nil {
+		return configError("CNI_IFNAME %s: the pod already has an interface of that name", ad.args.IfName)
+	}
+	return nil
+}
+
+// attachment is the attachment's record as ADD starts it: the VF netdev as
+// preflight found it in the host, the NetConf (IPAM DEL gets it again).
+func (ad *addition) attachment() *cnistore.Attachment {
+	args, c := ad.args, ad.c
 	a := &cnistore.Attachment{
 		ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns, Network: c.Name,
-		VF: v.Addr.String(), Phase: cnistore.PhaseAdding, DPDK: dpdk, IPAMType: c.IPAMType,
+		VF: ad.v.Addr.String(), Phase: cnistore.PhaseAdding, DPDK: ad.dpdk, IPAMType: c.IPAMType,
 		NetConf: json.RawMessage(c.Raw), Created: time.Now().UTC(),
 	}
-	var hostLink netlink.Link
-	var podH *netlink.Handle
-	if !dpdk {
-		err := inNS(host, func(h *netlink.Handle) error {
-			hostLink = p.findHostLink(host, h, v)
-			if hostLink == nil {
-				return fmt.Errorf("deviceID %s: the VF netdev is not in the host namespace (still in another pod, or on its way back); try again", v.Addr)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, withCode(CodeTryAgainLater, err)
-		}
-		at := hostLink.Attrs()
+	if l := ad.hostLink; l != nil {
+		at := l.Attrs()
 		a.HostName, a.HostMTU, a.HostMAC = at.Name, at.MTU, at.HardwareAddr.String()
 		// The move keeps the ifindex when the pod has it free, as a fresh pod does:
 		// recorded before the move, so that a DEL after a crash mid-ADD knows the VF.
 		a.PodIfindex = at.Index
-		// One netlink socket in the pod serves every step there.
-		if podH, err = handleIn(pod); err != nil {
-			return nil, err
-		}
-		defer podH.Close()
-		// The spec: ADD fails if the pod already has an interface of that name.
-		if _, err := podH.LinkByName(args.IfName); err == nil {
-			return nil, configError("CNI_IFNAME %s: the pod already has an interface of that name", args.IfName)
-		}
 	}
-	mgmt := vf.NewMgmt(p.Root)
-	if c.HasPFSettings() {
-		orig, err := mgmt.VFConfig(v.MgmtNetdev, v.VFIndex)
-		if err != nil {
-			return nil, fmt.Errorf("read the VF's PF-side config: %w", err)
-		}
-		a.PF = &cnistore.PFState{
-			Mgmt: v.MgmtNetdev, VFIndex: v.VFIndex, Orig: orig,
-			SetVLAN: c.VLAN != nil, SetMAC: c.PodMAC != nil, SetRate: c.MaxTxRate != nil, SetState: c.State != "",
-		}
-	}
+	return a
+}
 
-	// From here on every change has its undo, run in reverse order on failure.
-	var undo []func() error
-	defer func() {
-		if retErr == nil {
-			return
-		}
-		var errs []error
-		for i := len(undo) - 1; i >= 0; i-- {
-			if err := undo[i](); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if len(errs) > 0 {
-			retErr = fmt.Errorf("%w; undoing the ADD also failed: %w", retErr, errors.Join(errs...))
-		} else {
-			log.Info("ADD undone", "err", retErr)
-		}
-	}()
-	step := func(name string, undoFn func() error) error {
-		if undoFn != nil {
-			undo = append(undo, undoFn)
-		}
-		return p.fault(name)
+// readPF reads the VF's PF-side config, which DEL restores, when the NetConf asks
+// for a PF-side setting.
+func (ad *addition) readPF() error {
+	c, v := ad.c, ad.v
+	ad.mgmt = vf.NewMgmt(ad.p.Root)
+	if !c.HasPFSettings() {
+		return nil
 	}
+	orig, err := ad.mgmt.VFConfig(v.MgmtNetdev, v.VFIndex)
+	if err != nil {
+		return fmt.Errorf("read the VF's PF-side config: %w", err)
+	}
+	ad.a.PF = &cnistore.PFState{
+		Mgmt: v.MgmtNetdev, VFIndex: v.VFIndex, Orig: orig,
+		SetVLAN: c.VLAN != nil, SetMAC: c.PodMAC != nil, SetRate: c.MaxTxRate != nil, SetState: c.State != "",
+	}
+	return nil
+}
 
-	if err := inv.store.SaveAttachment(a); err != nil {
-		return nil, err
+// close releases what preflight opened, the last first.
+func (ad *addition) close() {
+	for i := len(ad.closers) - 1; i >= 0; i-- {
+		ad.closers[i]()
 	}
-	if err := step(StepState, func() error { return inv.store.RemoveAttachment(a.ContainerID, a.IfName, a.VF) }); err != nil {
-		return nil, err
-	}
+}
 
-	if pf := a.PF; pf != nil {
-		if pf.SetVLAN {
-			if err := mgmt.SetVFVLAN(pf.Mgmt, pf.VFIndex, *c.VLAN); err != nil {
-				return nil, fmt.Errorf("\"vlan\" %d: %w", *c.VLAN, err)
-			}
-			if err := step(StepPFVLAN, func() error { return mgmt.SetVFVLAN(pf.Mgmt, pf.VFIndex, pf.Orig.VLAN) }); err != nil {
-				return nil, err
-			}
-		}
-		if pf.SetMAC {
-			if err := mgmt.SetVFMAC(pf.Mgmt, pf.VFIndex, c.PodMAC); err != nil {
-				hint := ""
-				if v.PFNumber >= 2 {
-					hint = " (kernels 5.9-6.12 without commit 356983f569c1 cannot set the MAC of VFs of PF2/PF3)"
-				}
-				return nil, fmt.Errorf("MAC %s: %w%s", c.PodMAC, err, hint)
-			}
-			if err := step(StepPFMAC, func() error { return restorePFMAC(mgmt, pf) }); err != nil {
-				return nil, err
-			}
-		}
-		if pf.SetRate {
-			if err := mgmt.SetVFRate(pf.Mgmt, pf.VFIndex, *c.MaxTxRate); err != nil {
-				return nil, fmt.Errorf("\"max_tx_rate\" %d: %w", *c.MaxTxRate, err)
-			}
-			if err := step(StepPFRate, func() error { return mgmt.SetVFRate(pf.Mgmt, pf.VFIndex, pf.Orig.MaxTxRate) }); err != nil {
-				return nil, err
-			}
-		}
-		if pf.SetState {
-			if err := mgmt.SetVFLinkState(pf.Mgmt, pf.VFIndex, c.State); err != nil {
-				return nil, fmt.Errorf("\"link_state\" %s: %w", c.State, err)
-			}
-			if err := step(StepPFState, func() error { return mgmt.SetVFLinkState(pf.Mgmt, pf.VFIndex, orState(pf.Orig.LinkState)) }); err != nil {
-				return nil, err
-			}
+// step follows a change: it registers the change's undo (nil when another step's
+// undo covers it) and runs the Fault hook of its name.
+func (ad *addition) step(name string, undo func() error) error {
+	if undo != nil {
+		ad.undo = append(ad.undo, undo)
+	}
+	return ad.p.fault(name)
+}
+
+// rollback undoes every change of a failed ADD, the last first. Undo errors join
+// *retErr; without any, the undo is logged.
+func (ad *addition) rollback(retErr *error) {
+	if *retErr == nil {
+		return
+	}
+	var errs []error
+	for i := len(ad.undo) - 1; i >= 0; i-- {
+		if err := ad.undo[i](); err != nil {
+			errs = append(errs, err)
 		}
 	}
+	if len(errs) > 0 {
+		*retErr = fmt.Errorf("%w; undoing the ADD also failed: %w", *retErr, errors.Join(errs...))
+	} else {
+		ad.log.Info("ADD undone", "err", *retErr)
+	}
+}
 
-	// An IPAM plugin that needs no interface (host-local, static, whereabouts) runs
-	// while the netdev moves: the move is the kernel's slowest step (an RCU grace
-	// period), and the two do not depend on each other. Others (dhcp) run after.
-	var ipamWait func() (types.Result, error)
-	if c.IPAMType != "" && ipamWithoutInterface[c.IPAMType] {
-		ch := make(chan ipamOut, 1)
-		go func() {
-			r, err := p.execIPAM("ADD", c.IPAMType, c.Raw, args)
-			ch <- ipamOut{r, err}
-		}()
-		var once sync.Once
-		var out ipamOut
-		ipamWait = func() (types.Result, error) {
-			once.Do(func() { out = <-ch })
-			return out.r, out.err
+// record writes the attachment's state (phase adding) and the VF's owner record
+// before the first change, so that DEL and GC find what to give back after a
+// failure or a crash.
+func (ad *addition) record() error {
+	a, store := ad.a, ad.inv.store
+	if err := store.SaveAttachment(a); err != nil {
+		return err
+	}
+	return ad.step(StepState, func() error { return store.RemoveAttachment(a.ContainerID, a.IfName, a.VF) })
+}
+
+// setPF makes the PF-side settings the NetConf asks for, in the order of
+// pfSettings, each undone by setting the VF's original value again.
+func (ad *addition) setPF() error {
+	pf := ad.a.PF
+	if pf == nil {
+		return nil
+	}
+	for _, s := range pfSettings(ad.mgmt, pf, ad.c, ad.v) {
+		if !s.on {
+			continue
 		}
-		undo = append(undo, func() error {
-			if _, err := ipamWait(); errors.Is(err, errIPAMMissing) {
-				return nil // nothing ran, nothing was allocated
-			}
-			// A failed ADD may have allocated before it failed (a result it could
-			// not print, a timeout): IPAM DEL frees what there is, and nothing else.
-			_, err := p.execIPAM("DEL", c.IPAMType, c.Raw, args)
+		if err := s.set(); err != nil {
+			return fmt.Errorf("%s: %w", s.what(), err)
+		}
+		if err := ad.step(s.step, s.undo); err != nil {
 			return err
-		})
+		}
 	}
+	return nil
+}
 
-	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, DNS: c.DNS}
-	iface := &current.Interface{Name: args.IfName, PciID: v.Addr.String()}
-	if !dpdk {
-		iface.Sandbox = args.Netns
-		if err := p.moveIn(host, pod, podH, hostLink.Attrs().Index, v.Addr, a, args.IfName); err != nil {
-			return nil, err
+// startIPAM runs IPAM ADD at once, while the netdev moves, when the IPAM plugin
+// needs no interface (host-local, static, whereabouts): the move is the kernel's
+// slowest step (an RCU grace period), and the two do not depend on each other.
+// Others (dhcp) run after the move (ipam).
+func (ad *addition) startIPAM() {
+	c, args := ad.c, ad.args
+	if c.IPAMType == "" || !ipamWithoutInterface[c.IPAMType] {
+		return
+	}
+	ch := make(chan ipamOut, 1)
+	go func() {
+		r, err := ad.p.execIPAM("ADD", c.IPAMType, c.Raw, args)
+		ch <- ipamOut{r, err}
+	}()
+	var once sync.Once
+	var out ipamOut
+	ad.ipamWait = func() (types.Result, error) {
+		once.Do(func() { out = <-ch })
+		return out.r, out.err
+	}
+	ad.undo = append(ad.undo, func() error {
+		if _, err := ad.ipamWait(); errors.Is(err, errIPAMMissing) {
+			return nil // nothing ran, nothing was allocated
 		}
-		if a.PodIfindex != hostLink.Attrs().Index {
-			// The pod had that ifindex taken: record the one the VF got.
-			if err := inv.store.SaveAttachment(a); err != nil {
-				return nil, errors.Join(err, p.moveBack(pod, host, v.Addr, a, nil))
-			}
+		// A failed ADD may have allocated before it failed (a result it could
+		// not print, a timeout): IPAM DEL frees what there is, and nothing else.
+		return ad.ipamDel()
+	})
+}
+
+// ipamDel runs IPAM DEL with the ADD's arguments.
+func (ad *addition) ipamDel() error {
+	_, err := ad.p.execIPAM("DEL", ad.c.IPAMType, ad.c.Raw, ad.args)
+	return err
+}
+
+// attachInPod moves the VF's netdev into the pod and configures it there, and
+// starts the result with its interface. A vfio-pci VF has no netdev: its interface
+// gives only the MAC that the PF set.
+func (ad *addition) attachInPod() error {
+	ad.result = &current.Result{CNIVersion: current.ImplementedSpecVersion, DNS: ad.c.DNS}
+	ad.iface = &current.Interface{Name: ad.args.IfName, PciID: ad.v.Addr.String()}
+	ad.result.Interfaces = []*current.Interface{ad.iface}
+	if ad.dpdk {
+		if ad.c.PodMAC != nil {
+			ad.iface.Mac = ad.c.PodMAC.String()
 		}
-		if err := step(StepMove, func() error { return p.moveBack(pod, host, v.Addr, a, nil) }); err != nil {
-			return nil, err
+		return nil
+	}
+	ad.iface.Sandbox = ad.args.Netns
+	if err := ad.moveToPod(); err != nil {
+		return err
+	}
+	return ad.configurePod()
+}
+
+// moveToPod moves the VF's netdev into the pod as CNI_IFNAME; moveBack undoes it.
+func (ad *addition) moveToPod() error {
+	hostIdx := ad.hostLink.Attrs().Index
+	if err := ad.p.moveIn(ad.host, ad.pod, ad.podH, hostIdx, ad.v.Addr, ad.a, ad.args.IfName); err != nil {
+		return err
+	}
+	moveBack := func() error { return ad.p.moveBack(ad.pod, ad.host, ad.v.Addr, ad.a, nil) }
+	if ad.a.PodIfindex != hostIdx {
+		// The pod had that ifindex taken: record the one the VF got.
+		if err := ad.inv.store.SaveAttachment(ad.a); err != nil {
+			return errors.Join(err, moveBack())
 		}
-		err := func(h *netlink.Handle) error {
-			l, err := h.LinkByIndex(a.PodIfindex)
-			if err != nil {
-				return fmt.Errorf("find %s in the pod: %w", args.IfName, err)
-			}
-			iface.Mac, iface.Mtu = l.Attrs().HardwareAddr.String(), l.Attrs().MTU
-			if c.MTU != nil && *c.MTU != l.Attrs().MTU {
-				if err := h.LinkSetMTU(l, *c.MTU); err != nil {
-					return fmt.Errorf("\"mtu\" %d: set on %s: %w", *c.MTU, args.IfName, err)
-				}
-				// Undone by moveBack, which restores the host MTU.
-				iface.Mtu = *c.MTU
-			}
-			if err := step(StepMTU, nil); err != nil {
-				return err
-			}
-			if c.PodMAC != nil {
-				if err := h.LinkSetHardwareAddr(l, c.PodMAC); err != nil {
-					return fmt.Errorf("MAC %s: set on %s: %w", c.PodMAC, args.IfName, err)
-				}
-				iface.Mac = c.PodMAC.String()
-			}
-			if err := step(StepMAC, nil); err != nil {
-				return err
-			}
-			if err := h.LinkSetUp(l); err != nil {
-				return fmt.Errorf("set %s up: %w", args.IfName, err)
-			}
-			return step(StepUp, nil)
-		}(podH)
-		if err != nil {
-			return nil, err
+	}
+	return ad.step(StepMove, moveBack)
+}
+
+// configurePod sets the MTU and the MAC the NetConf asks for on the VF's netdev in
+// the pod, and brings it up. moveBack undoes all three, with the host's MTU and MAC.
+func (ad *addition) configurePod() error {
+	h, c, name, iface := ad.podH, ad.c, ad.args.IfName, ad.iface
+	l, err := h.LinkByIndex(ad.a.PodIfindex)
+	if err != nil {
+		return fmt.Errorf("find %s in the pod: %w", name, err)
+	}
+	iface.Mac, iface.Mtu = l.Attrs().HardwareAddr.String(), l.Attrs().MTU
+	if c.MTU != nil && *c.MTU != l.Attrs().MTU {
+		if err := h.LinkSetMTU(l, *c.MTU); err != nil {
+			return fmt.Errorf("\"mtu\" %d: set on %s: %w", *c.MTU, name, err)
 		}
-	} else if c.PodMAC != nil {
+		iface.Mtu = *c.MTU
+	}
+	if err := ad.step(StepMTU, nil); err != nil {
+		return err
+	}
+	if c.PodMAC != nil {
+		if err := h.LinkSetHardwareAddr(l, c.PodMAC); err != nil {
+			return fmt.Errorf("MAC %s: set on %s: %w", c.PodMAC, name, err)
+		}
 		iface.Mac = c.PodMAC.String()
 	}
-	result.Interfaces = []*current.Interface{iface}
-
-	if c.IPAMType != "" {
-		var r types.Result
-		var ipamUndo func() error
-		if ipamWait != nil {
-			r, err = ipamWait() // its undo is registered already
-		} else {
-			r, err = p.execIPAM("ADD", c.IPAMType, c.Raw, args)
-			if !errors.Is(err, errIPAMMissing) {
-				// Also after a failed ADD, which may have allocated before it failed.
-				undo = append(undo, func() error {
-					_, err := p.execIPAM("DEL", c.IPAMType, c.Raw, args)
-					return err
-				})
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := step(StepIPAM, ipamUndo); err != nil {
-			return nil, err
-		}
-		ir, err := current.NewResultFromResult(r)
-		if err != nil {
-			return nil, fmt.Errorf("IPAM %s result: %w", c.IPAMType, err)
-		}
-		if len(ir.IPs) == 0 {
-			return nil, fmt.Errorf("IPAM %s returned no IP address", c.IPAMType)
-		}
-		zero := 0
-		for _, ip := range ir.IPs {
-			ip.Interface = &zero
-		}
-		result.IPs, result.Routes = ir.IPs, ir.Routes
-		if len(ir.DNS.Nameservers) > 0 || ir.DNS.Domain != "" {
-			result.DNS = ir.DNS
-		}
-		if !dpdk {
-			if err := configureAddresses(pod, podH, args.IfName, result); err != nil {
-				return nil, fmt.Errorf("configure addresses of %s: %w", args.IfName, err)
-			}
-			// Addresses and routes go with the netdev when moveBack moves it out.
-			if err := step(StepAddresses, nil); err != nil {
-				return nil, err
-			}
-		}
+	if err := ad.step(StepMAC, nil); err != nil {
+		return err
 	}
+	if err := h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	return ad.step(StepUp, nil)
+}
 
-	rb, err := json.Marshal(result)
+// ipam takes the IPAM plugin's result (started by startIPAM, or run now) into the
+// ADD's result and puts its addresses and routes on the pod's interface, where
+// they leave with the netdev when moveBack moves it out.
+func (ad *addition) ipam() error {
+	c := ad.c
+	if c.IPAMType == "" {
+		return nil
+	}
+	r, err := ad.ipamResult()
+	if err != nil {
+		return err
+	}
+	if err := ad.step(StepIPAM, nil); err != nil {
+		return err
+	}
+	ir, err := current.NewResultFromResult(r)
+	if err != nil {
+		return fmt.Errorf("IPAM %s result: %w", c.IPAMType, err)
+	}
+	if len(ir.IPs) == 0 {
+		return fmt.Errorf("IPAM %s returned no IP address", c.IPAMType)
+	}
+	zero := 0
+	for _, ip := range ir.IPs {
+		ip.Interface = &zero
+	}
+	ad.result.IPs, ad.result.Routes = ir.IPs, ir.Routes
+	if len(ir.DNS.Nameservers) > 0 || ir.DNS.Domain != "" {
+		ad.result.DNS = ir.DNS
+	}
+	if ad.dpdk {
+		return nil
+	}
+	if err := configureAddresses(ad.pod, ad.podH, ad.args.IfName, ad.result); err != nil {
+		return fmt.Errorf("configure addresses of %s: %w", ad.args.IfName, err)
+	}
+	return ad.step(StepAddresses, nil)
+}
+
+// ipamResult waits for the IPAM ADD that startIPAM started (its undo is registered
+// already), or runs it now and registers its undo: IPAM DEL, also after a failed
+// ADD, which may have allocated before it failed.
+func (ad *addition) ipamResult() (types.Result, error) {
+	if ad.ipamWait != nil {
+		return ad.ipamWait()
+	}
+	r, err := ad.p.execIPAM("ADD", ad.c.IPAMType, ad.c.Raw, ad.args)
+	if !errors.Is(err, errIPAMMissing) {
+		ad.undo = append(ad.undo, ad.ipamDel)
+	}
+	return r, err
+}
+
+// finish records the attachment as attached, with its result, and returns the
+// result in the NetConf's cniVersion.
+func (ad *addition) finish() (types.Result, error) {
+	rb, err := json.Marshal(ad.result)
 	if err != nil {
 		return nil, err
 	}
-	a.Phase, a.Result = cnistore.PhaseAttached, rb
-	if err := inv.store.SaveAttachment(a); err != nil {
+	ad.a.Phase, ad.a.Result = cnistore.PhaseAttached, rb
+	if err := ad.inv.store.SaveAttachment(ad.a); err != nil {
 		return nil, err
 	}
-	if err := step(StepAttached, nil); err != nil {
+	if err := ad.step(StepAttached, nil); err != nil {
 		return nil, err
 	}
-	log.Info("attached", "netdev", a.HostName, "dpdk", dpdk, "mtu", iface.Mtu, "mac", iface.Mac)
-	if c.CNIVersion == "" || c.CNIVersion == current.ImplementedSpecVersion {
+	ad.log.Info("attached", "netdev", ad.a.HostName, "dpdk", ad.dpdk, "mtu", ad.iface.Mtu, "mac", ad.iface.Mac)
+	return resultIn(ad.result, ad.c.CNIVersion)
+}
+
+// resultIn returns the result in cniVersion ("" is the version the plugin
+// implements).
+func resultIn(result *current.Result, cniVersion string) (types.Result, error) {
+	if cniVersion == "" || cniVersion == current.ImplementedSpecVersion {
 		return result, nil
 	}
-	out, err := result.GetAsVersion(c.CNIVersion)
+	out, err := result.GetAsVersion(cniVersion)
 	if err != nil {
-		return nil, withCode(types.ErrIncompatibleCNIVersion, fmt.Errorf("convert the result to cniVersion %s: %w", c.CNIVersion, err))
+		return nil, withCode(types.ErrIncompatibleCNIVersion, fmt.Errorf("convert the result to cniVersion %s: %w", cniVersion, err))
 	}
 	// types/100 converts 1.1.0 to 1.0.0 by relabelling only: drop the interface
 	// fields that 1.1.0 added (mtu, socketPath, pciID).
@@ -492,24 +606,6 @@ func (p *Plugin) moveIn(host, pod ns.NetNS, podH *netlink.Handle, hostIdx int, a
 	}
 	a.PodIfindex = l.Attrs().Index
 	return nil
-}
-
-// orState maps an unreported link state to auto, cxgb4's default.
-func orState(s vf.LinkState) vf.LinkState {
-	if s == "" {
-		return vf.LinkStateAuto
-	}
-	return s
-}
-
-// restorePFMAC gives the VF back its original PF-side MAC; cxgb4 cannot clear one,
-// so an original of none (or zero) is left as set.
-func restorePFMAC(m vf.Mgmt, pf *cnistore.PFState) error {
-	hw, err := net.ParseMAC(pf.Orig.MAC)
-	if err != nil || vf.ValidateMAC(hw) != nil {
-		return nil
-	}
-	return m.SetVFMAC(pf.Mgmt, pf.VFIndex, hw)
 }
 
 // checkOwner refuses a VF that another live attachment holds. A VF whose previous

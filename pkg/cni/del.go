@@ -331,24 +331,6 @@ func (p *Plugin) restoreVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr,
 	return errors.Join(errs...)
 }
 
-// restorePF puts back every PF-side setting ADD applied.
-func restorePF(m vf.Mgmt, pf *cnistore.PFState) error {
-	var errs []error
-	if pf.SetState {
-		errs = append(errs, m.SetVFLinkState(pf.Mgmt, pf.VFIndex, orState(pf.Orig.LinkState)))
-	}
-	if pf.SetRate {
-		errs = append(errs, m.SetVFRate(pf.Mgmt, pf.VFIndex, pf.Orig.MaxTxRate))
-	}
-	if pf.SetMAC {
-		errs = append(errs, restorePFMAC(m, pf))
-	}
-	if pf.SetVLAN {
-		errs = append(errs, m.SetVFVLAN(pf.Mgmt, pf.VFIndex, pf.Orig.VLAN))
-	}
-	return errors.Join(errs...)
-}
-
 // bringHome finds the VF netdev in the pod, by what the kernel reports or the
 // ifindex ADD recorded (findPodVF: never by a name the pod can change), or in the
 // host, where the kernel puts it when the pod's namespace is destroyed, and
