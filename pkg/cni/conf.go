@@ -160,7 +160,26 @@ func Load(stdin []byte, cniArgs string) (*NetConf, error) {
 	return c, nil
 }
 
+// validate checks every key and derives VF, State, PodMAC and the default
+// DataDir; the first refusal found is returned.
 func (c *NetConf) validate(cniArgs string) error {
+	for _, check := range []func() error{
+		c.checkNetwork,
+		c.resolveVF,
+		c.checkVLAN,
+		c.checkVFSettings,
+		func() error { return c.resolveMAC(cniArgs) },
+		c.checkFiles,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkNetwork checks cniVersion and the network's name.
+func (c *NetConf) checkNetwork() error {
 	if c.CNIVersion != "" {
 		ok, err := version.GreaterThanOrEqualTo(c.CNIVersion, "0.3.0")
 		if err != nil || !ok {
@@ -170,8 +189,12 @@ func (c *NetConf) validate(cniArgs string) error {
 	if c.Name != "" && !networkNameRE.MatchString(c.Name) {
 		return configError("\"name\" %q is not a network name: want letters, digits, '_', '.' and '-', starting with a letter or digit (IPAM plugins make a directory of it)", cut.Value(c.Name))
 	}
-	// The VF: deviceID, else pciBusID, else runtimeConfig.deviceID. Each one given
-	// must be a PCI address, even when another wins.
+	return nil
+}
+
+// resolveVF sets VF from deviceID, else pciBusID, else runtimeConfig.deviceID.
+// Each one given must be a PCI address, even when another wins.
+func (c *NetConf) resolveVF() error {
 	for _, cand := range []struct{ key, val string }{{"deviceID", c.DeviceID}, {"pciBusID", c.PCIBusID}, {"runtimeConfig.deviceID", c.RC.DeviceID}} {
 		if cand.val == "" {
 			continue
@@ -189,6 +212,12 @@ func (c *NetConf) validate(cniArgs string) error {
 			c.VF = a
 		}
 	}
+	return nil
+}
+
+// checkVLAN checks vlan, and vlanQoS and vlanProto, of which cxgb4 takes only the
+// defaults.
+func (c *NetConf) checkVLAN() error {
 	if c.VLAN != nil && (*c.VLAN < 0 || *c.VLAN > 4094) {
 		return configError("\"vlan\" %d is out of range: want 0-4094 (0 clears the VLAN)", *c.VLAN)
 	}
@@ -209,6 +238,12 @@ func (c *NetConf) validate(cniArgs string) error {
 			return configError("\"vlanProto\" %q: want \"802.1q\"", cut.Value(*c.VLANProto))
 		}
 	}
+	return nil
+}
+
+// checkVFSettings checks spoofchk, trust, link_state (setting State), the rates
+// and mtu against what cxgb4 and a Chelsio VF take.
+func (c *NetConf) checkVFSettings() error {
 	for _, b := range []struct {
 		key string
 		val *string
@@ -240,7 +275,11 @@ func (c *NetConf) validate(cniArgs string) error {
 	if c.MTU != nil && (*c.MTU < MinMTU || *c.MTU > MaxMTU) {
 		return configError("\"mtu\" %d is out of range: a Chelsio VF takes %d-%d", *c.MTU, MinMTU, MaxMTU)
 	}
-	// MAC: runtimeConfig.mac > CNI_ARGS MAC= > mac.
+	return nil
+}
+
+// resolveMAC sets PodMAC from runtimeConfig.mac, else CNI_ARGS MAC=, else mac.
+func (c *NetConf) resolveMAC(cniArgs string) error {
 	macKey, mac := "mac", c.MAC
 	if m := argValue(cniArgs, "MAC"); m != "" {
 		macKey, mac = "CNI_ARGS MAC", m
@@ -248,16 +287,23 @@ func (c *NetConf) validate(cniArgs string) error {
 	if c.RC.MAC != "" {
 		macKey, mac = "runtimeConfig.mac", c.RC.MAC
 	}
-	if mac != "" {
-		hw, err := net.ParseMAC(mac)
-		if err == nil {
-			err = vf.ValidateMAC(hw)
-		}
-		if err != nil {
-			return configError("%q %q is not a usable MAC: want a unicast, non-zero 6-byte address like 0a:58:c6:33:64:01", macKey, cut.Value(mac))
-		}
-		c.PodMAC = hw
+	if mac == "" {
+		return nil
 	}
+	hw, err := net.ParseMAC(mac)
+	if err == nil {
+		err = vf.ValidateMAC(hw)
+	}
+	if err != nil {
+		return configError("%q %q is not a usable MAC: want a unicast, non-zero 6-byte address like 0a:58:c6:33:64:01", macKey, cut.Value(mac))
+	}
+	c.PodMAC = hw
+	return nil
+}
+
+// checkFiles checks dataDir (DefaultDataDir when not given), logFile and logLevel.
+// Where the paths lead is checked when they are opened.
+func (c *NetConf) checkFiles() error {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
 	}
