@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
@@ -123,64 +124,45 @@ func (p *Plugin) beginFromState(args *skel.CmdArgs, a *cnistore.Attachment, data
 	return &invocation{conf: c, log: log, store: store, close: closeLog}, nil
 }
 
-// release is DEL's work, shared with GC (which runs IPAM GC itself afterwards).
+// release is DEL's work, shared with GC (which runs IPAM GC itself afterwards):
+// under the VF's lock, IPAM DEL, the VF given back, and the attachment's state
+// removed. The state stays where something is left to free, for the runtime's
+// retry, GC, or an ADD that takes the VF over.
 func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *cnistore.Attachment, runIPAM bool) error {
+	if a != nil && a.Phase == cnistore.PhaseIPAMPending {
+		return p.releasePendingIPAM(inv, args, a, runIPAM)
+	}
 	c := inv.conf
 	addr := c.VF
+	ipamType, netconf := c.IPAMType, c.Raw
 	if a != nil {
 		if pa, err := vf.ParsePCIAddr(a.VF); err == nil {
 			addr = pa
 		}
+		if a.IPAMType != "" {
+			ipamType, netconf = a.IPAMType, a.NetConf
+		}
 	}
-	ipamType, netconf := c.IPAMType, c.Raw
-	if a != nil && a.IPAMType != "" {
-		ipamType, netconf = a.IPAMType, a.NetConf
-	}
-	if a != nil && a.Phase == cnistore.PhaseIPAMPending {
-		return p.releasePendingIPAM(inv, args, a, runIPAM)
-	}
-
-	var unlock func()
 	if !addr.IsZero() {
-		u, err := inv.store.LockIfStored(addr.String(), p.LockTimeout)
+		unlock, err := inv.store.LockIfStored(addr.String(), p.LockTimeout)
 		if err != nil {
 			return err
 		}
-		unlock = u
 		defer unlock()
 	}
-
-	// IPAM DEL. One that needs no interface (host-local, static, whereabouts) runs
-	// while the VF moves home, as in ADD; others (dhcp releases through the pod's
-	// interface) run first.
-	ipamDone := func() error { return nil }
-	ipamMissing := false // set before ipamDone returns
+	ipamWait := func() (bool, error) { return false, nil }
 	if runIPAM && ipamType != "" {
-		ipamDel := func() error {
-			_, err := p.execIPAM("DEL", ipamType, netconf, args)
-			if errors.Is(err, errIPAMMissing) {
-				ipamMissing = true
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			return p.fault(StepDelIPAM)
-		}
-		if ipamWithoutInterface[ipamType] {
-			ch := make(chan error, 1)
-			go func() { ch <- ipamDel() }()
-			ipamDone = func() error { return <-ch }
-		} else if err := ipamDel(); err != nil {
+		w, err := p.startIPAMDel(args, ipamType, netconf)
+		if err != nil {
 			// Keep the state so that the runtime's retry can free the lease.
 			return err
 		}
+		ipamWait = w
 	}
-
 	var errs []error
 	vfKept := false
 	if !addr.IsZero() {
-		// No return until ipamDone below: the IPAM DEL may be running.
+		// No return until ipamWait below: the IPAM DEL may be running.
 		if err := p.releaseVF(inv, args, addr, a); errors.Is(err, errVFMissing) {
 			// Nothing more to free now; keep the state so that GC, or an ADD that
 			// finds the pod gone, can still give the VF back as it was.
@@ -190,16 +172,61 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *cnistore.Attach
 			errs = append(errs, err)
 		}
 	}
-	if err := ipamDone(); err != nil {
+	ipamMissing, err := ipamWait()
+	if err != nil {
 		// Keep the state so that the runtime's retry can free the lease.
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 || vfKept {
 		return errors.Join(errs...)
 	}
+	return p.forget(inv, args, a, addr, ipamType, netconf, ipamMissing)
+}
+
+// startIPAMDel runs IPAM DEL. One that needs no interface (host-local, static,
+// whereabouts) runs while the VF moves home, as in ADD: it is started, and wait
+// waits for it; others (dhcp releases through the pod's interface) run at once,
+// and a failure is returned. wait reports an IPAM plugin missing from CNI_PATH,
+// which is no error.
+func (p *Plugin) startIPAMDel(args *skel.CmdArgs, ipamType string, netconf []byte) (wait func() (missing bool, err error), _ error) {
+	del := func() (bool, error) {
+		_, err := p.execIPAM("DEL", ipamType, netconf, args)
+		if errors.Is(err, errIPAMMissing) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return false, p.fault(StepDelIPAM)
+	}
+	if !ipamWithoutInterface[ipamType] {
+		missing, err := del()
+		if err != nil {
+			return nil, err
+		}
+		return func() (bool, error) { return missing, nil }, nil
+	}
+	type out struct {
+		missing bool
+		err     error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		missing, err := del()
+		ch <- out{missing, err}
+	}()
+	return func() (bool, error) {
+		o := <-ch
+		return o.missing, o.err
+	}, nil
+}
+
+// forget removes the state of an attachment that release freed, and the VF's
+// owner record. When the IPAM plugin was missing, the attachment's file holds the
+// lease instead (keepPendingIPAM, replaced in one rename), and only the owner
+// record goes.
+func (p *Plugin) forget(inv *invocation, args *skel.CmdArgs, a *cnistore.Attachment, addr vf.PCIAddr, ipamType string, netconf []byte, ipamMissing bool) error {
 	if ipamMissing {
-		// The attachment's file now holds the pending lease (replaced in one
-		// rename): only the VF's owner record goes.
 		if err := p.keepPendingIPAM(inv, args, a, addr, ipamType, netconf); err != nil {
 			return withCode(CodeIOFailure, err) // the state is kept: the retry tries again
 		}
@@ -367,7 +394,13 @@ func (p *Plugin) bringHome(inv *invocation, netnsPath string, addr vf.PCIAddr, a
 	}
 	// In the host. After a namespace is destroyed the kernel brings the netdev back
 	// asynchronously: wait a little for it then.
-	wait := netnsPath != "" && gone
+	return p.restoreInHost(inv, host, addr, a, netnsPath != "" && gone)
+}
+
+// restoreInHost finds the VF's netdev in the host and restores it as the
+// attachment found it; with wait, it waits up to ReturnTimeout for the netdev to
+// come back. errVFMissing when it is not there.
+func (p *Plugin) restoreInHost(inv *invocation, host ns.NetNS, addr vf.PCIAddr, a *cnistore.Attachment, wait bool) error {
 	deadline := time.Now().Add(p.ReturnTimeout)
 	for {
 		v, err := vf.LookupVF(p.Root, addr, vf.Options{})
@@ -381,34 +414,45 @@ func (p *Plugin) bringHome(inv *invocation, netnsPath string, addr vf.PCIAddr, a
 		if v.Driver != vf.DriverCxgb4VF {
 			return nil // rebound meanwhile: no netdev to restore
 		}
-		restored := false
-		err = inNS(host, func(h *netlink.Handle) error {
-			l := p.findHostLink(host, h, v)
-			if l == nil {
-				return nil
-			}
-			restored = true
-			name := l.Attrs().Name
-			if err := restoreLink(h, l, a); err != nil {
-				return err
-			}
-			if a.HostName != "" && a.HostName != name {
-				if _, err := h.LinkByName(a.HostName); err == nil {
-					return fmt.Errorf("rename %s back to %s: the host has another %s", name, a.HostName, a.HostName)
-				}
-				if err := h.LinkSetName(l, a.HostName); err != nil {
-					return fmt.Errorf("rename %s back to %s: %w", name, a.HostName, err)
-				}
-			}
+		restored, err := p.restoreHostLink(host, v, a)
+		if err != nil {
+			return err
+		}
+		if restored {
 			inv.log.Info("VF restored in the host", "vf", addr.String(), "netdev", a.HostName)
 			return nil
-		})
-		if err != nil || restored {
-			return err
 		}
 		if !wait || time.Now().After(deadline) {
 			return errVFMissing
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// restoreHostLink gives VF v's netdev in the host the state and name the
+// attachment recorded (restoreLink, then its host name); restored is false when
+// the netdev is not there.
+func (p *Plugin) restoreHostLink(host ns.NetNS, v *vf.VF, a *cnistore.Attachment) (restored bool, _ error) {
+	err := inNS(host, func(h *netlink.Handle) error {
+		l := p.findHostLink(host, h, v)
+		if l == nil {
+			return nil
+		}
+		restored = true
+		name := l.Attrs().Name
+		if err := restoreLink(h, l, a); err != nil {
+			return err
+		}
+		if a.HostName == "" || a.HostName == name {
+			return nil
+		}
+		if _, err := h.LinkByName(a.HostName); err == nil {
+			return fmt.Errorf("rename %s back to %s: the host has another %s", name, a.HostName, a.HostName)
+		}
+		if err := h.LinkSetName(l, a.HostName); err != nil {
+			return fmt.Errorf("rename %s back to %s: %w", name, a.HostName, err)
+		}
+		return nil
+	})
+	return restored, err
 }
