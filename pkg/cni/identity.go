@@ -160,3 +160,37 @@ func (p *Plugin) findPodVF(n ns.NetNS, h *netlink.Handle, addr vf.PCIAddr, idx i
 	}
 	return nil, nil
 }
+
+// findHostLink returns the VF's netdev in the host namespace n (h's): the one
+// sysfs lists under the VF, unless the kernel or, on an emulated node, its
+// alternative name says it is another device's; else the link that the kernel or
+// the alternative name says is the VF. nil when it is not there.
+func (p *Plugin) findHostLink(n ns.NetNS, h *netlink.Handle, v *vf.VF) netlink.Link {
+	if v.Netdev != "" {
+		if l, err := h.LinkByName(v.Netdev); err == nil && p.hostLinkIsVFOrUnknown(n, l, v.Addr) {
+			return l
+		}
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		return nil
+	}
+	for _, l := range links {
+		if p.hostLinkIsVF(n, l, v.Addr) {
+			return l
+		}
+	}
+	return nil
+}
+
+// hostLinkIsVFOrUnknown accepts a host link that is the VF, or of which neither
+// the kernel nor an emulated alternative name says anything: sysfs named it.
+func (p *Plugin) hostLinkIsVFOrUnknown(n ns.NetNS, l netlink.Link, addr vf.PCIAddr) bool {
+	if dev := p.device(n, l); dev != "" {
+		return dev == addr.String()
+	}
+	if emu := p.emulatedAddr(l); emu != "" {
+		return emu == addr.String()
+	}
+	return true
+}
