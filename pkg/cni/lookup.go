@@ -45,26 +45,17 @@ func (p *Plugin) lookupVF(c *NetConf) (*vf.VF, error) {
 }
 
 // checkRate refuses what cxgb4 refuses for max_tx_rate: port link down, or a rate
-// above the port's speed.
+// above the port's speed. Where sysfs does not show the port, cxgb4 decides.
 func (p *Plugin) checkRate(v *vf.VF, rate int) error {
-	pf4 := v.PF
-	pf4.Function = 4
-	names, err := p.Root.ReadDir("bus/pci/devices/" + pf4.String() + "/net")
-	if err != nil {
-		return nil // no port netdevs to judge by: let cxgb4 decide
+	l, err := vf.PortLinkOf(p.Root, v)
+	if err != nil || l == nil {
+		return nil // no port netdev to judge by: let cxgb4 decide
 	}
-	for _, n := range names {
-		base := "bus/pci/devices/" + pf4.String() + "/net/" + n + "/"
-		dp, err := p.Root.ReadInt(base + "dev_port")
-		if err != nil || dp != v.Port {
-			continue
-		}
-		if c, err := p.Root.ReadString(base + "carrier"); err == nil && c != "1" {
-			return configError("\"max_tx_rate\" %d: cxgb4 needs the port's link up, and port %d (%s) is down", rate, v.Port, n)
-		}
-		if sp, err := p.Root.ReadInt(base + "speed"); err == nil && sp > 0 && rate > sp {
-			return configError("\"max_tx_rate\" %d is above the speed of port %d (%s): %d Mbps", rate, v.Port, n, sp)
-		}
+	if l.Down {
+		return configError("\"max_tx_rate\" %d: cxgb4 needs the port's link up, and port %d (%s) is down", rate, v.Port, l.Netdev)
+	}
+	if l.SpeedMbps > 0 && rate > l.SpeedMbps {
+		return configError("\"max_tx_rate\" %d is above the speed of port %d (%s): %d Mbps", rate, v.Port, l.Netdev, l.SpeedMbps)
 	}
 	return nil
 }
