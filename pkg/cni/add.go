@@ -452,7 +452,7 @@ func resultIn(result *current.Result, cniVersion string) (types.Result, error) {
 	}
 	out, err := result.GetAsVersion(cniVersion)
 	if err != nil {
-		return nil, withCode(types.ErrIncompatibleCNIVersion, fmt.Errorf("convert the result to cniVersion %s: %w", cniVersion, err))
+		return nil, withCode(CodeIncompatibleVersion, fmt.Errorf("convert the result to cniVersion %s: %w", cniVersion, err))
 	}
 	// types/100 converts 1.1.0 to 1.0.0 by relabelling only: drop the interface
 	// fields that 1.1.0 added (mtu, socketPath, pciID).

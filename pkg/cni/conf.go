@@ -183,7 +183,7 @@ func (c *NetConf) checkNetwork() error {
 	if c.CNIVersion != "" {
 		ok, err := version.GreaterThanOrEqualTo(c.CNIVersion, "0.3.0")
 		if err != nil || !ok {
-			return withCode(types.ErrIncompatibleCNIVersion, fmt.Errorf("\"cniVersion\" %q: chelsio-sriov supports 0.3.0 to 1.1.0", c.CNIVersion))
+			return withCode(CodeIncompatibleVersion, fmt.Errorf("\"cniVersion\" %q: chelsio-sriov supports 0.3.0 to 1.1.0", c.CNIVersion))
 		}
 	}
 	if c.Name != "" && !networkNameRE.MatchString(c.Name) {

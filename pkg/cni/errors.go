@@ -11,14 +11,16 @@ import (
 
 // Error codes of the CNI spec that the plugin returns, and its own.
 const (
-	CodeInvalidEnv    = types.ErrInvalidEnvironmentVariables // 4: bad CNI_* value
-	CodeIOFailure     = types.ErrIOFailure                   // 5
-	CodeDecoding      = types.ErrDecodingFailure             // 6
-	CodeInvalidConfig = types.ErrInvalidNetworkConfig        // 7: NetConf refused
-	CodeInvalidNetNS  = types.ErrInvalidNetNS                // 8: CNI_NETNS is no pod's namespace
-	CodeTryAgainLater = types.ErrTryAgainLater               // 11: VF lock held, VF in transit
-	CodeNotAvailable  = 50                                   // STATUS: cannot serve ADDs
-	CodeVFBusy        = 101                                  // the VF belongs to another live attachment
+	CodeIncompatibleVersion = types.ErrIncompatibleCNIVersion      // 1: cniVersion not spoken
+	CodeInvalidEnv          = types.ErrInvalidEnvironmentVariables // 4: bad CNI_* value
+	CodeIOFailure           = types.ErrIOFailure                   // 5
+	CodeDecoding            = types.ErrDecodingFailure             // 6
+	CodeInvalidConfig       = types.ErrInvalidNetworkConfig        // 7: NetConf refused
+	CodeInvalidNetNS        = types.ErrInvalidNetNS                // 8: CNI_NETNS is no pod's namespace
+	CodeTryAgainLater       = types.ErrTryAgainLater               // 11: VF lock held, VF in transit
+	CodeNotAvailable        = 50                                   // STATUS: cannot serve ADDs
+	CodeVFBusy              = 101                                  // the VF belongs to another live attachment
+	CodeInternal            = types.ErrInternal                    // 999: anything else
 )
 
 // codedError carries a CNI error code to the outermost layer.
@@ -58,7 +60,7 @@ func AsCNIError(err error) *types.Error {
 	case errors.As(err, &te) && te.Code != 0:
 		code = te.Code
 	default:
-		code = types.ErrInternal
+		code = CodeInternal
 	}
 	return &types.Error{Code: code, Msg: err.Error()}
 }

@@ -71,7 +71,7 @@ func (ipamExec) ExecPlugin(ctx context.Context, path string, stdin []byte, envir
 	var e types.Error
 	if json.Unmarshal(stdout.Bytes(), &e) == nil && (e.Code != 0 || e.Msg != "") {
 		if e.Code == 0 {
-			e.Code = types.ErrInternal // an error must carry a code
+			e.Code = CodeInternal // an error must carry a code
 		}
 		return nil, &e
 	}
@@ -82,7 +82,7 @@ func (ipamExec) ExecPlugin(ctx context.Context, path string, stdin []byte, envir
 	if msg == "" {
 		msg = "no error message"
 	}
-	return nil, &types.Error{Code: types.ErrInternal, Msg: fmt.Sprintf("%s failed (%v): %s", path, err, oneLine(msg))}
+	return nil, &types.Error{Code: CodeInternal, Msg: fmt.Sprintf("%s failed (%v): %s", path, err, oneLine(msg))}
 }
 
 func (ipamExec) FindInPath(plugin string, paths []string) (string, error) {
