@@ -14,7 +14,7 @@ import (
 func SeedConfig(tb testing.TB) []byte {
 	tb.Helper()
 	_, here, _, _ := runtime.Caller(0)
-	raw, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "testdata", "seed-configmap.yaml"))
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "..", "pkg", "deviceplugin", "testdata", "seed-configmap.yaml"))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 

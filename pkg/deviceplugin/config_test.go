@@ -12,8 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
 // SeedConfig is kubelettest.SeedConfig, for the package's external tests too.

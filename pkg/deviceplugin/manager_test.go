@@ -17,8 +17,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 )
 
 // fakeScanner returns whatever tree the test sets.

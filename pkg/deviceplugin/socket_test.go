@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 )
 
 // TestSocketModeIgnoresUmask runs the plugin under umask 0: its socket, served at

@@ -16,8 +16,8 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
 // scanInterval is how often the watcher looks for the VF netdevs that are away from
@@ -236,7 +236,7 @@ type workerWatch struct {
 	w       *Worker
 	tree    *sysfstree.Tree
 	prefix  string
-	byIndex map[int]*tracked     // guarded by wt.mu
+	byIndex map[int]*tracked        // guarded by wt.mu
 	adapter *sysfstree.BuiltAdapter // the worker's adapter as the tree has it; guarded by wt.mu
 }
 

@@ -17,8 +17,8 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
 // ErrAlreadyUp reports an emulated node of that name that is already up.

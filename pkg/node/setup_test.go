@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
 // writesOf returns the "would write" lines of a dry run, with the root cut off.

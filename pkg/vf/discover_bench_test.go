@@ -3,8 +3,8 @@ package vf_test
 import (
 	"testing"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
 // BenchmarkDiscover reads a node with four T62100-CR cards, 16 VFs on each of

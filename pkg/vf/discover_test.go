@@ -11,9 +11,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // vfView is the part of a VF that the discovery tests compare; the IOMMU group is
@@ -570,8 +570,10 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 			dropped: []string{"0000:83:01.3"},
 		},
 		{
-			name:     "VF numa_node garbage",
-			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:81:01.5", "numa_node"), "garbage\n") },
+			name: "VF numa_node garbage",
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
+				write(t, tree, dev("0000:81:01.5", "numa_node"), "garbage\n")
+			},
 			dropped:  []string{"0000:81:01.5"},
 			wantErrs: []wantErr{{"0000:81:01.5", dev("0000:81:01.5", "numa_node")}},
 		},

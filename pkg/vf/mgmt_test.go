@@ -12,9 +12,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // mgmtAdapter is a T62100-CR (two 100G ports) with 4 VFs on PF0 (VF1 on vfio-pci,

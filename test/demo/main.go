@@ -36,10 +36,10 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 )
 
 // The reference ConfigMap's config.json and NAD config (type chelsio-sriov; the

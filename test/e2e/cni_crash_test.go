@@ -12,8 +12,8 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 

@@ -22,8 +22,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )

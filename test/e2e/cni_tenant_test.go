@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 )
 
 // What a tenant writes (a NetworkAttachmentDefinition's config, the pod's network

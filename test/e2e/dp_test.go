@@ -28,11 +28,11 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // dpWait bounds every wait for the device plugin; the target is 1 s.

@@ -18,11 +18,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 )
 
 // healthyProc writes the /proc files doctor reads, as the reference procedure leaves
