@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -82,6 +83,7 @@ type addition struct {
 	ipamWait func() (types.Result, error) // IPAM ADD started while the netdev moves
 
 	closers []func()       // what preflight opened, released by close
+	lock    *os.File       // the VF lock's file, which IPAM ADD inherits (ipamAdd)
 	undo    []func() error // the undo of each change, run in reverse by rollback
 }
 
@@ -103,11 +105,12 @@ func (ad *addition) preflight() error {
 	if err := ad.inv.store.Ensure(); err != nil {
 		return err
 	}
-	unlock, err := ad.inv.store.Lock(v.Addr.String(), p.LockTimeout)
+	lock, err := ad.inv.store.LockVF(v.Addr.String(), p.LockTimeout)
 	if err != nil {
 		return err
 	}
-	ad.closers = append(ad.closers, unlock)
+	ad.lock = lock.File()
+	ad.closers = append(ad.closers, lock.Unlock)
 	tookOver, err := p.checkOwner(ad.inv, v, args)
 	if err != nil {
 		return err
@@ -273,13 +276,13 @@ func (ad *addition) setPF() error {
 // slowest step (an RCU grace period), and the two do not depend on each other.
 // Others (dhcp) run after the move (ipam).
 func (ad *addition) startIPAM() {
-	c, args := ad.c, ad.args
+	c := ad.c
 	if c.IPAMType == "" || !ipamWithoutInterface[c.IPAMType] {
 		return
 	}
 	ch := make(chan ipamOut, 1)
 	go func() {
-		r, err := ad.p.execIPAM("ADD", c.IPAMType, c.Raw, args)
+		r, err := ad.ipamAdd()
 		ch <- ipamOut{r, err}
 	}()
 	var once sync.Once
@@ -296,6 +299,15 @@ func (ad *addition) startIPAM() {
 		// not print, a timeout): IPAM DEL frees what there is, and nothing else.
 		return ad.ipamDel()
 	})
+}
+
+// ipamAdd runs IPAM ADD holding the VF's lock: the IPAM plugin inherits it, so
+// that if a runtime kills this ADD while the plugin allocates, the plugin is left
+// to finish (a plugin killed halfway, as host-local between creating a lease file
+// and writing its owner, leaves a lease that no DEL can find), and the runtime's
+// DEL waits on the lock until it has, then frees what it allocated.
+func (ad *addition) ipamAdd() (types.Result, error) {
+	return ad.p.execIPAMWith(ipamExec{hold: ad.lock}, "ADD", ad.c.IPAMType, ad.c.Raw, ad.args)
 }
 
 // ipamDel runs IPAM DEL with the ADD's arguments.
@@ -419,7 +431,7 @@ func (ad *addition) ipamResult() (types.Result, error) {
 	if ad.ipamWait != nil {
 		return ad.ipamWait()
 	}
-	r, err := ad.p.execIPAM("ADD", ad.c.IPAMType, ad.c.Raw, ad.args)
+	r, err := ad.ipamAdd()
 	if !errors.Is(err, errIPAMMissing) {
 		ad.undo = append(ad.undo, ad.ipamDel)
 	}

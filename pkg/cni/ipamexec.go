@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -17,22 +18,28 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 )
 
-// ipamExec runs the IPAM plugin as a child that dies with this process.
+// ipamExec runs the IPAM plugin as a child, so that a runtime that gives up on a
+// slow call and kills the plugin (not its children) never leaves an IPAM plugin
+// behind to change leases after the runtime's next call, in one of two ways.
 //
-// A runtime that gives up on a slow ADD kills the plugin, not its children. An
-// IPAM plugin left running would then allocate an address after the runtime's DEL
-// has already released the attachment's addresses: a lease nobody frees. With the
-// parent-death signal the IPAM plugin is killed with us, and the DEL that follows
-// finds either the whole allocation or none.
+// With hold (IPAM ADD), the child inherits the VF's lock file and holds the lock
+// until it exits, also after this process died: the runtime's DEL, which takes the
+// lock first, waits until the allocation is complete and then frees it. Killing an
+// allocating plugin instead could cut it halfway (host-local creates a lease file,
+// then writes its owner: a lease no DEL can find).
 //
-// The parent-death signal follows the thread that forked the child, so the call
-// keeps its goroutine on one thread until the child has exited: no namespace switch
-// (which may retire a thread) can run on that thread meanwhile.
-type ipamExec struct{}
+// Without hold (DEL, CHECK, STATUS, GC), the child dies with this process
+// (parent-death signal): what those leave halfway, the runtime's retry finishes.
+// The signal follows the thread that forked the child, so the call keeps its
+// goroutine on one thread until the child has exited: no namespace switch (which
+// may retire a thread) can run on that thread meanwhile.
+type ipamExec struct {
+	hold *os.File
+}
 
 var _ invoke.Exec = ipamExec{}
 
-func (ipamExec) ExecPlugin(ctx context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
+func (x ipamExec) ExecPlugin(ctx context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var stdout, stderr bytes.Buffer
@@ -42,7 +49,11 @@ func (ipamExec) ExecPlugin(ctx context.Context, path string, stdin []byte, envir
 		stderr.Reset()
 		c := exec.CommandContext(ctx, path)
 		c.Env, c.Stdin, c.Stdout, c.Stderr = environ, bytes.NewReader(stdin), &stdout, &stderr
-		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if x.hold != nil {
+			c.ExtraFiles = []*os.File{x.hold}
+		} else {
+			c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		}
 		// A grandchild that keeps the output pipes open must not hold us past
 		// the timeout.
 		c.WaitDelay = 2 * time.Second

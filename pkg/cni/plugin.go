@@ -109,6 +109,11 @@ var errIPAMMissing = errors.New("IPAM plugin not found")
 
 // execIPAM runs the IPAM plugin for one verb with the runtime's arguments.
 func (p *Plugin) execIPAM(command, typ string, netconf []byte, args *skel.CmdArgs) (types.Result, error) {
+	return p.execIPAMWith(ipamExec{}, command, typ, netconf, args)
+}
+
+// execIPAMWith is execIPAM through x.
+func (p *Plugin) execIPAMWith(x ipamExec, command, typ string, netconf []byte, args *skel.CmdArgs) (types.Result, error) {
 	paths := filepath.SplitList(args.Path)
 	path, err := invoke.FindInPath(typ, paths)
 	if err != nil {
@@ -118,13 +123,13 @@ func (p *Plugin) execIPAM(command, typ string, netconf []byte, args *skel.CmdArg
 	defer cancel()
 	a := &invoke.Args{Command: command, ContainerID: args.ContainerID, NetNS: args.Netns, PluginArgsStr: args.Args, IfName: args.IfName, Path: args.Path}
 	if command == "ADD" {
-		r, err := invoke.ExecPluginWithResult(ctx, path, netconf, a, ipamExec{})
+		r, err := invoke.ExecPluginWithResult(ctx, path, netconf, a, x)
 		if err != nil {
 			return nil, fmt.Errorf("IPAM %s ADD: %w", typ, err)
 		}
 		return r, nil
 	}
-	if err := invoke.ExecPluginWithoutResult(ctx, path, netconf, a, ipamExec{}); err != nil {
+	if err := invoke.ExecPluginWithoutResult(ctx, path, netconf, a, x); err != nil {
 		return nil, fmt.Errorf("IPAM %s %s: %w", typ, command, err)
 	}
 	return nil, nil

@@ -3,6 +3,7 @@ package cnistore
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,10 +47,34 @@ func (s Store) LockIfStored(addr string, timeout time.Duration) (func(), error) 
 // record that is a symbolic link or not a regular file. The directories must
 // exist (ADD makes them with Ensure first; DEL takes LockIfStored).
 func (s Store) Lock(addr string, timeout time.Duration) (func(), error) {
+	l, err := s.LockVF(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return l.Unlock, nil
+}
+
+// VFLock is a VF's lock, held.
+type VFLock struct{ f *os.File }
+
+// File is the lock's open file. A child process that inherits it holds the lock
+// with the caller, and after the caller dies, until the child exits: that is how
+// an IPAM plugin still allocating when a runtime kills ADD keeps the runtime's DEL
+// waiting until it is done.
+func (l *VFLock) File() *os.File { return l.f }
+
+// Unlock lets go of the lock, for every holder of its file.
+func (l *VFLock) Unlock() {
+	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	_ = l.f.Close()
+}
+
+// LockVF is Lock that returns the held lock itself.
+func (s Store) LockVF(addr string, timeout time.Duration) (*VFLock, error) {
 	if err := checkAddr(addr); err != nil {
 		return nil, err
 	}
-	fail := func(err error) (func(), error) {
+	fail := func(err error) (*VFLock, error) {
 		if safepath.IsRefusal(err) {
 			return nil, err
 		}
@@ -80,10 +105,7 @@ func (s Store) Lock(addr string, timeout time.Duration) (func(), error) {
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
-			return func() {
-				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-				_ = f.Close()
-			}, nil
+			return &VFLock{f: f}, nil
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			_ = f.Close()

@@ -153,3 +153,57 @@ func TestPrivilegedCNIKillAfterEachStep(t *testing.T) {
 	}
 	serves(t, e, crashVF, conf, "0a:58:c6:33:64:0c", before, beforePF)
 }
+
+// TestPrivilegedCNIKillDuringIPAM kills ADD while its IPAM plugin is halfway
+// through an allocation that, like host-local's, first creates a lease file and
+// then writes its owner into it. The runtime's DEL that follows must find the
+// lease whole and free it: the IPAM plugin is left to finish, and DEL waits for it
+// on the VF's lock, which the plugin holds. Killing the IPAM plugin with the ADD
+// would leave an ownerless lease that no DEL can free.
+func TestPrivilegedCNIKillDuringIPAM(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2", "--mtu", "1500")
+	e := newCNIEnv(t, node)
+	before, beforePF := e.home(t, 1, crashVF), e.pfConfig(t, 1, crashVF)
+	leases, ipamDir := t.TempDir(), t.TempDir()
+	// Named host-local, so that ADD runs it while the VF moves.
+	script := fmt.Sprintf(`#!/bin/sh
+case "$CNI_COMMAND" in
+ADD)
+  f=%[1]s/lease-$$
+  : >"$f"
+  sleep 0.5
+  echo "$CNI_CONTAINERID" >"$f"
+  echo '{"cniVersion":"1.0.0","ips":[{"address":"198.51.100.9/24"}]}' ;;
+DEL)
+  for f in %[1]s/lease-*; do
+    if [ -f "$f" ] && [ "$(cat "$f")" = "$CNI_CONTAINERID" ]; then rm -f "$f"; fi
+  done ;;
+esac
+`, leases)
+	if err := os.WriteFile(filepath.Join(ipamDir, "host-local"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := crashConf(e)
+	pod := newPod(t)
+	kill := e.killing(1, cni.StepMove)
+	kill.Path = []string{kill.Path[0], ipamDir, binDir}
+	_, err := kill.AddNetwork(ctx30(t), e.plugin(conf), e.rt("kill-ipam", pod))
+	if err == nil || !strings.Contains(err.Error(), "killing myself after "+cni.StepMove) {
+		t.Fatalf("ADD = %v, want the plugin killed after %s", err, cni.StepMove)
+	}
+	del := e.cni(1)
+	del.Path = []string{e.wrapDirs[1], ipamDir, binDir}
+	if err := del.DelNetwork(ctx30(t), e.plugin(conf), e.rt("kill-ipam", pod)); err != nil {
+		t.Fatalf("DEL after the killed ADD: %v", err)
+	}
+	left, err := filepath.Glob(filepath.Join(leases, "lease-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range left {
+		b, _ := os.ReadFile(f)
+		t.Errorf("lease %s left, owner %q", filepath.Base(f), b)
+	}
+	assertClean(t, e, pod, before, beforePF)
+}
