@@ -18,8 +18,9 @@ import (
 // Del frees everything an attachment holds: the IPAM lease, the VF netdev (back in
 // the host with its original name, MTU and MAC, from wherever it is) and the
 // PF-side settings. It succeeds when nothing is left to do: repeated, after the
-// netns is gone, with an empty CNI_NETNS, or without a state file (then the VF is
-// found by its deviceID and IPAM DEL still runs).
+// netns is gone, with an empty CNI_NETNS, or without a state file (then IPAM DEL
+// still runs, and the VF is fetched from the pod only if the kernel names the
+// device under one of its links: see identity.go).
 func (p *Plugin) Del(args *skel.CmdArgs) (retErr error) {
 	inv, err := p.begin(args, "DEL")
 	if err != nil {
