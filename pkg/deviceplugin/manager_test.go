@@ -345,13 +345,7 @@ func TestSocketRemovedReServes(t *testing.T) {
 	if err := os.Remove(filepath.Join(h.kubelet.Dir, p.Endpoint)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for h.kubelet.Registrations("chelsio.com/vf") != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not registered again: %d registrations", h.kubelet.Registrations("chelsio.com/vf"))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	registeredAgain(t, h.kubelet, "chelsio.com/vf")
 	wait(t, h.kubelet, "listed again", func(p map[string]*kubelettest.Plugin) bool {
 		return p["chelsio.com/vf"] != nil && len(p["chelsio.com/vf"].Devices) == 8
 	})
@@ -381,4 +375,17 @@ func TestRegistersWhenKubeletComesLater(t *testing.T) {
 	wait(t, k, "registered after kubelet started", func(p map[string]*kubelettest.Plugin) bool {
 		return p["chelsio.com/vf"] != nil && p["chelsio.com/vf"].Lists > 0
 	})
+}
+
+// registeredAgain waits up to 5 s for the plugin of resource to register a second
+// time (after its socket was removed).
+func registeredAgain(t *testing.T, k *kubelettest.Kubelet, resource string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for k.Registrations(resource) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not registered again: %d registrations", k.Registrations(resource))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -39,12 +38,6 @@ func TestSocketModeIgnoresUmask(t *testing.T) {
 	if err := os.Remove(socket); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for h.kubelet.Registrations("chelsio.com/vf") != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not registered again: %d registrations", h.kubelet.Registrations("chelsio.com/vf"))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	registeredAgain(t, h.kubelet, "chelsio.com/vf")
 	checkMode("served again")
 }
