@@ -3,7 +3,7 @@ package main
 import (
 	"io"
 
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 )
@@ -14,7 +14,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 	root := sysfsRootFlag(fs)
 	proc := fs.String("proc-root", "/proc", "procfs root: swaps, modules, sys/net/...")
 	cniDir := fs.String("cni-bin-dir", node.DefaultCNIBinDir, "directory that must hold the "+node.PluginName+" CNI plugin")
-	stateDir := fs.String("cni-state-dir", cni.DefaultDataDir, "the CNI plugin's dataDir (its state)")
+	stateDir := fs.String("cni-state-dir", cnistore.DefaultDir, "the CNI plugin's dataDir (its state)")
 	dpDir := fs.String("device-plugin-dir", node.DefaultDevicePluginDir, "kubelet's device-plugin directory, where chelsio-sriov-dp's sockets live")
 	mtu := fs.Int("mtu", 9000, "least MTU of port and VF netdevs (0: do not check)")
 	if err := parse(fs, args); err != nil {

@@ -172,6 +172,7 @@ func (ad *addition) attachment() *cnistore.Attachment {
 	args, c := ad.args, ad.c
 	a := &cnistore.Attachment{
 		ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns, Network: c.Name,
+		PodNamespace: argValue(args.Args, "K8S_POD_NAMESPACE"), PodName: argValue(args.Args, "K8S_POD_NAME"),
 		VF: ad.v.Addr.String(), Phase: cnistore.PhaseAdding, DPDK: ad.dpdk, IPAMType: c.IPAMType,
 		NetConf: json.RawMessage(c.Raw), Created: time.Now().UTC(),
 	}

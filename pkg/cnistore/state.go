@@ -39,9 +39,13 @@ type Attachment struct {
 	IfName      string `json:"ifName"`
 	Netns       string `json:"netns"`
 	Network     string `json:"network"`
-	VF          string `json:"pciAddress"`
-	Phase       Phase  `json:"phase"`
-	DPDK        bool   `json:"dpdk,omitempty"`
+	// The pod, as the runtime names it in CNI_ARGS (K8S_POD_NAMESPACE,
+	// K8S_POD_NAME), for messages that name who holds the VF.
+	PodNamespace string `json:"podNamespace,omitempty"`
+	PodName      string `json:"podName,omitempty"`
+	VF           string `json:"pciAddress"`
+	Phase        Phase  `json:"phase"`
+	DPDK         bool   `json:"dpdk,omitempty"`
 	// The VF netdev as ADD found it in the host namespace.
 	HostName string `json:"hostName,omitempty"`
 	HostMTU  int    `json:"hostMTU,omitempty"`

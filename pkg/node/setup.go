@@ -11,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
@@ -30,10 +31,16 @@ type SetupConfig struct {
 	Sysfs   sysfs.Root // default sysfs.FromEnv()
 	Adapter string     // slot ("0000:81:00") of the adapter to set up; "" or "all": every one
 	PF      int        // the PF (0-3) that creates the VFs
-	VFs     int        // sriov_numvfs to set
+	VFs     int        // sriov_numvfs to set; LeaveVFs keeps each PF's count
 	MTU     int        // MTU of the adapter's port netdevs and of every VF netdev; 0 leaves it
 	Driver  string     // driver of the VFs: vf.DriverCxgb4VF (default) or vf.DriverVFIO
 	DryRun  bool       // print every write, make none
+	// CNIStateDir is the CNI plugin's state directory, where Setup looks for the
+	// pods that hold VFs; default cnistore.DefaultDir.
+	CNIStateDir string
+	// Force changes VFs that pods hold (see holders): for an administrator who has
+	// drained the node.
+	Force bool
 	// Links sets MTUs in the current network namespace; nil skips MTUs (and dry runs
 	// need none).
 	Links Links
@@ -43,12 +50,18 @@ type SetupConfig struct {
 	Poll time.Duration
 }
 
+// LeaveVFs is the VF count that leaves each PF's count as it is.
+const LeaveVFs = -1
+
 func (c *SetupConfig) defaults() error {
 	if c.Sysfs == "" {
 		c.Sysfs = sysfs.FromEnv()
 	}
 	if c.Driver == "" {
 		c.Driver = vf.DriverCxgb4VF
+	}
+	if c.CNIStateDir == "" {
+		c.CNIStateDir = cnistore.DefaultDir
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 20 * time.Second
@@ -61,7 +74,7 @@ func (c *SetupConfig) defaults() error {
 		return fmt.Errorf("PF%d has no SR-IOV: only PF0-PF3 create VFs (use --pf 0..3)", c.PF)
 	case c.PF < 0 || c.PF > 7:
 		return fmt.Errorf("invalid PF %d: only PF0-PF3 create VFs (use --pf 0..3)", c.PF)
-	case c.VFs < 0:
+	case c.VFs < LeaveVFs:
 		return fmt.Errorf("invalid VF count %d: want 0 or more (0 removes the VFs)", c.VFs)
 	case c.MTU != 0 && (c.MTU < 81 || c.MTU > 9600):
 		return fmt.Errorf("invalid MTU %d: a Chelsio VF takes 81..9600", c.MTU)
@@ -149,6 +162,14 @@ func (s *setup) adapter(ctx context.Context, a *vf.Adapter) error {
 	if err != nil {
 		return err
 	}
+	if c.VFs == LeaveVFs {
+		c.VFs = cur
+		s.c.VFs = cur
+		defer func() { s.c.VFs = LeaveVFs }()
+	}
+	if err := s.checkHolders(pf, cur); err != nil {
+		return err
+	}
 	if err := s.resize(ctx, pf, cur); err != nil {
 		return err
 	}
@@ -201,6 +222,38 @@ func (s *setup) pf(a *vf.Adapter) (*vf.PF, error) {
 		return nil, fmt.Errorf("%d VFs on PF%d %s: more than its sriov_totalvfs %d (ERANGE); ask for at most %d", c.VFs, c.PF, pf.Addr, pf.TotalVFs, pf.TotalVFs)
 	}
 	return pf, nil
+}
+
+// checkHolders refuses, unless forced, to change the VF count of pf (which removes
+// every VF it has: cxgb4 goes through 0) or to rebind a VF, while a pod holds one
+// of the VFs concerned.
+func (s *setup) checkHolders(pf *vf.PF, cur int) error {
+	c := s.c
+	var concerned []*vf.VF
+	what := ""
+	switch {
+	case cur != c.VFs && cur > 0:
+		concerned, what = pf.VFs, fmt.Sprintf("PF%d %s: %d VFs -> %d", c.PF, pf.Addr, cur, c.VFs)
+	default:
+		for _, v := range pf.VFs {
+			if v.Driver != c.Driver {
+				concerned = append(concerned, v)
+			}
+		}
+		what = fmt.Sprintf("binding VFs of PF%d %s to %s", c.PF, pf.Addr, c.Driver)
+	}
+	if len(concerned) == 0 {
+		return nil
+	}
+	hs, err := holders(c.CNIStateDir, concerned)
+	if err != nil || len(hs) == 0 {
+		return err
+	}
+	if c.Force {
+		s.printf("%s: forced, although pods hold VFs: %v", what, heldError(what, hs))
+		return nil
+	}
+	return heldError(what, hs)
 }
 
 // resize takes pf from cur VFs to the number asked for, through 0 when both are

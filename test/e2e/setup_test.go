@@ -166,3 +166,47 @@ func TestPrivilegedEmulateNumVFsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivilegedSetupKeepsPodsVFs: on the emulated node, with a pod holding a VF
+// through the real CNI plugin, `chelsio-vf setup --vfs 1` (which would remove every
+// VF of the PF, as cxgb4 goes through 0) is refused naming the pod, and the pod
+// keeps its VF; `setup --mtu 9000` alone changes no VF count.
+func TestPrivilegedSetupKeepsPodsVFs(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2")
+	e := newCNIEnv(t, node)
+	const addr = "0000:81:01.0"
+	conf := e.conf(1, addr, map[string]any{"cniVersion": "1.0.0"})
+	pod := newPod(t)
+	if _, err := e.add(1, "pod-held", pod, conf); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	before := len(node.list(1))
+	out, errb, err := node.setup(1, "--pf", "0", "--vfs", "1", "--cni-state-dir", e.dataDirs[1])
+	if err == nil {
+		t.Fatalf("setup --vfs 1 with a pod holding %s succeeded:\n%s", addr, out)
+	}
+	for _, w := range []string{addr, "pod default/pod-held", "drain", "--force"} {
+		if !strings.Contains(errb, w) {
+			t.Errorf("setup's refusal does not name %q:\n%s", w, errb)
+		}
+	}
+	if _, ok := podIfaceOf(t, pod, "net1"); !ok {
+		t.Error("the pod lost its VF")
+	}
+	if got := len(node.list(1)); got != before {
+		t.Errorf("%d VFs after the refusal, want %d", got, before)
+	}
+	if out, errb, err := node.setup(1, "--mtu", "9000", "--cni-state-dir", e.dataDirs[1]); err != nil {
+		t.Fatalf("setup --mtu 9000: %v\n%s%s", err, out, errb)
+	}
+	if got := len(node.list(1)); got != before {
+		t.Errorf("%d VFs after setup --mtu 9000, want %d", got, before)
+	}
+	if _, ok := podIfaceOf(t, pod, "net1"); !ok {
+		t.Error("the pod lost its VF to setup --mtu 9000")
+	}
+	if err := e.del(1, "pod-held", pod, conf); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+}
