@@ -24,7 +24,7 @@ func init() {
 func main() {
 	p := cni.New(sysfs.FromEnv(), os.Stderr)
 	p.Fault = faultHook()
-	setupErr := allowNodeDirs(p)
+	setupErr := p.AllowNodeDirs(os.Getenv)
 	wrap := func(f func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
 		return func(args *skel.CmdArgs) error {
 			if setupErr != nil {
@@ -49,22 +49,4 @@ func main() {
 		Status: wrap(p.Status),
 		GC:     wrap(p.GC),
 	}, version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"), "chelsio-sriov CNI plugin "+buildVersion)
-}
-
-// allowNodeDirs adds to p's defaults the directories that the node's administrator
-// allows for logFile and dataDir: cni.EnvLogDirs and cni.EnvDataDirs, from the
-// plugin's environment, which the runtime (or the Multus daemon) sets and no
-// network config can change.
-func allowNodeDirs(p *cni.Plugin) error {
-	logDirs, err := cni.ParseDirList(cni.EnvLogDirs, os.Getenv(cni.EnvLogDirs))
-	if err != nil {
-		return err
-	}
-	dataDirs, err := cni.ParseDirList(cni.EnvDataDirs, os.Getenv(cni.EnvDataDirs))
-	if err != nil {
-		return err
-	}
-	p.LogDirs = append(p.LogDirs, logDirs...)
-	p.DataDirs = append(p.DataDirs, dataDirs...)
-	return nil
 }

@@ -33,7 +33,7 @@ var layers = map[string][]string{
 	"pkg/bench":             nil,
 	"pkg/node":              {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/cut"},
 	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/sysfs", "pkg/vf"},
-	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cnistore", "pkg/emulate", "pkg/node", "pkg/sysfs", "pkg/vf"},
+	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cni", "pkg/cnistore", "pkg/emulate", "pkg/node", "pkg/sysfs", "pkg/vf"},
 	"plugins/chelsio-sriov": {"pkg/cni", "pkg/sysfs", "pkg/vf"},
 }
 
