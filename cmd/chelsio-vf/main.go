@@ -27,6 +27,7 @@ Usage:
   chelsio-vf setup [--pf 0] [--vfs N] [options]    create VFs, set MTUs, bind drivers
   chelsio-vf install-cni [--dest /opt/cni/bin]     install the CNI plugin atomically
   chelsio-vf reconcile [--once] [options]          free the VFs and leases of pods gone without a DEL
+  chelsio-vf policy [--file F] [--once] [options]  apply the node policy (VFs, MTUs, drivers) and keep it
   chelsio-vf emulate up|down|status|exec ...       run an emulated Chelsio node
   chelsio-vf bench server|client [options]         the seed's iperf test: Gbps and CPU % per I/O size
   chelsio-vf version                               print the version
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdEmulate(ctx, args[1:], stdout, stderr)
 	case "reconcile":
 		err = cmdReconcile(ctx, args[1:], stdout, stderr)
+	case "policy":
+		err = cmdPolicy(ctx, args[1:], stdout, stderr)
 	case "doctor":
 		err = cmdDoctor(args[1:], stdout, stderr)
 	case "setup":

@@ -50,7 +50,7 @@ func TestSetupRefusesHeldVFs(t *testing.T) {
 		{name: "lowering", cfg: SetupConfig{VFs: 4}, refused: []string{"PF0 0000:81:00.0: 8 VFs -> 4", "0000:81:01.0: pod default/testpod1", "drain", "--force"}},
 		{name: "raising", cfg: SetupConfig{VFs: 16}, refused: []string{"8 VFs -> 16", "pod default/testpod1"}},
 		{name: "removing", cfg: SetupConfig{VFs: 0}, refused: []string{"8 VFs -> 0"}},
-		{name: "rebinding", cfg: SetupConfig{VFs: 8, Driver: vf.DriverVFIO}, refused: []string{"binding VFs of PF0 0000:81:00.0 to vfio-pci", "pod default/testpod1"}},
+		{name: "rebinding", cfg: SetupConfig{VFs: 8, Driver: vf.DriverVFIO}, refused: []string{"binding VFs of PF0 0000:81:00.0 to other drivers", "pod default/testpod1"}},
 		{name: "forced", cfg: SetupConfig{VFs: 4, Force: true}, writes: true},
 		{name: "the MTU alone", cfg: SetupConfig{VFs: LeaveVFs, MTU: 9000}},
 		{name: "the same count", cfg: SetupConfig{VFs: 8, MTU: 9000}},

@@ -34,7 +34,10 @@ type SetupConfig struct {
 	VFs     int        // sriov_numvfs to set; LeaveVFs keeps each PF's count
 	MTU     int        // MTU of the adapter's port netdevs and of every VF netdev; 0 leaves it
 	Driver  string     // driver of the VFs: vf.DriverCxgb4VF (default) or vf.DriverVFIO
-	DryRun  bool       // print every write, make none
+	// Drivers overrides Driver for single VFs, by VF index (a node policy's VF
+	// ranges: VFs 0-5 on cxgb4vf, 6-7 on vfio-pci).
+	Drivers map[int]string
+	DryRun  bool // print every write, make none
 	// CNIStateDir is the CNI plugin's state directory, where Setup looks for the
 	// pods that hold VFs; default cnistore.DefaultDir.
 	CNIStateDir string
@@ -78,10 +81,25 @@ func (c *SetupConfig) defaults() error {
 		return fmt.Errorf("invalid VF count %d: want 0 or more (0 removes the VFs)", c.VFs)
 	case c.MTU != 0 && (c.MTU < 81 || c.MTU > 9600):
 		return fmt.Errorf("invalid MTU %d: a Chelsio VF takes 81..9600", c.MTU)
-	case c.Driver != vf.DriverCxgb4VF && c.Driver != vf.DriverVFIO:
+	case !validDriver(c.Driver):
 		return fmt.Errorf("invalid driver %q: want %s or %s", c.Driver, vf.DriverCxgb4VF, vf.DriverVFIO)
 	}
+	for i, d := range c.Drivers {
+		if !validDriver(d) || i < 0 {
+			return fmt.Errorf("invalid driver %q for VF %d: want %s or %s", d, i, vf.DriverCxgb4VF, vf.DriverVFIO)
+		}
+	}
 	return nil
+}
+
+func validDriver(d string) bool { return d == vf.DriverCxgb4VF || d == vf.DriverVFIO }
+
+// driverOf is the driver VF v is to be bound to.
+func (c *SetupConfig) driverOf(v *vf.VF) string {
+	if d, ok := c.Drivers[v.VFIndex]; ok {
+		return d
+	}
+	return c.Driver
 }
 
 // Setup creates c.VFs VFs on PF c.PF of each selected adapter, after checking that
@@ -236,11 +254,11 @@ func (s *setup) checkHolders(pf *vf.PF, cur int) error {
 		concerned, what = pf.VFs, fmt.Sprintf("PF%d %s: %d VFs -> %d", c.PF, pf.Addr, cur, c.VFs)
 	default:
 		for _, v := range pf.VFs {
-			if v.Driver != c.Driver {
+			if v.Driver != c.driverOf(v) {
 				concerned = append(concerned, v)
 			}
 		}
-		what = fmt.Sprintf("binding VFs of PF%d %s to %s", c.PF, pf.Addr, c.Driver)
+		what = fmt.Sprintf("binding VFs of PF%d %s to other drivers", c.PF, pf.Addr)
 	}
 	if len(concerned) == 0 {
 		return nil
@@ -481,27 +499,28 @@ func (s *setup) setMTU(name string) error {
 //	echo VF > /sys/bus/pci/drivers/DRIVER/bind
 func (s *setup) bind(v *vf.VF) error {
 	c := s.c
-	if v.Driver == c.Driver {
+	driver := c.driverOf(v)
+	if v.Driver == driver {
 		return nil
 	}
 	a := v.Addr.String()
-	if err := s.write(vfDev(v.Addr, "driver_override"), c.Driver); err != nil {
-		return fmt.Errorf("bind VF %s to %s: %w", a, c.Driver, err)
+	if err := s.write(vfDev(v.Addr, "driver_override"), driver); err != nil {
+		return fmt.Errorf("bind VF %s to %s: %w", a, driver, err)
 	}
 	if v.Driver != "" {
 		if err := s.write(vfDev(v.Addr, "driver/unbind"), a); err != nil {
 			return fmt.Errorf("unbind VF %s from %s: %w", a, v.Driver, err)
 		}
 	}
-	if err := s.write("bus/pci/drivers/"+c.Driver+"/bind", a); err != nil {
+	if err := s.write("bus/pci/drivers/"+driver+"/bind", a); err != nil {
 		hint := ""
-		if c.Driver == vf.DriverVFIO {
+		if driver == vf.DriverVFIO {
 			hint = " (is vfio-pci loaded and the IOMMU on?)"
 		}
-		return fmt.Errorf("bind VF %s to %s%s: %w", a, c.Driver, hint, err)
+		return fmt.Errorf("bind VF %s to %s%s: %w", a, driver, hint, err)
 	}
 	if !c.DryRun {
-		s.printf("VF %s: bound to %s", a, c.Driver)
+		s.printf("VF %s: bound to %s", a, driver)
 	}
 	return nil
 }
