@@ -471,8 +471,9 @@ func (f *foundErrors) inspectCoded(c *checked, n ast.Node, withCode, configError
 }
 
 // extractTyped records the messages of package c's typed errors: each fmt.Errorf
-// among the values of a composite literal of a type that codeOf maps, with that
-// type's code.
+// among the values of a composite literal of a type that codeOf maps, or of a
+// literal among them (an embedded type that holds the error), with that type's
+// code.
 func (f *foundErrors) extractTyped(c *checked) error {
 	var errs []string
 	for _, file := range c.files {
@@ -485,9 +486,15 @@ func (f *foundErrors) extractTyped(c *checked) error {
 			if !ok {
 				return true
 			}
-			for _, el := range lit.Elts {
+			elts := slices.Clone(lit.Elts)
+			for i := 0; i < len(elts); i++ {
+				el := elts[i]
 				if kv, ok := el.(*ast.KeyValueExpr); ok {
 					el = kv.Value
+				}
+				if inner, ok := el.(*ast.CompositeLit); ok {
+					elts = append(elts, inner.Elts...)
+					continue
 				}
 				call, ok := c.errorf(el)
 				if !ok {

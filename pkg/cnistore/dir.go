@@ -157,7 +157,7 @@ func (s Store) Ensure() error {
 			continue
 		}
 		if err := unix.Mkdirat(d.fd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-			return &IOError{Err: fmt.Errorf("create state dir %s: %w", d.at(name, ""), err)}
+			return &IOError{wrapped{fmt.Errorf("create state dir %s: %w", d.at(name, ""), err)}}
 		}
 		fd, _, err := s.setting().OpenSubdir(d.fd, name)
 		if err != nil {
@@ -175,16 +175,17 @@ func (s Store) Ensure() error {
 // every VF to the host and GC then reclaims the stale files; an fsync would cost
 // each ADD milliseconds for nothing.
 func (d *stateDir) writeJSON(sub, name string, v any) error {
-	dir, err := d.sub(sub)
-	if err != nil {
-		return err
-	}
+	// A record that cannot be stored is refused before the directory is touched.
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	if len(b) >= maxStateFile {
-		return &TooLargeError{Err: fmt.Errorf("state %s would be %d bytes, more than DEL reads (%d): the network config or the IPAM result is too large", d.at(sub, name), len(b), maxStateFile)}
+		return &TooLargeError{wrapped{fmt.Errorf("state %s would be %d bytes, more than DEL reads (%d): the network config or the IPAM result is too large", d.at(sub, name), len(b), maxStateFile)}}
+	}
+	dir, err := d.sub(sub)
+	if err != nil {
+		return err
 	}
 	var f *os.File
 	var tmp string
@@ -195,23 +196,23 @@ func (d *stateDir) writeJSON(sub, name string, v any) error {
 			continue
 		}
 		if err != nil {
-			return &IOError{Err: fmt.Errorf("write state %s: %w", d.at(sub, name), err)}
+			return &IOError{wrapped{fmt.Errorf("write state %s: %w", d.at(sub, name), err)}}
 		}
 		f = os.NewFile(uintptr(fd), d.at(sub, tmp))
 		break
 	}
 	if f == nil {
-		return &IOError{Err: fmt.Errorf("write state %s: no free temporary name", d.at(sub, name))}
+		return &IOError{wrapped{fmt.Errorf("write state %s: no free temporary name", d.at(sub, name))}}
 	}
 	_, werr := f.Write(append(b, '\n'))
 	cerr := f.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		_ = unix.Unlinkat(dir, tmp, 0)
-		return &IOError{Err: fmt.Errorf("write state %s: %w", d.at(sub, name), err)}
+		return &IOError{wrapped{fmt.Errorf("write state %s: %w", d.at(sub, name), err)}}
 	}
 	if err := unix.Renameat(dir, tmp, dir, name); err != nil {
 		_ = unix.Unlinkat(dir, tmp, 0)
-		return &IOError{Err: fmt.Errorf("write state %s: %w", d.at(sub, name), err)}
+		return &IOError{wrapped{fmt.Errorf("write state %s: %w", d.at(sub, name), err)}}
 	}
 	return nil
 }

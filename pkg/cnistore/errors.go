@@ -7,32 +7,27 @@ import (
 	"io/fs"
 )
 
-// KeyError refuses a CNI_CONTAINERID or CNI_IFNAME that cannot name an attachment.
-type KeyError struct{ Err error }
+// wrapped is what the store's error types have in common: each only says which
+// kind of failure its error, Err, is, and reads as Err.
+type wrapped struct{ Err error }
 
-func (e *KeyError) Error() string { return e.Err.Error() }
-func (e *KeyError) Unwrap() error { return e.Err }
+func (e wrapped) Error() string { return e.Err.Error() }
+func (e wrapped) Unwrap() error { return e.Err }
+
+// KeyError refuses a CNI_CONTAINERID or CNI_IFNAME that cannot name an attachment.
+type KeyError struct{ wrapped }
 
 // IOError is a read or write of the store that failed: the node is at fault (a full
 // disk, a read-only mount, permissions), not the config.
-type IOError struct{ Err error }
-
-func (e *IOError) Error() string { return e.Err.Error() }
-func (e *IOError) Unwrap() error { return e.Err }
+type IOError struct{ wrapped }
 
 // TooLargeError refuses a record larger than the store reads back: the network
 // config or the IPAM result that it holds is too large.
-type TooLargeError struct{ Err error }
-
-func (e *TooLargeError) Error() string { return e.Err.Error() }
-func (e *TooLargeError) Unwrap() error { return e.Err }
+type TooLargeError struct{ wrapped }
 
 // LockedError reports a VF whose lock another operation held for longer than the
 // wait: the runtime should try again later.
-type LockedError struct{ Err error }
-
-func (e *LockedError) Error() string { return e.Err.Error() }
-func (e *LockedError) Unwrap() error { return e.Err }
+type LockedError struct{ wrapped }
 
 // CorruptError reports a state file whose content does not decode: empty or cut
 // short (written just before a power loss: the state is not synced) or garbage.

@@ -25,20 +25,31 @@ const MaxIfName = 15
 // rename: the message says which variable and what is wrong with it.
 func CheckKey(containerID, ifName string) error {
 	if p := containerIDProblem(containerID); p != "" {
-		return &KeyError{Err: fmt.Errorf("CNI_CONTAINERID %s %s", cut.Quote(containerID), p)}
+		return &KeyError{wrapped{fmt.Errorf("CNI_CONTAINERID %s %s", cut.Quote(containerID), p)}}
 	}
 	if p := ifNameProblem(ifName); p != "" {
-		return &KeyError{Err: fmt.Errorf("CNI_IFNAME %s %s", cut.Quote(ifName), p)}
+		return &KeyError{wrapped{fmt.Errorf("CNI_IFNAME %s %s", cut.Quote(ifName), p)}}
 	}
 	return nil
 }
 
-func containerIDProblem(id string) string {
+// sizeProblem says what is wrong with the length of a key, "" if nothing: empty
+// (want says what to give), or longer than most bytes (limit names the limit).
+func sizeProblem(key string, most int, want, limit string) string {
 	switch {
-	case id == "":
-		return "is empty: the runtime must give the container's ID"
-	case len(id) > MaxContainerID:
-		return fmt.Sprintf("is %d bytes long: at most %d", len(id), MaxContainerID)
+	case key == "":
+		return "is empty: " + want
+	case len(key) > most:
+		return fmt.Sprintf("is %d bytes long: %s %d", len(key), limit, most)
+	}
+	return ""
+}
+
+func containerIDProblem(id string) string {
+	if p := sizeProblem(id, MaxContainerID, "the runtime must give the container's ID", "at most"); p != "" {
+		return p
+	}
+	switch {
 	case strings.IndexFunc(id, unicode.IsControl) >= 0:
 		return "contains a control character"
 	case !containerIDRE.MatchString(id):
@@ -48,11 +59,10 @@ func containerIDProblem(id string) string {
 }
 
 func ifNameProblem(name string) string {
+	if p := sizeProblem(name, MaxIfName, "want an interface name of 1-15 bytes", "an interface name has at most"); p != "" {
+		return p
+	}
 	switch {
-	case name == "":
-		return "is empty: want an interface name of 1-15 bytes"
-	case len(name) > MaxIfName:
-		return fmt.Sprintf("is %d bytes long: an interface name has at most %d", len(name), MaxIfName)
 	case name == "." || name == "..":
 		return "is not an interface name"
 	case name == "all" || name == "default":

@@ -30,7 +30,7 @@ func (s Store) LockIfStored(addr string, timeout time.Duration) (func(), error) 
 	case safepath.IsRefusal(err):
 		return nil, err
 	case err != nil:
-		return nil, &IOError{Err: fmt.Errorf("lock VF %s: %w", addr, err)}
+		return nil, &IOError{wrapped{fmt.Errorf("lock VF %s: %w", addr, err)}}
 	}
 	_, verr := d.sub("vfs")
 	_, lerr := d.sub("locks")
@@ -78,7 +78,7 @@ func (s Store) LockVF(addr string, timeout time.Duration) (*VFLock, error) {
 		if safepath.IsRefusal(err) {
 			return nil, err
 		}
-		return nil, &IOError{Err: fmt.Errorf("lock VF %s: %w", addr, err)}
+		return nil, &IOError{wrapped{fmt.Errorf("lock VF %s: %w", addr, err)}}
 	}
 	d, err := s.open()
 	if err != nil {
@@ -109,11 +109,11 @@ func (s Store) LockVF(addr string, timeout time.Duration) (*VFLock, error) {
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			_ = f.Close()
-			return nil, &IOError{Err: fmt.Errorf("lock VF %s: %w", addr, err)}
+			return nil, &IOError{wrapped{fmt.Errorf("lock VF %s: %w", addr, err)}}
 		}
 		if time.Now().After(deadline) {
 			_ = f.Close()
-			return nil, &LockedError{Err: fmt.Errorf("VF %s is locked by another chelsio-sriov operation for more than %v; try again", addr, timeout)}
+			return nil, &LockedError{wrapped{fmt.Errorf("VF %s is locked by another chelsio-sriov operation for more than %v; try again", addr, timeout)}}
 		}
 		time.Sleep(wait)
 		wait = min(wait*2, 50*time.Millisecond)

@@ -118,16 +118,21 @@ func (s Store) LoadAttachment(containerID, ifName string) (*Attachment, error) {
 	if err := CheckKey(containerID, ifName); err != nil {
 		return nil, err
 	}
+	return readRecord[Attachment](s, "attachments", AttachmentFile(containerID, ifName))
+}
+
+// readRecord decodes the state file name of the subdirectory sub.
+func readRecord[T any](s Store, sub, name string) (*T, error) {
 	d, err := s.open()
 	if err != nil {
 		return nil, err
 	}
 	defer d.close()
-	var a Attachment
-	if err := d.readJSON("attachments", AttachmentFile(containerID, ifName), &a); err != nil {
+	var v T
+	if err := d.readJSON(sub, name, &v); err != nil {
 		return nil, err
 	}
-	return &a, nil
+	return &v, nil
 }
 
 // SaveAttachment writes the attachment's state and, when it starts (phase adding),
@@ -235,16 +240,7 @@ func (s Store) Owner(addr string) (*Owner, error) {
 	if err := checkAddr(addr); err != nil {
 		return nil, err
 	}
-	d, err := s.open()
-	if err != nil {
-		return nil, err
-	}
-	defer d.close()
-	var o Owner
-	if err := d.readJSON("vfs", addr+".json", &o); err != nil {
-		return nil, err
-	}
-	return &o, nil
+	return readRecord[Owner](s, "vfs", addr+".json")
 }
 
 // Attachments lists every attachment state file (for GC). A file whose record
