@@ -32,13 +32,8 @@ func (p *Plugin) Add(args *skel.CmdArgs) (_ types.Result, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	defer inv.close()
+	defer inv.end(&retErr)
 	ad := &addition{p: p, inv: inv, args: args, c: inv.conf, log: inv.log}
-	defer func() {
-		if retErr != nil {
-			ad.log.Error("ADD failed", "err", retErr)
-		}
-	}()
 	defer ad.close()
 	if err := ad.preflight(); err != nil {
 		return nil, err

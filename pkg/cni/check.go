@@ -16,24 +16,10 @@ import (
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
-// Check verifies the attachment against prevResult: the interface exists in the
-// pod, is the VF, has the MTU and MAC of the result and every address; then IPAM
-// CHECK.
-func (p *Plugin) Check(args *skel.CmdArgs) (retErr error) {
-	inv, err := p.begin(args, "CHECK")
-	if err != nil {
-		return err
-	}
-	defer inv.close()
-	defer func() {
-		if retErr != nil {
-			inv.log.Error("CHECK failed", "err", retErr)
-		}
-	}()
+// check is the work of Check.
+func (p *Plugin) check(inv *invocation) error {
+	args := inv.args
 	c := inv.conf
-	if err := cnistore.CheckKey(args.ContainerID, args.IfName); err != nil {
-		return err
-	}
 	if len(c.PrevResult) == 0 {
 		return configError("CHECK needs \"prevResult\" (the ADD result the runtime cached)")
 	}

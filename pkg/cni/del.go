@@ -26,15 +26,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) (retErr error) {
 	if err != nil {
 		return p.delRefusedConf(args, err)
 	}
-	defer inv.close()
-	defer func() {
-		if retErr != nil {
-			inv.log.Error("DEL failed", "err", retErr)
-		}
-	}()
-	if err := cnistore.CheckKey(args.ContainerID, args.IfName); err != nil {
-		return err
-	}
+	defer inv.end(&retErr)
 	if p.isHostNetns(args.Netns) {
 		// No pod's: ADD refuses it, so no VF went there, and IPAM plugins refuse it
 		// too (host-local does). Free what the state records as without CNI_NETNS.
@@ -122,7 +114,7 @@ func (p *Plugin) beginFromState(args *skel.CmdArgs, a *cnistore.Attachment, data
 	}
 	log, closeLog, _ := openLog(&NetConf{}, p.Stderr)
 	log = log.With("verb", "DEL", "container", args.ContainerID, "ifname", args.IfName)
-	return &invocation{conf: c, log: log, store: store, close: closeLog}, nil
+	return &invocation{verb: "DEL", args: args, conf: c, log: log, store: store, close: closeLog}, nil
 }
 
 // release is DEL's work, shared with GC (which runs IPAM GC itself afterwards):

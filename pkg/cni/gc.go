@@ -4,19 +4,11 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 )
 
-// GC releases every attachment that is not in cni.dev/valid-attachments (or
-// cni.dev/attachments): VF back to the host, PF-side settings and lease freed.
-// It goes on past errors and reports them all; then it forwards GC to IPAM.
-func (p *Plugin) GC(args *skel.CmdArgs) error {
-	inv, err := p.begin(args, "GC")
-	if err != nil {
-		return err
-	}
-	defer inv.close()
+// gc is the work of GC.
+func (p *Plugin) gc(inv *invocation) error {
 	valid := map[types.GCAttachment]bool{}
 	for _, v := range inv.conf.Valid {
 		valid[v] = true
@@ -33,14 +25,14 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 			continue
 		}
 		inv.log.Info("GC: releasing stale attachment", "stale", a.ContainerID, "stale-ifname", a.IfName, "vf", a.VF)
-		sub := *args
+		sub := *inv.args
 		sub.ContainerID, sub.IfName, sub.Netns = a.ContainerID, a.IfName, a.Netns
 		if err := p.release(inv, &sub, a, true); err != nil {
 			errs = append(errs, fmt.Errorf("GC %s %s: %w", a.ContainerID, a.IfName, err))
 		}
 	}
 	if inv.conf.IPAMType != "" {
-		if _, err := p.execIPAM("GC", inv.conf.IPAMType, inv.conf.Raw, args); err != nil && !errors.Is(err, errIPAMMissing) {
+		if _, err := p.execIPAM("GC", inv.conf.IPAMType, inv.conf.Raw, inv.args); err != nil && !errors.Is(err, errIPAMMissing) {
 			errs = append(errs, err)
 		}
 	}

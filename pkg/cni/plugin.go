@@ -137,11 +137,47 @@ func (p *Plugin) execIPAMWith(x ipamExec, command, typ string, netconf []byte, a
 
 // invocation is what every verb starts with: the NetConf, its logger, the store.
 type invocation struct {
+	verb  string
+	args  *skel.CmdArgs
 	conf  *NetConf
 	log   *slog.Logger
 	store cnistore.Store
 	close func()
 }
+
+// end closes the log, after logging the failure *err of a verb of one attachment
+// (ADD, DEL, CHECK): GC and STATUS leave theirs to the runtime.
+func (inv *invocation) end(err *error) {
+	if *err != nil && keyed(inv.verb) {
+		inv.log.Error(inv.verb+" failed", "err", *err)
+	}
+	inv.close()
+}
+
+// runVerb runs do between begin and end: the verbs that need nothing else of their
+// own around begin.
+func (p *Plugin) runVerb(args *skel.CmdArgs, verb string, do func(*invocation) error) (err error) {
+	inv, err := p.begin(args, verb)
+	if err != nil {
+		return err
+	}
+	defer inv.end(&err)
+	return do(inv)
+}
+
+// Check verifies the attachment against prevResult: the interface exists in the
+// pod, is the VF, has the MTU and MAC of the result and every address; then IPAM
+// CHECK.
+func (p *Plugin) Check(args *skel.CmdArgs) error { return p.runVerb(args, "CHECK", p.check) }
+
+// GC releases every attachment that is not in cni.dev/valid-attachments (or
+// cni.dev/attachments): VF back to the host, PF-side settings and lease freed.
+// It goes on past errors and reports them all; then it forwards GC to IPAM.
+func (p *Plugin) GC(args *skel.CmdArgs) error { return p.runVerb(args, "GC", p.gc) }
+
+// Status reports whether the node can serve ADDs: the state directory is writable,
+// and the IPAM plugin (when configured) reports ready. Failures are code 50.
+func (p *Plugin) Status(args *skel.CmdArgs) error { return p.runVerb(args, "STATUS", p.status) }
 
 // begin loads the NetConf, refuses a dataDir outside the allowed directories,
 // checks CNI_CONTAINERID and CNI_IFNAME for the verbs that take them and what the
@@ -157,13 +193,13 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
 		return nil, err
 	}
 	store := cnistore.Store{Dir: conf.DataDir}
-	switch verb {
-	case "ADD", "DEL", "CHECK":
+	switch {
+	case keyed(verb):
 		if err := cnistore.CheckKey(args.ContainerID, args.IfName); err != nil {
 			return nil, err
 		}
 		err = store.Preflight(args.ContainerID, args.IfName, conf.VF)
-	case "GC":
+	case verb == "GC":
 		err = store.Preflight("", "", conf.VF)
 	}
 	// STATUS checks the state directory itself: its refusal is a readiness answer.
@@ -183,8 +219,12 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
 		return nil, err
 	}
 	log = log.With("verb", verb, "container", args.ContainerID, "ifname", args.IfName)
-	return &invocation{conf: conf, log: log, store: store, close: closeLog}, nil
+	return &invocation{verb: verb, args: args, conf: conf, log: log, store: store, close: closeLog}, nil
 }
+
+// keyed reports whether verb acts on one attachment, named by CNI_CONTAINERID and
+// CNI_IFNAME.
+func keyed(verb string) bool { return verb == "ADD" || verb == "DEL" || verb == "CHECK" }
 
 // openConfinedLog is openLog for a NetConf's logFile, which must be within p.LogDirs.
 func (p *Plugin) openConfinedLog(c *NetConf) (*slog.Logger, func(), error) {
