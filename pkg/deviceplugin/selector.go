@@ -179,13 +179,9 @@ func (c *checker) numbers(where, key string, raw json.RawMessage, s *Selector) {
 func (c *checker) value(where, key, el, val string, s *Selector) {
 	switch key {
 	case "vendors":
-		if id, ok := c.vendor(where, el, val); ok {
-			s.Vendors = append(s.Vendors, id)
-		}
+		keep(&s.Vendors)(c.vendor(where, el, val))
 	case "devices":
-		if id, ok := c.device(where, el, val); ok {
-			s.Devices = append(s.Devices, id)
-		}
+		keep(&s.Devices)(c.device(where, el, val))
 	case "drivers":
 		if c.driver(where, el, val) {
 			s.Drivers = append(s.Drivers, val)
@@ -197,13 +193,9 @@ func (c *checker) value(where, key, el, val string, s *Selector) {
 			s.PCIAddresses = append(s.PCIAddresses, a)
 		}
 	case "rootDevices":
-		if rd, ok := c.rootDevice(where, el, val); ok {
-			s.RootDevices = append(s.RootDevices, rd)
-		}
+		keep(&s.RootDevices)(c.rootDevice(where, el, val))
 	case "pfNames":
-		if pn, ok := c.pfName(where, el, val); ok {
-			s.PFNames = append(s.PFNames, pn)
-		}
+		keep(&s.PFNames)(c.pfName(where, el, val))
 	case "linkTypes":
 		if isEtherLinkType(val) {
 			s.LinkTypes = append(s.LinkTypes, "ether")
@@ -222,6 +214,16 @@ func (c *checker) value(where, key, el, val string, s *Selector) {
 			s.Chips = append(s.Chips, ch)
 		default:
 			c.addf(where, "%s: want T4, T5, T6 or T7", el)
+		}
+	}
+}
+
+// keep returns what adds a decoded value to list when its decoder accepted it:
+// keep(&s.Vendors)(c.vendor(where, el, val)).
+func keep[T any](list *[]T) func(v T, ok bool) {
+	return func(v T, ok bool) {
+		if ok {
+			*list = append(*list, v)
 		}
 	}
 }
