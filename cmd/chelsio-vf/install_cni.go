@@ -12,15 +12,17 @@ import (
 )
 
 func cmdInstallCNI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var dest, src, name string
+	var wait bool
 	fs := newFlags("install-cni", "install-cni [--dest DIR] [--src FILE] [--name NAME] [--wait]", stderr)
-	dest := fs.String("dest", node.DefaultCNIBinDir, "directory the container runtime loads CNI plugins from (created if missing)")
-	src := fs.String("src", "", "plugin binary to install (default: "+node.PluginName+" in the directory of this chelsio-vf)")
-	name := fs.String("name", node.PluginName, "file name in --dest: the type of the NetworkAttachmentDefinition")
-	wait := fs.Bool("wait", false, "after installing, wait for SIGTERM (the main container of the installer DaemonSet: a new image installs its binary when the pod restarts)")
+	fs.StringVar(&dest, "dest", node.DefaultCNIBinDir, "directory the container runtime loads CNI plugins from (created if missing)")
+	fs.StringVar(&src, "src", "", "plugin binary to install (default: "+node.PluginName+" in the directory of this chelsio-vf)")
+	fs.StringVar(&name, "name", node.PluginName, "file name in --dest: the type of the NetworkAttachmentDefinition")
+	fs.BoolVar(&wait, "wait", false, "after installing, wait for SIGTERM (the main container of the installer DaemonSet: a new image installs its binary when the pod restarts)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	from := *src
+	from := src
 	if from == "" {
 		self, err := os.Executable()
 		if err != nil {
@@ -28,18 +30,18 @@ func cmdInstallCNI(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		from = filepath.Join(filepath.Dir(self), node.PluginName)
 	}
-	in, err := node.Install(from, *dest, *name)
+	in, err := node.Install(from, dest, name)
 	if err != nil {
-		if *src == "" && errors.Is(err, os.ErrNotExist) {
+		if src == "" && errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("install-cni: %w (pass --src)", err)
 		}
 		return fmt.Errorf("install-cni: %w", err)
 	}
 	if in.MadeDir {
-		fmt.Fprintf(stdout, "created %s\n", *dest)
+		fmt.Fprintf(stdout, "created %s\n", dest)
 	}
 	fmt.Fprintln(stdout, in)
-	if *wait {
+	if wait {
 		<-ctx.Done()
 	}
 	return nil

@@ -11,14 +11,15 @@ import (
 )
 
 func cmdList(args []string, stdout, stderr io.Writer) error {
+	var opt vf.Options
 	fs := newFlags("list", "list [--json] [--sysfs-root DIR] [--t7]", stderr)
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per VF")
 	root := sysfsRootFlag(fs)
-	t7 := fs.Bool("t7", false, "also list T7 VFs (IDs not confirmed by upstream Linux)")
+	fs.BoolVar(&opt.AllowT7, "t7", false, "also list T7 VFs (IDs not confirmed by upstream Linux)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	node, derr := vf.Discover(sysfs.Root(*root), vf.Options{AllowT7: *t7})
+	node, derr := vf.Discover(sysfs.Root(*root), opt)
 	if node == nil {
 		return derr
 	}

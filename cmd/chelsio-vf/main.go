@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -49,6 +46,28 @@ var (
 	errReported = errors.New("reported")
 )
 
+// command runs one of chelsio-vf's commands with its arguments.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// commands are chelsio-vf's commands, but for version and help.
+var commands = map[string]command{
+	"list":        uninterrupted(cmdList),
+	"emulate":     cmdEmulate,
+	"reconcile":   cmdReconcile,
+	"policy":      cmdPolicy,
+	"doctor":      uninterrupted(cmdDoctor),
+	"setup":       cmdSetup,
+	"install-cni": cmdInstallCNI,
+	"bench":       cmdBench,
+}
+
+// uninterrupted is a command that runs to its end, whatever the context.
+func uninterrupted(cmd func(args []string, stdout, stderr io.Writer) error) command {
+	return func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+		return cmd(args, stdout, stderr)
+	}
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -56,29 +75,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
-	case "list":
-		err = cmdList(args[1:], stdout, stderr)
-	case "emulate":
-		err = cmdEmulate(ctx, args[1:], stdout, stderr)
-	case "reconcile":
-		err = cmdReconcile(ctx, args[1:], stdout, stderr)
-	case "policy":
-		err = cmdPolicy(ctx, args[1:], stdout, stderr)
-	case "doctor":
-		err = cmdDoctor(args[1:], stdout, stderr)
-	case "setup":
-		err = cmdSetup(ctx, args[1:], stdout, stderr)
-	case "install-cni":
-		err = cmdInstallCNI(ctx, args[1:], stdout, stderr)
-	case "bench":
-		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "chelsio-vf", version)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
-		fmt.Fprintf(stderr, "chelsio-vf: unknown command %q\n\n%s", args[0], usage)
-		return 2
+		cmd, ok := commands[args[0]]
+		if !ok {
+			fmt.Fprintf(stderr, "chelsio-vf: unknown command %q\n\n%s", args[0], usage)
+			return 2
+		}
+		err = cmd(ctx, args[1:], stdout, stderr)
 	}
 	switch {
 	case err == nil:
@@ -91,40 +98,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chelsio-vf: %v\n", err)
 		return 1
 	}
-}
-
-// newFlags returns a flag set that prints its usage to stderr and returns errors.
-func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: chelsio-vf %s\n\nOptions:\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// sysfsRootFlag adds --sysfs-root to fs.
-func sysfsRootFlag(fs *flag.FlagSet) *string {
-	return fs.String("sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
-}
-
-// writeJSON writes v to w as indented JSON, for --json.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// parse parses flags and refuses stray arguments.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "chelsio-vf %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return errUsage
-	}
-	return nil
 }

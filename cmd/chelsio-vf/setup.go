@@ -14,30 +14,39 @@ import (
 )
 
 func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg node.SetupConfig
 	fs := newFlags("setup", "setup [--sysfs-root DIR] [--adapter SLOT|all] [--pf 0] [--vfs N] [--mtu M] [--driver cxgb4vf|vfio-pci] [--cni-state-dir DIR] [--force] [--dry-run]", stderr)
 	root := sysfsRootFlag(fs)
-	adapter := fs.String("adapter", "all", `adapter slot ("0000:81:00"), or "all"`)
-	pf := fs.Int("pf", 0, "PF (0-3) that creates the VFs")
-	vfs := fs.Int("vfs", node.LeaveVFs, "VFs to create on that PF (sriov_numvfs); 0 removes them; default: leave the count as it is")
-	mtu := fs.Int("mtu", 0, "MTU of the adapter's port netdevs and of every VF netdev (0: leave)")
-	driver := fs.String("driver", vf.DriverCxgb4VF, "driver of the VFs: cxgb4vf or vfio-pci")
-	dry := fs.Bool("dry-run", false, "print every write it would make; change nothing")
-	stateDir := fs.String("cni-state-dir", cnistore.DefaultDir, "the CNI plugin's dataDir, where the pods that hold VFs are recorded")
-	force := fs.Bool("force", false, "change the VF count or drivers even while pods hold VFs (after draining the node)")
+	fs.StringVar(&cfg.Adapter, "adapter", "all", `adapter slot ("0000:81:00"), or "all"`)
+	fs.IntVar(&cfg.PF, "pf", 0, "PF (0-3) that creates the VFs")
+	fs.IntVar(&cfg.VFs, "vfs", node.LeaveVFs, "VFs to create on that PF (sriov_numvfs); 0 removes them; default: leave the count as it is")
+	fs.IntVar(&cfg.MTU, "mtu", 0, "MTU of the adapter's port netdevs and of every VF netdev (0: leave)")
+	fs.StringVar(&cfg.Driver, "driver", vf.DriverCxgb4VF, "driver of the VFs: cxgb4vf or vfio-pci")
+	fs.BoolVar(&cfg.DryRun, "dry-run", false, "print every write it would make; change nothing")
+	fs.StringVar(&cfg.CNIStateDir, "cni-state-dir", cnistore.DefaultDir, "the CNI plugin's dataDir, where the pods that hold VFs are recorded")
+	fs.BoolVar(&cfg.Force, "force", false, "change the VF count or drivers even while pods hold VFs (after draining the node)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg := node.SetupConfig{
-		Sysfs: sysfs.Root(*root), Adapter: *adapter, PF: *pf, VFs: *vfs, MTU: *mtu,
-		Driver: *driver, DryRun: *dry, CNIStateDir: *stateDir, Force: *force,
+	cfg.Sysfs = sysfs.Root(*root)
+	closeLinks, err := openLinks(&cfg)
+	if err != nil {
+		return err
 	}
-	if !*dry {
-		h, err := netlink.NewHandle()
-		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
-		}
-		defer h.Close()
-		cfg.Links = h
-	}
+	defer closeLinks()
 	return node.Setup(ctx, cfg, stdout)
+}
+
+// openLinks gives cfg a netlink handle in the current network namespace, unless
+// it is a dry run (which needs none); the caller closes it after.
+func openLinks(cfg *node.SetupConfig) (closeLinks func(), err error) {
+	if cfg.DryRun {
+		return func() {}, nil
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	cfg.Links = h
+	return h.Close, nil
 }
