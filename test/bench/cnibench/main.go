@@ -23,20 +23,18 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netns"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
+	"github.com/chelsio-k8s/chelsio-sriov/test/bench/benchutil"
 )
 
 func main() {
@@ -53,21 +51,11 @@ func main() {
 	flag.DurationVar(&settle, "settle", settle, "pause before each measured operation, so that none is charged the kernel's deferred work of the one before")
 	flag.Parse()
 	b := &bench{k: *k, plugin: *plugin, floor: *floor, hostDevice: *hostDevice, ipam: *ipam, tag: *tag, res: map[string]float64{}}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sig
-		b.mu.Lock() // the namespaces and directories made so far
-		b.cleanup()
-		os.Exit(130)
-	}()
+	b.left.RemoveOnSignal()
 	err := b.run(*addr, *ns)
-	b.mu.Lock()
-	b.cleanup()
-	b.mu.Unlock()
-	if err == nil && *jsonOut != "" {
-		out, _ := json.MarshalIndent(b.res, "", "  ")
-		err = os.WriteFile(*jsonOut, append(out, '\n'), 0o644)
+	b.left.Remove()
+	if err == nil {
+		err = benchutil.WriteJSON(*jsonOut, b.res)
 	}
 	if err == nil && *plotOut != "" {
 		if err = b.plotFile(*plotOut); err == nil {
@@ -84,25 +72,14 @@ type bench struct {
 	k                               int
 	plugin, floor, hostDevice, ipam string
 	tag                             string
-	mu                              sync.Mutex
 	res                             map[string]float64
-	netns                           []string // named namespaces to delete
-	dirs                            []string // directories to remove
-	dataDir                         string   // the plugin's state directory
-	series                          []series // for the plot
-	waves                           []wave   // for the plot
+	left                            benchutil.Leftovers // the namespaces and directories made
+	dataDir                         string              // the plugin's state directory
+	series                          []series            // for the plot
+	waves                           []wave              // for the plot
 }
 
 type sample struct{ add, del []time.Duration }
-
-func (b *bench) cleanup() {
-	for _, n := range b.netns {
-		_ = netns.DeleteNamed(n)
-	}
-	for _, d := range b.dirs {
-		_ = os.RemoveAll(d)
-	}
-}
 
 // newNetns creates a named namespace and returns its path; the calling thread
 // stays in its namespace.
@@ -119,23 +96,11 @@ func (b *bench) newNetns(name string) (string, error) {
 		return "", err
 	}
 	pod.Close()
-	b.mu.Lock()
-	b.netns = append(b.netns, name)
-	b.mu.Unlock()
+	b.left.Add(func() { _ = netns.DeleteNamed(name) })
 	if err := netns.Set(host); err != nil {
 		return "", err
 	}
 	return filepath.Join("/run/netns", name), nil
-}
-
-func (b *bench) tempDir(parent, pattern string) (string, error) {
-	d, err := os.MkdirTemp(parent, pattern)
-	if err == nil {
-		b.mu.Lock()
-		b.dirs = append(b.dirs, d)
-		b.mu.Unlock()
-	}
-	return d, err
 }
 
 // cni execs a CNI plugin once and times it.
@@ -143,15 +108,20 @@ func cni(plugin, cmd, containerID, podPath, cniPath string, conf []byte) (time.D
 	c := exec.Command(plugin)
 	c.Env = append(os.Environ(), "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+containerID, "CNI_NETNS="+podPath, "CNI_IFNAME=net1", "CNI_PATH="+cniPath)
 	c.Stdin = bytes.NewReader(conf)
+	d, out, err := timedRun(c)
+	if err != nil {
+		return d, fmt.Errorf("%s %s: %w: %s", filepath.Base(plugin), cmd, err, strings.TrimSpace(out))
+	}
+	return d, nil
+}
+
+// timedRun runs c and times it; its output is stdout and stderr together.
+func timedRun(c *exec.Cmd) (time.Duration, string, error) {
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = &out, &out
 	t0 := time.Now()
 	err := c.Run()
-	d := time.Since(t0)
-	if err != nil {
-		return d, fmt.Errorf("%s %s: %w: %s", filepath.Base(plugin), cmd, err, strings.TrimSpace(out.String()))
-	}
-	return d, nil
+	return time.Since(t0), out.String(), err
 }
 
 // settle is the pause before each measured operation. The kernel finishes some
@@ -193,8 +163,8 @@ func interleave(what string, k int, sides ...side) error {
 }
 
 func (b *bench) put(prefix string, s sample) {
-	b.res[prefix+"add_median_ms"], b.res[prefix+"add_p95_ms"] = ms(pct(s.add, 50)), ms(pct(s.add, 95))
-	b.res[prefix+"del_median_ms"], b.res[prefix+"del_p95_ms"] = ms(pct(s.del, 50)), ms(pct(s.del, 95))
+	b.res[prefix+"add_median_ms"], b.res[prefix+"add_p95_ms"] = benchutil.PercentileMS(s.add, 50), benchutil.PercentileMS(s.add, 95)
+	b.res[prefix+"del_median_ms"], b.res[prefix+"del_p95_ms"] = benchutil.PercentileMS(s.del, 50), benchutil.PercentileMS(s.del, 95)
 }
 
 func (b *bench) row(name, prefix string) {
@@ -224,7 +194,7 @@ func (b *bench) run(addr, levels string) error {
 	if err := os.MkdirAll("/var/lib/cni", 0o755); err != nil {
 		return err
 	}
-	if b.dataDir, err = b.tempDir("/var/lib/cni", "chelsio-sriov-bench-"+tag+"-"); err != nil {
+	if b.dataDir, err = b.left.TempDir("/var/lib/cni", "chelsio-sriov-bench-"+tag+"-"); err != nil {
 		return err
 	}
 	cniPath := filepath.Dir(b.plugin)
@@ -235,16 +205,11 @@ func (b *bench) run(addr, levels string) error {
 	var moves []time.Duration // the namespace move alone, inside the floor
 	fl := func(verb string) op {
 		return func() (time.Duration, error) {
-			c := exec.Command(b.floor, verb, v.Netdev, podPath, "net1")
-			var out bytes.Buffer
-			c.Stdout, c.Stderr = &out, &out
-			t0 := time.Now()
-			err := c.Run()
-			d := time.Since(t0)
+			d, out, err := timedRun(exec.Command(b.floor, verb, v.Netdev, podPath, "net1"))
 			if err != nil {
-				return d, fmt.Errorf("floor %s: %w: %s", verb, err, out.String())
+				return d, fmt.Errorf("floor %s: %w: %s", verb, err, out)
 			}
-			if us, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "move_us="); ok {
+			if us, ok := strings.CutPrefix(strings.TrimSpace(out), "move_us="); ok {
 				if n, err := strconv.Atoi(us); err == nil {
 					moves = append(moves, time.Duration(n)*time.Microsecond)
 				}
@@ -267,13 +232,13 @@ func (b *bench) run(addr, levels string) error {
 	b.res["del_over_floor"] = b.res["del_median_ms"] / b.res["floor_del_median_ms"]
 	b.res["k"] = float64(b.k)
 	if len(moves) > 0 {
-		b.res["floor_move_median_ms"] = ms(pct(moves, 50))
+		b.res["floor_move_median_ms"] = benchutil.PercentileMS(moves, 50)
 	}
 
 	// 1b. ours vs host-device, the same host-local IPAM.
 	if b.hostDevice != "" {
 		// host-local's default store is /var/lib/cni/networks: measure on that filesystem.
-		ipamDir, err := b.tempDir("/var/lib/cni", "chelsio-ipam-bench-"+tag+"-")
+		ipamDir, err := b.left.TempDir("/var/lib/cni", "chelsio-ipam-bench-"+tag+"-")
 		if err != nil {
 			return err
 		}
@@ -388,18 +353,18 @@ func (b *bench) concurrent(node *vf.Node, n int, tag string) error {
 			}
 		}
 		p := fmt.Sprintf("c%d_%s_", n, strings.ToLower(cmd))
-		b.res[p+"makespan_ms"] = ms(span)
-		b.res[p+"median_ms"] = ms(pct(durs, 50))
-		b.res[p+"p95_ms"] = ms(pct(durs, 95))
+		b.res[p+"makespan_ms"] = benchutil.MS(span)
+		b.res[p+"median_ms"] = benchutil.PercentileMS(durs, 50)
+		b.res[p+"p95_ms"] = benchutil.PercentileMS(durs, 95)
 		b.res[p+"failures"] = float64(fails)
 		b.waves = append(b.waves, wave{n, cmd, durs})
 		single := single
 		if cmd == "DEL" {
 			single = b.res["del_median_ms"]
 		}
-		b.res[p+"ratio"] = ms(span) / (float64(n) * single)
+		b.res[p+"ratio"] = benchutil.MS(span) / (float64(n) * single)
 		fmt.Printf("  %2d-way %s: makespan %.1f ms, per-op p50 %.1f p95 %.1f ms, %d failures, makespan/(N x single %s) %.2f\n",
-			n, cmd, ms(span), b.res[p+"median_ms"], b.res[p+"p95_ms"], fails, cmd, b.res[p+"ratio"])
+			n, cmd, benchutil.MS(span), b.res[p+"median_ms"], b.res[p+"p95_ms"], fails, cmd, b.res[p+"ratio"])
 		if firstErr != nil {
 			fmt.Fprintf(os.Stderr, "  first failure: %v\n", firstErr)
 		}
@@ -412,15 +377,3 @@ func (b *bench) concurrent(node *vf.Node, n int, tag string) error {
 	}
 	return nil
 }
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i]
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -13,6 +13,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/chelsio-k8s/chelsio-sriov/test/bench/benchutil"
 )
 
 // series is one plugin's K sequential ADD and DEL durations, for the plot.
@@ -87,7 +89,7 @@ func (b *bench) plotFile(file string) error {
 		slices.Sort(d)
 		xys := make(plotter.XYs, len(d))
 		for i, v := range d {
-			xys[i] = plotter.XY{X: float64(i + 1), Y: ms(v)}
+			xys[i] = plotter.XY{X: float64(i + 1), Y: benchutil.MS(v)}
 		}
 		line, err := plotter.NewLine(xys)
 		if err != nil {
@@ -150,7 +152,7 @@ func (b *bench) waveSizes() []int {
 func msValues(d []time.Duration) plotter.Values {
 	v := make(plotter.Values, len(d))
 	for i, x := range d {
-		v[i] = ms(x)
+		v[i] = benchutil.MS(x)
 	}
 	return v
 }

@@ -16,18 +16,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -38,6 +35,7 @@ import (
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
+	"github.com/chelsio-k8s/chelsio-sriov/test/bench/benchutil"
 )
 
 const resource = "chelsio.com/vf"
@@ -53,24 +51,14 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the figures to this file")
 	flag.Parse()
 	b := &bench{dp: *dp, res: map[string]float64{}}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sig
-		b.mu.Lock() // the processes, stand-ins and directories made so far
-		b.cleanup()
-		os.Exit(130)
-	}()
+	b.left.RemoveOnSignal()
 	err := b.run(*starts, *allocs, *restarts)
 	if err == nil && *emu != "" {
 		err = b.linkDown(*cvf, *emu, *linkdowns)
 	}
-	b.mu.Lock()
-	b.cleanup()
-	b.mu.Unlock()
-	if err == nil && *jsonOut != "" {
-		out, _ := json.MarshalIndent(b.res, "", "  ")
-		err = os.WriteFile(*jsonOut, append(out, '\n'), 0o644)
+	b.left.Remove()
+	if err == nil {
+		err = benchutil.WriteJSON(*jsonOut, b.res)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dpbench:", err)
@@ -79,35 +67,14 @@ func main() {
 }
 
 type bench struct {
-	dp    string
-	res   map[string]float64
-	dirs  []string
-	procs []*exec.Cmd
-	kls   []*kubelettest.Kubelet
-	mu    sync.Mutex
-}
-
-func (b *bench) cleanup() {
-	for _, p := range b.procs {
-		stop(p)
-	}
-	for _, k := range b.kls {
-		k.Close()
-	}
-	for _, d := range b.dirs {
-		_ = os.RemoveAll(d)
-	}
+	dp   string
+	res  map[string]float64
+	left benchutil.Leftovers // the processes, stand-ins and directories made
 }
 
 func (b *bench) tempDir() (string, error) {
 	// Short: unix socket paths are limited to 108 bytes.
-	d, err := os.MkdirTemp("", "dpb-")
-	if err == nil {
-		b.mu.Lock()
-		b.dirs = append(b.dirs, d)
-		b.mu.Unlock()
-	}
-	return d, err
+	return b.left.TempDir("", "dpb-")
 }
 
 func (b *bench) kubelet() (*kubelettest.Kubelet, error) {
@@ -117,9 +84,7 @@ func (b *bench) kubelet() (*kubelettest.Kubelet, error) {
 	}
 	k, err := kubelettest.Start(dir)
 	if err == nil {
-		b.mu.Lock()
-		b.kls = append(b.kls, k)
-		b.mu.Unlock()
+		b.left.Add(k.Close)
 	}
 	return k, err
 }
@@ -131,9 +96,7 @@ func (b *bench) start(argv ...string) (*exec.Cmd, error) {
 	if err := c.Start(); err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	b.procs = append(b.procs, c)
-	b.mu.Unlock()
+	b.left.Add(func() { stop(c) })
 	return c, nil
 }
 
@@ -219,8 +182,8 @@ func (b *bench) run(starts, allocs, restarts int) error {
 			k.Close()
 		}
 	}
-	b.res["dp_start_median_ms"] = ms(pct(startD, 50))
-	b.res["dp_start_max_ms"] = ms(pct(startD, 100))
+	b.res["dp_start_median_ms"] = benchutil.PercentileMS(startD, 50)
+	b.res["dp_start_max_ms"] = benchutil.PercentileMS(startD, 100)
 	slices.Sort(rss)
 	slices.Sort(hwm)
 	b.res["dp_rss_mib"] = rss[len(rss)/2]
@@ -241,8 +204,8 @@ func (b *bench) run(starts, allocs, restarts int) error {
 		allocD = append(allocD, time.Since(t0))
 	}
 	if allocs > 0 {
-		b.res["dp_allocate_p50_ms"] = ms(pct(allocD, 50))
-		b.res["dp_allocate_p99_ms"] = ms(pct(allocD, 99))
+		b.res["dp_allocate_p50_ms"] = benchutil.PercentileMS(allocD, 50)
+		b.res["dp_allocate_p99_ms"] = benchutil.PercentileMS(allocD, 99)
 	}
 
 	var reg []time.Duration
@@ -258,8 +221,8 @@ func (b *bench) run(starts, allocs, restarts int) error {
 		reg = append(reg, time.Since(t0))
 	}
 	if restarts > 0 {
-		b.res["dp_reregister_median_ms"] = ms(pct(reg, 50))
-		b.res["dp_reregister_max_ms"] = ms(pct(reg, 100))
+		b.res["dp_reregister_median_ms"] = benchutil.PercentileMS(reg, 50)
+		b.res["dp_reregister_max_ms"] = benchutil.PercentileMS(reg, 100)
 	}
 	fmt.Printf("\nDevice plugin, 256 VFs\n")
 	fmt.Printf("  exec -> first ListAndWatch: median %.1f ms, slowest %.1f ms of %d\n", b.res["dp_start_median_ms"], b.res["dp_start_max_ms"], len(startD))
@@ -326,8 +289,8 @@ func (b *bench) linkDown(cvf, name string, runs int) error {
 	if err != nil {
 		return err
 	}
-	defer h.Close()
 	nl, err := netlink.NewHandleAt(h)
+	h.Close() // the handle keeps its own socket in the namespace
 	if err != nil {
 		return err
 	}
@@ -356,9 +319,9 @@ func (b *bench) linkDown(cvf, name string, runs int) error {
 		}
 		up = append(up, time.Since(t1))
 	}
-	b.res["dp_health_median_ms"] = ms(pct(down, 50))
-	b.res["dp_health_max_ms"] = ms(pct(down, 100))
-	b.res["dp_recover_median_ms"] = ms(pct(up, 50))
+	b.res["dp_health_median_ms"] = benchutil.PercentileMS(down, 50)
+	b.res["dp_health_max_ms"] = benchutil.PercentileMS(down, 100)
+	b.res["dp_recover_median_ms"] = benchutil.PercentileMS(up, 50)
 	fmt.Printf("  port link down -> Unhealthy at kubelet (emulated node, %d VFs): median %.1f ms, slowest %.1f ms of %d; up -> healthy %.1f ms\n",
 		nvf, b.res["dp_health_median_ms"], b.res["dp_health_max_ms"], runs, b.res["dp_recover_median_ms"])
 	return nil
@@ -383,15 +346,3 @@ func procMemMiB(pid int) (rss, hwm float64, err error) {
 	}
 	return get("VmRSS"), get("VmHWM"), nil
 }
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i]
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

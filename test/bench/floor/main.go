@@ -37,14 +37,17 @@ func run(verb, hostName, podPath, ifname string) error {
 	if err != nil {
 		return err
 	}
+	defer host.Close()
 	pod, err := netns.GetFromPath(podPath)
 	if err != nil {
 		return err
 	}
+	defer pod.Close()
 	ph, err := netlink.NewHandleAt(pod)
 	if err != nil {
 		return err
 	}
+	defer ph.Close()
 	switch verb {
 	case "add":
 		l, err := netlink.LinkByName(hostName)

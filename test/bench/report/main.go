@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/chelsio-k8s/chelsio-sriov/test/bench/benchutil"
 )
 
 type row struct {
@@ -47,19 +49,21 @@ func main() {
 		}
 		rows = append(rows, r)
 	}
+	// show adds a row without a target.
+	show := func(m map[string]float64, key, figure, unit string) { add(m, key, figure, unit, "", 0) }
 	k := strconv.Itoa(int(cni["k"]))
 	for _, s := range []struct{ prefix, name string }{{"", "chelsio-sriov, no IPAM"}, {"floor_", "floor"}, {"ipam_", "chelsio-sriov, host-local"}, {"hostdevice_", "host-device, host-local"}, {"floor_hd_", "floor, alongside host-device"}} {
 		for _, f := range []struct{ key, name string }{{"add_median_ms", "ADD p50"}, {"add_p95_ms", "ADD p95"}, {"del_median_ms", "DEL p50"}, {"del_p95_ms", "DEL p95"}} {
-			add(cni, s.prefix+f.key, fmt.Sprintf("CNI %s, %s (K=%s)", f.name, s.name, k), "ms", "", 0)
+			show(cni, s.prefix+f.key, fmt.Sprintf("CNI %s, %s (K=%s)", f.name, s.name, k), "ms")
 		}
 	}
-	add(cni, "floor_move_median_ms", "netns move alone, p50 (inside the floor)", "ms", "", 0)
+	show(cni, "floor_move_median_ms", "netns move alone, p50 (inside the floor)", "ms")
 	add(cni, "add_over_floor", "ADD / floor (p50, no IPAM)", "", "≤ 1.3", 1.3)
 	add(cni, "del_over_floor", "DEL / floor (p50, no IPAM)", "", "≤ 1.3", 1.3)
 	add(cni, "add_over_hostdevice", "ADD / host-device (p50, host-local)", "", "≤ 0.5", 0.5)
-	add(cni, "del_over_hostdevice", "DEL / host-device (p50, host-local)", "", "", 0)
-	add(cni, "floor_add_over_hostdevice", "floor ADD / host-device (p50): one move's bound", "", "", 0)
-	add(cni, "floor_del_over_hostdevice", "floor DEL / host-device (p50): one move's bound", "", "", 0)
+	show(cni, "del_over_hostdevice", "DEL / host-device (p50, host-local)", "")
+	show(cni, "floor_add_over_hostdevice", "floor ADD / host-device (p50): one move's bound", "")
+	show(cni, "floor_del_over_hostdevice", "floor DEL / host-device (p50): one move's bound", "")
 	var levels []int
 	for key := range maps.Keys(cni) {
 		if n, ok := strings.CutPrefix(key, "c"); ok {
@@ -75,10 +79,10 @@ func main() {
 		for _, cmd := range []string{"add", "del"} {
 			p := fmt.Sprintf("c%d_%s_", n, cmd)
 			op := strings.ToUpper(cmd)
-			add(cni, p+"makespan_ms", fmt.Sprintf("%d-way %s makespan", n, op), "ms", "", 0)
-			add(cni, p+"median_ms", fmt.Sprintf("%d-way %s per-op p50", n, op), "ms", "", 0)
-			add(cni, p+"p95_ms", fmt.Sprintf("%d-way %s per-op p95", n, op), "ms", "", 0)
-			add(cni, p+"failures", fmt.Sprintf("%d-way %s failures", n, op), "", "", 0)
+			show(cni, p+"makespan_ms", fmt.Sprintf("%d-way %s makespan", n, op), "ms")
+			show(cni, p+"median_ms", fmt.Sprintf("%d-way %s per-op p50", n, op), "ms")
+			show(cni, p+"p95_ms", fmt.Sprintf("%d-way %s per-op p95", n, op), "ms")
+			show(cni, p+"failures", fmt.Sprintf("%d-way %s failures", n, op), "")
 			target, limit := "", 0.0
 			if n == 64 && cmd == "add" {
 				target, limit = "≤ 1.2, 0 failures", 1.2
@@ -90,10 +94,10 @@ func main() {
 		rows = append(rows, row{Figure: "64-way ADD makespan / (N × single ADD p50)", Target: "≤ 1.2, 0 failures", Status: "not measured"})
 	}
 	add(dp, "dp_start_median_ms", "DP exec → first ListAndWatch, 256 VFs (p50)", "ms", "≤ 50 ms", 50)
-	add(dp, "dp_start_max_ms", "DP exec → first ListAndWatch, slowest", "ms", "", 0)
+	show(dp, "dp_start_max_ms", "DP exec → first ListAndWatch, slowest", "ms")
 	add(dp, "dp_rss_mib", "DP RSS after start", "MiB", "≤ 25 MiB", 25)
-	add(dp, "dp_allocate_p50_ms", "DP Allocate p50", "ms", "", 0)
-	add(dp, "dp_allocate_p99_ms", "DP Allocate p99", "ms", "", 0)
+	show(dp, "dp_allocate_p50_ms", "DP Allocate p50", "ms")
+	show(dp, "dp_allocate_p99_ms", "DP Allocate p99", "ms")
 	add(dp, "dp_reregister_max_ms", "DP kubelet restart → re-registered (slowest)", "ms", "≤ 1 s", 1000)
 	add(dp, "dp_health_max_ms", "DP port link down → Unhealthy seen (slowest)", "ms", "≤ 1 s", 1000)
 
@@ -128,8 +132,7 @@ func main() {
 	if missed > 0 {
 		fmt.Printf("%d target(s) missed on this run.\n", missed)
 	}
-	b, _ := json.MarshalIndent(map[string]any{"cni": cni, "deviceplugin": dp, "table": rows}, "", "  ")
-	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+	if err := benchutil.WriteJSON(*out, map[string]any{"cni": cni, "deviceplugin": dp, "table": rows}); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
