@@ -6,10 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -107,48 +104,4 @@ func removeStrays(prefix string, st *State, log io.Writer) error {
 		nsh.Close()
 	}
 	return errors.Join(errs...)
-}
-
-func watcherPIDFromFile(st *State) int {
-	b, err := os.ReadFile(filepath.Join(st.Config.StateDir(), "watcher.pid"))
-	if err != nil {
-		return 0
-	}
-	var pid int
-	if _, err := fmt.Sscanf(string(b), "%d", &pid); err != nil {
-		return 0
-	}
-	return pid
-}
-
-// stopWatcher sends SIGTERM and waits up to 5 s, then SIGKILL. It only signals a
-// process whose command line is a chelsio-vf watcher, so a reused PID is left alone.
-func stopWatcher(pid int) error {
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), "emulate\x00serve") {
-		return nil // already gone
-	}
-	p, _ := os.FindProcess(pid)
-	if err := p.Signal(syscall.SIGTERM); err != nil {
-		return nil
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := p.Signal(syscall.Signal(0)); err != nil {
-			return nil
-		}
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && isZombie(string(b)) {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := p.Signal(syscall.SIGKILL); err != nil {
-		return nil
-	}
-	return nil
-}
-
-func isZombie(stat string) bool {
-	i := strings.LastIndexByte(stat, ')')
-	return i > 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }

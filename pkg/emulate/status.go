@@ -1,10 +1,6 @@
 package emulate
 
-import (
-	"fmt"
-	"os"
-	"strings"
-)
+import "os"
 
 // WorkerStatus is what Status reports of one worker.
 type WorkerStatus struct {
@@ -38,18 +34,4 @@ func Status(runDir, name string) (*State, []WorkerStatus, bool, error) {
 		out = append(out, ws)
 	}
 	return st, out, watcherAlive(st.WatcherPID), nil
-}
-
-func watcherAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && isZombie(string(st)) {
-		return false
-	}
-	return strings.Contains(string(b), "emulate\x00serve")
 }
