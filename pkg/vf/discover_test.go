@@ -164,6 +164,19 @@ func TestDiscover(t *testing.T) {
 		t6225  = 0x6801
 	)
 	vfio, unbound := vf.DriverVFIO, ""
+	// docs/hardware.md section 7.
+	section7 := []sysfstree.Adapter{{
+		Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0},
+		Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vfio, {PF: 0, VF: 2}: unbound},
+	}}
+	section7VFs := []vfView{
+		{Addr: "0000:81:01.0", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1", MAC: "02:07:43:81:00:00", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
+		{Addr: "0000:81:01.1", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.1", PFNumber: 1, VFIndex: 0, Port: 1, Driver: "cxgb4vf", Netdev: "enp129s1f1d1", MAC: "02:07:43:81:00:10", MgmtNetdev: "mgmtpf1,1", NUMANode: 1},
+		{Addr: "0000:81:01.4", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 1, Port: 0, PortDerived: true, Driver: "vfio-pci", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
+		{Addr: "0000:81:01.5", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.1", PFNumber: 1, VFIndex: 1, Port: 1, Driver: "cxgb4vf", Netdev: "enp129s1f5d1", MAC: "02:07:43:81:00:11", MgmtNetdev: "mgmtpf1,1", NUMANode: 1},
+		{Addr: "0000:81:02.0", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 2, Port: 0, PortDerived: true, Driver: "", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
+		{Addr: "0000:81:02.4", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 3, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s2f4", MAC: "02:07:43:81:00:03", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
+	}
 	tests := []struct {
 		name         string
 		treeOpts     sysfstree.Options
@@ -173,20 +186,9 @@ func TestDiscover(t *testing.T) {
 		wantAdapters []adapterView // nil: not compared
 	}{
 		{
-			// docs/hardware.md section 7.
-			name: "T62100-CR section 7",
-			adapters: []sysfstree.Adapter{{
-				Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0},
-				Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vfio, {PF: 0, VF: 2}: unbound},
-			}},
-			want: []vfView{
-				{Addr: "0000:81:01.0", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1", MAC: "02:07:43:81:00:00", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
-				{Addr: "0000:81:01.1", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.1", PFNumber: 1, VFIndex: 0, Port: 1, Driver: "cxgb4vf", Netdev: "enp129s1f1d1", MAC: "02:07:43:81:00:10", MgmtNetdev: "mgmtpf1,1", NUMANode: 1},
-				{Addr: "0000:81:01.4", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 1, Port: 0, PortDerived: true, Driver: "vfio-pci", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
-				{Addr: "0000:81:01.5", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.1", PFNumber: 1, VFIndex: 1, Port: 1, Driver: "cxgb4vf", Netdev: "enp129s1f5d1", MAC: "02:07:43:81:00:11", MgmtNetdev: "mgmtpf1,1", NUMANode: 1},
-				{Addr: "0000:81:02.0", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 2, Port: 0, PortDerived: true, Driver: "", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
-				{Addr: "0000:81:02.4", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 3, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s2f4", MAC: "02:07:43:81:00:03", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
-			},
+			name:     "T62100-CR section 7",
+			adapters: section7,
+			want:     section7VFs,
 			wantAdapters: []adapterView{{
 				Slot: "0000:81:00", Model: "T62100-CR", Chip: vf.T6, Known: true, NumPorts: 2, NUMANode: 1,
 				PF4: "0000:81:00.4", PF4Ports: ports(0x81, 0, 2),
@@ -199,18 +201,8 @@ func TestDiscover(t *testing.T) {
 		{
 			name:     "T62100-CR section 7 with absolute links",
 			treeOpts: sysfstree.Options{AbsoluteLinks: true},
-			adapters: []sysfstree.Adapter{{
-				Model: "T62100-CR", NUMANode: 1, VFs: [4]int{4, 2, 0, 0},
-				Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vfio, {PF: 0, VF: 2}: unbound},
-			}},
-			want: []vfView{
-				{Addr: "0000:81:01.0", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 0, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s1", MAC: "02:07:43:81:00:00", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
-				{Addr: "0000:81:01.1", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.1", PFNumber: 1, VFIndex: 0, Port: 1, Driver: "cxgb4vf", Netdev: "enp129s1f1d1", MAC: "02:07:43:81:00:10", MgmtNetdev: "mgmtpf1,1", NUMANode: 1},
-				{Addr: "0000:81:01.4", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 1, Port: 0, PortDerived: true, Driver: "vfio-pci", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
-				{Addr: "0000:81:01.5", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.1", PFNumber: 1, VFIndex: 1, Port: 1, Driver: "cxgb4vf", Netdev: "enp129s1f5d1", MAC: "02:07:43:81:00:11", MgmtNetdev: "mgmtpf1,1", NUMANode: 1},
-				{Addr: "0000:81:02.0", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 2, Port: 0, PortDerived: true, Driver: "", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
-				{Addr: "0000:81:02.4", DeviceID: t62100, Chip: vf.T6, Model: "T62100-CR", PF: "0000:81:00.0", PFNumber: 0, VFIndex: 3, Port: 0, Driver: "cxgb4vf", Netdev: "enp129s2f4", MAC: "02:07:43:81:00:03", MgmtNetdev: "mgmtpf1,0", NUMANode: 1},
-			},
+			adapters: section7,
+			want:     section7VFs,
 		},
 		{
 			name:     "T520-CR",
@@ -515,41 +507,35 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 		addr string // DeviceError.Addr
 		path string // relative to the root; the message holds the full path
 	}
-	tests := []struct {
+	type brokenCase struct {
 		name     string
 		breakIt  func(t *testing.T, tree *sysfstree.Tree)
 		dropped  []string // VFs left out
 		wantErrs []wantErr
 		check    func(t *testing.T, n *vf.Node)
-	}{
-		{
-			name:     "VF physfn missing",
-			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:81:01.0", "physfn")) },
-			dropped:  []string{"0000:81:01.0"},
-			wantErrs: []wantErr{{"0000:81:01.0", dev("0000:81:01.0", "physfn")}},
-		},
-		{
-			name: "VF physfn not a PCI address",
-			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
-				relink(t, tree, dev("0000:81:01.5", "physfn"), "../not-a-device")
-			},
-			dropped:  []string{"0000:81:01.5"},
-			wantErrs: []wantErr{{"0000:81:01.5", dev("0000:81:01.5", "physfn")}},
-		},
-		{
-			name: "VF physfn to PF4",
-			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
-				relink(t, tree, dev("0000:81:01.5", "physfn"), "../0000:81:00.4")
-			},
-			dropped:  []string{"0000:81:01.5"},
-			wantErrs: []wantErr{{"0000:81:01.5", dev("0000:81:01.5", "physfn")}},
-		},
-		{
-			name:     "VF device empty",
-			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:81:01.4", "device"), "") },
-			dropped:  []string{"0000:81:01.4"},
-			wantErrs: []wantErr{{"0000:81:01.4", dev("0000:81:01.4", "device")}},
-		},
+	}
+	// vfFile is the common case: one file of the VF addr broken by how, the VF
+	// left out, and one error naming it and the file.
+	vfFile := func(name, addr, file string, how func(t *testing.T, tree *sysfstree.Tree, rel string)) brokenCase {
+		rel := dev(addr, file)
+		return brokenCase{
+			name:     name,
+			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { how(t, tree, rel) },
+			dropped:  []string{addr},
+			wantErrs: []wantErr{{addr, rel}},
+		}
+	}
+	written := func(content string) func(t *testing.T, tree *sysfstree.Tree, rel string) {
+		return func(t *testing.T, tree *sysfstree.Tree, rel string) { write(t, tree, rel, content) }
+	}
+	relinked := func(target string) func(t *testing.T, tree *sysfstree.Tree, rel string) {
+		return func(t *testing.T, tree *sysfstree.Tree, rel string) { relink(t, tree, rel, target) }
+	}
+	tests := []brokenCase{
+		vfFile("VF physfn missing", "0000:81:01.0", "physfn", remove),
+		vfFile("VF physfn not a PCI address", "0000:81:01.5", "physfn", relinked("../not-a-device")),
+		vfFile("VF physfn to PF4", "0000:81:01.5", "physfn", relinked("../0000:81:00.4")),
+		vfFile("VF device empty", "0000:81:01.4", "device", written("")),
 		{
 			name:    "VF device of another board",
 			breakIt: func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:81:02.4", "device"), "0x6801\n") },
@@ -557,32 +543,15 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 			// The mismatch is between two files; the message names the VF.
 			wantErrs: []wantErr{{"0000:81:02.4", ""}},
 		},
-		{
-			name:     "VF vendor garbage",
-			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:83:01.3", "vendor"), "0xzz\n") },
-			dropped:  []string{"0000:83:01.3"},
-			wantErrs: []wantErr{{"0000:83:01.3", dev("0000:83:01.3", "vendor")}},
-		},
+		vfFile("VF vendor garbage", "0000:83:01.3", "vendor", written("0xzz\n")),
 		{
 			// A function without a vendor file is nobody's to judge: skipped silently.
 			name:    "VF vendor missing",
 			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:83:01.3", "vendor")) },
 			dropped: []string{"0000:83:01.3"},
 		},
-		{
-			name: "VF numa_node garbage",
-			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
-				write(t, tree, dev("0000:81:01.5", "numa_node"), "garbage\n")
-			},
-			dropped:  []string{"0000:81:01.5"},
-			wantErrs: []wantErr{{"0000:81:01.5", dev("0000:81:01.5", "numa_node")}},
-		},
-		{
-			name:     "VF numa_node below -1",
-			breakIt:  func(t *testing.T, tree *sysfstree.Tree) { write(t, tree, dev("0000:81:01.5", "numa_node"), "-2\n") },
-			dropped:  []string{"0000:81:01.5"},
-			wantErrs: []wantErr{{"0000:81:01.5", dev("0000:81:01.5", "numa_node")}},
-		},
+		vfFile("VF numa_node garbage", "0000:81:01.5", "numa_node", written("garbage\n")),
+		vfFile("VF numa_node below -1", "0000:81:01.5", "numa_node", written("-2\n")),
 		{
 			name:    "VF numa_node absent",
 			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:81:01.0", "numa_node")) },
@@ -593,14 +562,7 @@ func TestDiscoverBrokenFiles(t *testing.T) {
 				}
 			},
 		},
-		{
-			name: "VF iommu_group not a number",
-			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
-				relink(t, tree, dev("0000:81:01.4", "iommu_group"), "../../../../kernel/iommu_groups/x")
-			},
-			dropped:  []string{"0000:81:01.4"},
-			wantErrs: []wantErr{{"0000:81:01.4", dev("0000:81:01.4", "iommu_group")}},
-		},
+		vfFile("VF iommu_group not a number", "0000:81:01.4", "iommu_group", relinked("../../../../kernel/iommu_groups/x")),
 		{
 			name:    "VF iommu_group absent",
 			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, dev("0000:81:01.4", "iommu_group")) },
