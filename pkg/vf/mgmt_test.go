@@ -263,6 +263,17 @@ func TestEmulatedMgmtSettings(t *testing.T) {
 	// VF0 of PF0 has a netdev whose address is the default MAC; VF1 (vfio-pci) has none.
 	vf0MAC := sysfstree.VFMAC(0x810000, 0, 0, 16)
 	auto := vf.VFConfig{LinkState: vf.LinkStateAuto}
+	// port0 sets attributes of port 0's netdev, name and value in turn.
+	port0 := func(nameValues ...string) func(t *testing.T, tree *sysfstree.Tree) {
+		return func(t *testing.T, tree *sysfstree.Tree) {
+			for i := 0; i+1 < len(nameValues); i += 2 {
+				setNetAttr(t, tree, "enp129s0f4", nameValues[i], nameValues[i+1])
+			}
+		}
+	}
+	rate1 := func(mbps int) func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error {
+		return func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, mbps) }
+	}
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, tree *sysfstree.Tree)
@@ -301,31 +312,25 @@ func TestEmulatedMgmtSettings(t *testing.T) {
 		},
 		{
 			name: "rate 0 with the link down", vf: 1,
-			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, 0) },
+			calls: rate1(0),
 			want:  auto,
 		},
 		{
 			name: "rate up to the model's speed (T62100-CR: 100G)", vf: 1,
-			setup: func(t *testing.T, tree *sysfstree.Tree) { setNetAttr(t, tree, "enp129s0f4", "carrier", "1") },
-			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, 100000) },
+			setup: port0("carrier", "1"),
+			calls: rate1(100000),
 			want:  vf.VFConfig{MaxTxRate: 100000, LinkState: vf.LinkStateAuto},
 		},
 		{
 			name: "rate up to the speed file", vf: 1,
-			setup: func(t *testing.T, tree *sysfstree.Tree) {
-				setNetAttr(t, tree, "enp129s0f4", "carrier", "1")
-				setNetAttr(t, tree, "enp129s0f4", "speed", "25000")
-			},
-			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, 25000) },
+			setup: port0("carrier", "1", "speed", "25000"),
+			calls: rate1(25000),
 			want:  vf.VFConfig{MaxTxRate: 25000, LinkState: vf.LinkStateAuto},
 		},
 		{
 			name: "rate with speed -1 (unknown): the model's", vf: 1,
-			setup: func(t *testing.T, tree *sysfstree.Tree) {
-				setNetAttr(t, tree, "enp129s0f4", "carrier", "1")
-				setNetAttr(t, tree, "enp129s0f4", "speed", "-1")
-			},
-			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, 40000) },
+			setup: port0("carrier", "1", "speed", "-1"),
+			calls: rate1(40000),
 			want:  vf.VFConfig{MaxTxRate: 40000, LinkState: vf.LinkStateAuto},
 		},
 		{
@@ -334,12 +339,12 @@ func TestEmulatedMgmtSettings(t *testing.T) {
 				removeNetAttr(t, tree, "enp129s0f4", "carrier")
 				setNetAttr(t, tree, "enp129s0f4", "operstate", "up")
 			},
-			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error { return m.SetVFRate(mgmt0, 1, 1000) },
+			calls: rate1(1000),
 			want:  vf.VFConfig{MaxTxRate: 1000, LinkState: vf.LinkStateAuto},
 		},
 		{
 			name: "rate 0 removes the cap, link down", vf: 1,
-			setup: func(t *testing.T, tree *sysfstree.Tree) { setNetAttr(t, tree, "enp129s0f4", "carrier", "1") },
+			setup: port0("carrier", "1"),
 			calls: func(t *testing.T, m vf.Mgmt, tree *sysfstree.Tree) error {
 				if err := m.SetVFRate(mgmt0, 1, 5000); err != nil {
 					return err
@@ -358,7 +363,7 @@ func TestEmulatedMgmtSettings(t *testing.T) {
 		},
 		{
 			name: "everything", vf: 3,
-			setup: func(t *testing.T, tree *sysfstree.Tree) { setNetAttr(t, tree, "enp129s0f4", "carrier", "1") },
+			setup: port0("carrier", "1"),
 			calls: func(t *testing.T, m vf.Mgmt, _ *sysfstree.Tree) error {
 				return errors.Join(
 					m.SetVFMAC(mgmt0, 3, mac(t, "02:00:00:00:03:03")),
