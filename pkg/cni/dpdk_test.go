@@ -103,6 +103,21 @@ func (n *dpdkNode) args(containerID string, conf []byte) *skel.CmdArgs {
 }
 
 // pf returns the management netdev and VF index of a VF of the tree.
+// add runs ADD of conf for the pod "dpdk-pod", which must succeed, and returns
+// its result.
+func (n *dpdkNode) add(t *testing.T, conf []byte) *current.Result {
+	t.Helper()
+	r, err := n.plugin.Add(n.args("dpdk-pod", conf))
+	if err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	res, err := current.NewResultFromResult(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 func (n *dpdkNode) pf(t *testing.T, addr string) (string, int) {
 	t.Helper()
 	v, err := vf.LookupVF(n.tree.Root, vf.MustParsePCIAddr(addr), vf.Options{})
@@ -185,14 +200,7 @@ func TestDPDKAddDel(t *testing.T) {
 			orig := n.vfConfig(t, dpdkVF)
 			conf := n.conf(t, dpdkVF, map[string]any{"vlan": 100, "mac": mac, "max_tx_rate": 1000, "link_state": "enable"})
 
-			r, err := n.plugin.Add(n.args("dpdk-pod", conf))
-			if err != nil {
-				t.Fatalf("Add: %v", err)
-			}
-			res, err := current.NewResultFromResult(r)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := n.add(t, conf)
 			want := []*current.Interface{{Name: "net1", Mac: mac, PciID: dpdkVF}}
 			if diff := cmp.Diff(want, res.Interfaces); diff != "" {
 				t.Errorf("result interfaces mismatch (-want +got):\n%s", diff)
@@ -356,14 +364,7 @@ func TestDPDKWithoutSettingsNeverQueriesPF(t *testing.T) {
 	n := newDPDKNode(t, nil)
 	removeMgmt(t, n)
 	conf := n.conf(t, dpdkVF, nil)
-	r, err := n.plugin.Add(n.args("dpdk-pod", conf))
-	if err != nil {
-		t.Fatalf("Add: %v", err)
-	}
-	res, err := current.NewResultFromResult(r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := n.add(t, conf)
 	if diff := cmp.Diff([]*current.Interface{{Name: "net1", PciID: dpdkVF}}, res.Interfaces); diff != "" {
 		t.Errorf("result interfaces mismatch (-want +got):\n%s", diff)
 	}
