@@ -190,12 +190,7 @@ func TestSelectorMatch(t *testing.T) {
 	noMgmt := *v
 	noMgmt.MgmtNetdev = ""
 	pf0 := vf.MustParsePCIAddr("0000:81:00.0")
-	tests := []struct {
-		name string
-		sel  Selector
-		v    *vf.VF
-		want bool
-	}{
+	testMatch(t, []matchCase[Selector]{
 		{"empty selector", Selector{}, v, true},
 		{"nil VF", Selector{}, nil, false},
 		{"every key matches", Selector{
@@ -211,10 +206,22 @@ func TestSelectorMatch(t *testing.T) {
 		{"a link type other than Ethernet", Selector{LinkTypes: []string{"infiniband"}}, v, false},
 		{"models never match an unknown board", Selector{Models: []string{""}}, &unknownBoard, false},
 		{"chips match an unknown board", Selector{Chips: []vf.Chip{vf.T6}}, &unknownBoard, true},
-	}
+	})
+}
+
+// matchCase is a case of a Match method: whether m matches v.
+type matchCase[M interface{ Match(*vf.VF) bool }] struct {
+	name string
+	m    M
+	v    *vf.VF
+	want bool
+}
+
+func testMatch[M interface{ Match(*vf.VF) bool }](t *testing.T, tests []matchCase[M]) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.sel.Match(tt.v); got != tt.want {
+			if got := tt.m.Match(tt.v); got != tt.want {
 				t.Errorf("Match() = %v, want %v", got, tt.want)
 			}
 		})
@@ -226,12 +233,7 @@ func TestPoolMatch(t *testing.T) {
 	unbound := &vf.VF{VendorID: vf.VendorID, DeviceID: 0x680d}
 	other := &vf.VF{VendorID: 0x8086, DeviceID: 0x154c, Driver: vf.DriverCxgb4VF}
 	vfio := Selector{Drivers: []string{vf.DriverVFIO}}
-	tests := []struct {
-		name string
-		pool Pool
-		v    *vf.VF
-		want bool
-	}{
+	testMatch(t, []matchCase[Pool]{
 		{"no selectors take a bound Chelsio VF", Pool{}, bound, true},
 		{"no selectors leave an unbound VF", Pool{}, unbound, false},
 		{"no selectors leave a non-Chelsio VF", Pool{}, other, false},
@@ -239,14 +241,7 @@ func TestPoolMatch(t *testing.T) {
 		{"no selector matches", Pool{Selectors: []Selector{vfio}}, bound, false},
 		{"a later selector matches", Pool{Selectors: []Selector{vfio, {Devices: []uint16{0x680d}}}}, bound, true},
 		{"nil VF", Pool{}, nil, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.pool.Match(tt.v); got != tt.want {
-				t.Errorf("Match() = %v, want %v", got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestVFIndexesContains(t *testing.T) {
