@@ -23,10 +23,17 @@ func SeedConfig(t *testing.T) []byte { return kubelettest.SeedConfig(t) }
 // VF 0/1 is on vfio-pci, VF 0/2 is unbound, the others are on cxgb4vf.
 func seedTree(t *testing.T) (*sysfstree.Tree, []*vf.VF) {
 	t.Helper()
-	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{
+	return discovered(t, sysfstree.Adapter{
 		VFs:     [4]int{4, 2},
 		Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 1}: vf.DriverVFIO, {PF: 0, VF: 2}: ""},
 	})
+}
+
+// discovered builds a tree of the adapters and returns it with the VFs that
+// Discover finds there.
+func discovered(t *testing.T, adapters ...sysfstree.Adapter) (*sysfstree.Tree, []*vf.VF) {
+	t.Helper()
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, adapters...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ type ref struct{ a, pf, vf int }
 //     other PF (PF0/PF2 → port 0, PF1/PF3 → port 1); VF 0/2 on vfio-pci, VF 1/0 unbound.
 func selectorTree(t *testing.T) (*sysfstree.Tree, []*vf.VF) {
 	t.Helper()
-	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{},
+	tree, vfs := discovered(t,
 		sysfstree.Adapter{
 			Model: "T540-CR", Bus: 0x81, MgmtIndex: 1, VFs: [4]int{2, 2, 2, 2},
 			Drivers: map[sysfstree.VFRef]string{{PF: 3, VF: 1}: vf.DriverVFIO},
@@ -29,14 +29,6 @@ func selectorTree(t *testing.T) (*sysfstree.Tree, []*vf.VF) {
 			Drivers: map[sysfstree.VFRef]string{{PF: 0, VF: 2}: vf.DriverVFIO, {PF: 1, VF: 0}: ""},
 		},
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := vf.Discover(tree.Root, vf.Options{})
-	if err != nil {
-		t.Fatalf("Discover: %v", err)
-	}
-	vfs := node.VFs()
 	if len(vfs) != 14 {
 		t.Fatalf("Discover found %d VFs, want 14", len(vfs))
 	}
@@ -145,18 +137,11 @@ func TestAssignOrderAndRepeats(t *testing.T) {
 }
 
 func TestNonChelsioNeverAssigned(t *testing.T) {
-	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{},
+	tree, vfs := discovered(t,
 		sysfstree.Adapter{Vendor: 0x8086, VFs: [4]int{2}},
 		sysfstree.Adapter{VFs: [4]int{1}},
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := vf.Discover(tree.Root, vf.Options{})
-	if err != nil {
-		t.Fatalf("Discover: %v", err)
-	}
-	got := addrs([][]*vf.VF{node.VFs()})
+	got := addrs([][]*vf.VF{vfs})
 	if diff := cmp.Diff([][]string{{tree.Adapters[1].VFs[0][0].Addr.String()}}, got); diff != "" {
 		t.Errorf("Discover() mismatch (-want +got):\n%s", diff)
 	}
