@@ -26,6 +26,16 @@ import (
 
 const crashVF = "0000:81:01.4"
 
+// crashEnv is where each test here starts (as root): an emulated node whose
+// worker 1 has two VFs at MTU 1500, the CNI environment, and how crashVF is before
+// anything is done.
+func crashEnv(t *testing.T) (e *cniEnv, before vfHome, beforePF vf.VFConfig) {
+	t.Helper()
+	roottest.Require(t)
+	e = newCNIEnv(t, upNode(t, "--vfs", "2", "--mtu", "1500"))
+	return e, e.home(t, 1, crashVF), e.pfConfig(t, 1, crashVF)
+}
+
 // crashConf asks for every setting the plugin applies.
 func crashConf(e *cniEnv) []byte {
 	return e.conf(1, crashVF, map[string]any{
@@ -64,6 +74,16 @@ func assertClean(t *testing.T, e *cniEnv, pod ns.NetNS, before vfHome, beforePF 
 	}
 }
 
+// delClean runs del, the runtime's DEL after a failed ADD or DEL, which must
+// succeed and leave everything clean (assertClean).
+func delClean(t *testing.T, e *cniEnv, pod ns.NetNS, before vfHome, beforePF vf.VFConfig, del func() error) {
+	t.Helper()
+	if err := del(); err != nil {
+		t.Fatalf("the runtime's DEL after the failure: %v", err)
+	}
+	assertClean(t, e, pod, before, beforePF)
+}
+
 // lockHeld reports whether some open file holds the flock of path.
 func lockHeld(t *testing.T, path string) bool {
 	t.Helper()
@@ -78,11 +98,8 @@ func lockHeld(t *testing.T, path string) bool {
 // TestPrivilegedCNIFaultAfterEachDelStep fails DEL after each of its changes in
 // turn; the DEL fails, and the runtime's retry finishes the job.
 func TestPrivilegedCNIFaultAfterEachDelStep(t *testing.T) {
-	roottest.Require(t)
-	node := upNode(t, "--vfs", "2", "--mtu", "1500")
-	e := newCNIEnv(t, node)
+	e, before, beforePF := crashEnv(t)
 	p, _ := e.inProcess(1)
-	before, beforePF := e.home(t, 1, crashVF), e.pfConfig(t, 1, crashVF)
 	conf := crashConf(e)
 	for _, step := range cni.DelSteps {
 		t.Run(step, func(t *testing.T) {
@@ -103,10 +120,7 @@ func TestPrivilegedCNIFaultAfterEachDelStep(t *testing.T) {
 				t.Fatalf("DEL error = %v, want the injected fault after %s", err, step)
 			}
 			p.Fault = nil
-			if err := p.Del(e.args(id, pod, conf)); err != nil {
-				t.Fatalf("the runtime's second DEL: %v", err)
-			}
-			assertClean(t, e, pod, before, beforePF)
+			delClean(t, e, pod, before, beforePF, func() error { return p.Del(e.args(id, pod, conf)) })
 		})
 	}
 	serves(t, e, crashVF, conf, "0a:58:c6:33:64:0c", before, beforePF)
@@ -117,39 +131,33 @@ func TestPrivilegedCNIFaultAfterEachDelStep(t *testing.T) {
 // a failed ADD; and right after each step of DEL, then DEL again as a runtime
 // retries.
 func TestPrivilegedCNIKillAfterEachStep(t *testing.T) {
-	roottest.Require(t)
-	node := upNode(t, "--vfs", "2", "--mtu", "1500")
-	e := newCNIEnv(t, node)
-	before, beforePF := e.home(t, 1, crashVF), e.pfConfig(t, 1, crashVF)
+	e, before, beforePF := crashEnv(t)
 	conf := crashConf(e)
-	for _, step := range cni.AddSteps {
-		t.Run("ADD/"+step, func(t *testing.T) {
-			pod := newPod(t)
-			id := "kill-add-" + step
+	for _, v := range []struct {
+		verb  string
+		steps []string
+		run   func(t *testing.T, step, id string, pod ns.NetNS) error // the verb, killed after step
+	}{
+		{"ADD", cni.AddSteps, func(t *testing.T, step, id string, pod ns.NetNS) error {
 			_, err := e.killing(1, step).AddNetwork(ctx30(t), e.plugin(conf), e.rt(id, pod))
-			if err == nil || !strings.Contains(err.Error(), "killing myself after "+step+`\n`) {
-				t.Fatalf("ADD = %v, want the plugin killed after %s", err, step)
-			}
-			if err := e.del(1, id, pod, conf); err != nil {
-				t.Fatalf("DEL after the killed ADD: %v", err)
-			}
-			assertClean(t, e, pod, before, beforePF)
-		})
-	}
-	for _, step := range cni.DelSteps {
-		t.Run("DEL/"+step, func(t *testing.T) {
-			pod := newPod(t)
-			id := "kill-del-" + step
+			return err
+		}},
+		{"DEL", cni.DelSteps, func(t *testing.T, step, id string, pod ns.NetNS) error {
 			addOK(t, e, id, pod, conf, 9000, "0a:58:c6:33:64:0c")
-			err := e.killing(1, step).DelNetwork(ctx30(t), e.plugin(conf), e.rt(id, pod))
-			if err == nil || !strings.Contains(err.Error(), "killing myself after "+step+`\n`) {
-				t.Fatalf("DEL = %v, want the plugin killed after %s", err, step)
-			}
-			if err := e.del(1, id, pod, conf); err != nil {
-				t.Fatalf("the runtime's second DEL: %v", err)
-			}
-			assertClean(t, e, pod, before, beforePF)
-		})
+			return e.killing(1, step).DelNetwork(ctx30(t), e.plugin(conf), e.rt(id, pod))
+		}},
+	} {
+		for _, step := range v.steps {
+			t.Run(v.verb+"/"+step, func(t *testing.T) {
+				pod := newPod(t)
+				id := "kill-" + strings.ToLower(v.verb) + "-" + step
+				err := v.run(t, step, id, pod)
+				if err == nil || !strings.Contains(err.Error(), "killing myself after "+step+`\n`) {
+					t.Fatalf("%s = %v, want the plugin killed after %s", v.verb, err, step)
+				}
+				delClean(t, e, pod, before, beforePF, func() error { return e.del(1, id, pod, conf) })
+			})
+		}
 	}
 	serves(t, e, crashVF, conf, "0a:58:c6:33:64:0c", before, beforePF)
 }
@@ -161,10 +169,7 @@ func TestPrivilegedCNIKillAfterEachStep(t *testing.T) {
 // on the VF's lock, which the plugin holds. Killing the IPAM plugin with the ADD
 // would leave an ownerless lease that no DEL can free.
 func TestPrivilegedCNIKillDuringIPAM(t *testing.T) {
-	roottest.Require(t)
-	node := upNode(t, "--vfs", "2", "--mtu", "1500")
-	e := newCNIEnv(t, node)
-	before, beforePF := e.home(t, 1, crashVF), e.pfConfig(t, 1, crashVF)
+	e, before, beforePF := crashEnv(t)
 	leases, ipamDir := t.TempDir(), t.TempDir()
 	// Named host-local, so that ADD runs it while the VF moves.
 	script := fmt.Sprintf(`#!/bin/sh
