@@ -70,86 +70,92 @@ func read(t *testing.T, tree *sysfstree.Tree, rel string) string {
 	return s
 }
 
-func TestLinks(t *testing.T) {
+// eachLinkStyle runs f as a subtest for a tree with relative links, then for one
+// with absolute links.
+func eachLinkStyle(t *testing.T, f func(t *testing.T, opts sysfstree.Options)) {
 	for _, tc := range []struct {
 		name     string
 		absolute bool
 	}{{"relative", false}, {"absolute", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			tree := build(t, sysfstree.Options{AbsoluteLinks: tc.absolute}, section7, sysfstree.Adapter{Model: "T540-CR", VFs: [4]int{0, 0, 1, 1}})
-			root := realRoot(t, tree)
-
-			// Every link of the tree resolves, inside the root, and is written the
-			// way the mode says.
-			links := 0
-			err := filepath.WalkDir(string(tree.Root), func(p string, d fs.DirEntry, err error) error {
-				if err != nil || d.Type()&fs.ModeSymlink == 0 {
-					return err
-				}
-				links++
-				target, err := os.Readlink(p)
-				if err != nil {
-					return err
-				}
-				if filepath.IsAbs(target) != tc.absolute {
-					t.Errorf("link %s -> %s: absolute = %v, want %v", p, target, filepath.IsAbs(target), tc.absolute)
-				}
-				res, err := filepath.EvalSymlinks(p)
-				if err != nil {
-					t.Errorf("link %s -> %s does not resolve: %v", p, target, err)
-					return nil
-				}
-				if !strings.HasPrefix(res, root+string(filepath.Separator)) {
-					t.Errorf("link %s -> %s resolves to %s, outside the root %s", p, target, res, root)
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if links == 0 {
-				t.Fatal("the tree has no links")
-			}
-
-			// bus/pci/devices/<bdf> leads to the function's directory under its root port.
-			tests := []struct {
-				rel, want string
-			}{
-				{"bus/pci/devices/0000:81:00.0", "devices/pci0000:80/0000:80:03.0/0000:81:00.0"},
-				{"bus/pci/devices/0000:81:00.4", "devices/pci0000:80/0000:80:03.0/0000:81:00.4"},
-				{"bus/pci/devices/0000:81:01.4", "devices/pci0000:80/0000:80:03.0/0000:81:01.4"},
-				{"bus/pci/devices/0000:83:01.3", "devices/pci0000:82/0000:82:03.0/0000:83:01.3"},
-				{"bus/pci/devices/0000:81:01.4/physfn", "devices/pci0000:80/0000:80:03.0/0000:81:00.0"},
-				{"bus/pci/devices/0000:81:00.1/virtfn1", "devices/pci0000:80/0000:80:03.0/0000:81:01.5"},
-				{"bus/pci/devices/0000:81:00.0/driver", "bus/pci/drivers/cxgb4"},
-				{"bus/pci/devices/0000:81:01.4/driver", "bus/pci/drivers/vfio-pci"},
-				{"bus/pci/drivers/cxgb4vf/0000:81:01.0", "devices/pci0000:80/0000:80:03.0/0000:81:01.0"},
-				{"bus/pci/devices/0000:81:01.0/subsystem", "bus/pci"},
-				{"class/net/enp129s1", "devices/pci0000:80/0000:80:03.0/0000:81:01.0/net/enp129s1"},
-				{"class/net/enp129s1/device", "devices/pci0000:80/0000:80:03.0/0000:81:01.0"},
-				{"class/net/enp129s1/device/physfn/net/mgmtpf1,0", "devices/pci0000:80/0000:80:03.0/0000:81:00.0/net/mgmtpf1,0"},
-				{"class/net/mgmtpf1,1/device", "devices/pci0000:80/0000:80:03.0/0000:81:00.1"},
-				{"class/net/mgmtpf2,3", "devices/pci0000:82/0000:82:03.0/0000:83:00.3/net/mgmtpf2,3"},
-				{"class/net/enp129s0f4d1/device", "devices/pci0000:80/0000:80:03.0/0000:81:00.4"},
-			}
-			for _, tt := range tests {
-				if got := resolve(t, tree, tt.rel); got != tt.want {
-					t.Errorf("%s resolves to %s, want %s", tt.rel, got, tt.want)
-				}
-			}
-			g, err := tree.Root.LinkBase("bus/pci/devices/0000:81:01.4/iommu_group")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := resolve(t, tree, "kernel/iommu_groups/"+g+"/devices/0000:81:01.4"), "devices/pci0000:80/0000:80:03.0/0000:81:01.4"; got != want {
-				t.Errorf("IOMMU group %s device link resolves to %s, want %s", g, got, want)
-			}
-			dir, err := tree.FunctionDir(addr("0000:83:01.2"))
-			if err != nil || dir != "devices/pci0000:82/0000:82:03.0/0000:83:01.2" {
-				t.Errorf("FunctionDir(0000:83:01.2) = %q, %v; want devices/pci0000:82/0000:82:03.0/0000:83:01.2", dir, err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { f(t, sysfstree.Options{AbsoluteLinks: tc.absolute}) })
 	}
+}
+
+func TestLinks(t *testing.T) {
+	eachLinkStyle(t, func(t *testing.T, opts sysfstree.Options) {
+		tree := build(t, opts, section7, sysfstree.Adapter{Model: "T540-CR", VFs: [4]int{0, 0, 1, 1}})
+		root := realRoot(t, tree)
+
+		// Every link of the tree resolves, inside the root, and is written the
+		// way the mode says.
+		links := 0
+		err := filepath.WalkDir(string(tree.Root), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.Type()&fs.ModeSymlink == 0 {
+				return err
+			}
+			links++
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if filepath.IsAbs(target) != opts.AbsoluteLinks {
+				t.Errorf("link %s -> %s: absolute = %v, want %v", p, target, filepath.IsAbs(target), opts.AbsoluteLinks)
+			}
+			res, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				t.Errorf("link %s -> %s does not resolve: %v", p, target, err)
+				return nil
+			}
+			if !strings.HasPrefix(res, root+string(filepath.Separator)) {
+				t.Errorf("link %s -> %s resolves to %s, outside the root %s", p, target, res, root)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if links == 0 {
+			t.Fatal("the tree has no links")
+		}
+
+		// bus/pci/devices/<bdf> leads to the function's directory under its root port.
+		tests := []struct {
+			rel, want string
+		}{
+			{"bus/pci/devices/0000:81:00.0", "devices/pci0000:80/0000:80:03.0/0000:81:00.0"},
+			{"bus/pci/devices/0000:81:00.4", "devices/pci0000:80/0000:80:03.0/0000:81:00.4"},
+			{"bus/pci/devices/0000:81:01.4", "devices/pci0000:80/0000:80:03.0/0000:81:01.4"},
+			{"bus/pci/devices/0000:83:01.3", "devices/pci0000:82/0000:82:03.0/0000:83:01.3"},
+			{"bus/pci/devices/0000:81:01.4/physfn", "devices/pci0000:80/0000:80:03.0/0000:81:00.0"},
+			{"bus/pci/devices/0000:81:00.1/virtfn1", "devices/pci0000:80/0000:80:03.0/0000:81:01.5"},
+			{"bus/pci/devices/0000:81:00.0/driver", "bus/pci/drivers/cxgb4"},
+			{"bus/pci/devices/0000:81:01.4/driver", "bus/pci/drivers/vfio-pci"},
+			{"bus/pci/drivers/cxgb4vf/0000:81:01.0", "devices/pci0000:80/0000:80:03.0/0000:81:01.0"},
+			{"bus/pci/devices/0000:81:01.0/subsystem", "bus/pci"},
+			{"class/net/enp129s1", "devices/pci0000:80/0000:80:03.0/0000:81:01.0/net/enp129s1"},
+			{"class/net/enp129s1/device", "devices/pci0000:80/0000:80:03.0/0000:81:01.0"},
+			{"class/net/enp129s1/device/physfn/net/mgmtpf1,0", "devices/pci0000:80/0000:80:03.0/0000:81:00.0/net/mgmtpf1,0"},
+			{"class/net/mgmtpf1,1/device", "devices/pci0000:80/0000:80:03.0/0000:81:00.1"},
+			{"class/net/mgmtpf2,3", "devices/pci0000:82/0000:82:03.0/0000:83:00.3/net/mgmtpf2,3"},
+			{"class/net/enp129s0f4d1/device", "devices/pci0000:80/0000:80:03.0/0000:81:00.4"},
+		}
+		for _, tt := range tests {
+			if got := resolve(t, tree, tt.rel); got != tt.want {
+				t.Errorf("%s resolves to %s, want %s", tt.rel, got, tt.want)
+			}
+		}
+		g, err := tree.Root.LinkBase("bus/pci/devices/0000:81:01.4/iommu_group")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := resolve(t, tree, "kernel/iommu_groups/"+g+"/devices/0000:81:01.4"), "devices/pci0000:80/0000:80:03.0/0000:81:01.4"; got != want {
+			t.Errorf("IOMMU group %s device link resolves to %s, want %s", g, got, want)
+		}
+		dir, err := tree.FunctionDir(addr("0000:83:01.2"))
+		if err != nil || dir != "devices/pci0000:82/0000:82:03.0/0000:83:01.2" {
+			t.Errorf("FunctionDir(0000:83:01.2) = %q, %v; want devices/pci0000:82/0000:82:03.0/0000:83:01.2", dir, err)
+		}
+	})
 }
 
 func TestSection7Layout(t *testing.T) {
@@ -333,60 +339,55 @@ func TestSetNumVFs(t *testing.T) {
 }
 
 func TestBind(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		absolute bool
-	}{{"relative", false}, {"absolute", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			tree := build(t, sysfstree.Options{AbsoluteLinks: tc.absolute}, section7)
-			v := addr("0000:81:01.0")
-			dev := sysfstree.DevicePath(v)
-			devDir := "devices/pci0000:80/0000:80:03.0/0000:81:01.0"
-			check := func(driver string) {
-				t.Helper()
-				d, err := tree.Root.LinkBase(dev + "/driver")
-				switch {
-				case driver == "" && !errors.Is(err, fs.ErrNotExist):
-					t.Errorf("driver link after unbind: %q, %v; want none", d, err)
-				case driver != "" && (err != nil || d != driver):
-					t.Errorf("driver link = %q, %v; want %s", d, err, driver)
-				}
-				for _, drv := range []string{vf.DriverCxgb4VF, vf.DriverVFIO, "igb_uio"} {
-					back := "bus/pci/drivers/" + drv + "/0000:81:01.0"
-					if has := lexists(tree, back); has != (drv == driver) {
-						t.Errorf("%s exists = %v with driver %q", back, has, driver)
-					} else if has {
-						if got := resolve(t, tree, back); got != devDir {
-							t.Errorf("%s resolves to %s, want %s", back, got, devDir)
-						}
+	eachLinkStyle(t, func(t *testing.T, opts sysfstree.Options) {
+		tree := build(t, opts, section7)
+		v := addr("0000:81:01.0")
+		dev := sysfstree.DevicePath(v)
+		devDir := "devices/pci0000:80/0000:80:03.0/0000:81:01.0"
+		check := func(driver string) {
+			t.Helper()
+			d, err := tree.Root.LinkBase(dev + "/driver")
+			switch {
+			case driver == "" && !errors.Is(err, fs.ErrNotExist):
+				t.Errorf("driver link after unbind: %q, %v; want none", d, err)
+			case driver != "" && (err != nil || d != driver):
+				t.Errorf("driver link = %q, %v; want %s", d, err, driver)
+			}
+			for _, drv := range []string{vf.DriverCxgb4VF, vf.DriverVFIO, "igb_uio"} {
+				back := "bus/pci/drivers/" + drv + "/0000:81:01.0"
+				if has := lexists(tree, back); has != (drv == driver) {
+					t.Errorf("%s exists = %v with driver %q", back, has, driver)
+				} else if has {
+					if got := resolve(t, tree, back); got != devDir {
+						t.Errorf("%s resolves to %s, want %s", back, got, devDir)
 					}
 				}
 			}
-			check(vf.DriverCxgb4VF)
-			steps := []string{vf.DriverVFIO, "", "", vf.DriverCxgb4VF, "igb_uio", vf.DriverVFIO}
-			for _, drv := range steps {
-				if err := tree.Bind(v, drv); err != nil {
-					t.Fatalf("Bind(%q) error: %v", drv, err)
-				}
-				check(drv)
+		}
+		check(vf.DriverCxgb4VF)
+		steps := []string{vf.DriverVFIO, "", "", vf.DriverCxgb4VF, "igb_uio", vf.DriverVFIO}
+		for _, drv := range steps {
+			if err := tree.Bind(v, drv); err != nil {
+				t.Fatalf("Bind(%q) error: %v", drv, err)
 			}
-			for _, f := range []string{"bind", "unbind", "new_id", "remove_id"} {
-				if !tree.Root.Exists("bus/pci/drivers/igb_uio/" + f) {
-					t.Errorf("bus/pci/drivers/igb_uio/%s missing after a bind to a new driver", f)
-				}
+			check(drv)
+		}
+		for _, f := range []string{"bind", "unbind", "new_id", "remove_id"} {
+			if !tree.Root.Exists("bus/pci/drivers/igb_uio/" + f) {
+				t.Errorf("bus/pci/drivers/igb_uio/%s missing after a bind to a new driver", f)
 			}
-			node, err := vf.Discover(tree.Root, vf.Options{})
-			if err != nil {
-				t.Fatalf("Discover() error: %v", err)
-			}
-			if got, ok := node.VF(v); !ok || got.Driver != vf.DriverVFIO {
-				t.Errorf("Discover() after Bind(vfio-pci): %+v", got)
-			}
-			if err := tree.Bind(addr("0000:85:01.0"), vf.DriverVFIO); err == nil {
-				t.Error("Bind of a missing function succeeded")
-			}
-		})
-	}
+		}
+		node, err := vf.Discover(tree.Root, vf.Options{})
+		if err != nil {
+			t.Fatalf("Discover() error: %v", err)
+		}
+		if got, ok := node.VF(v); !ok || got.Driver != vf.DriverVFIO {
+			t.Errorf("Discover() after Bind(vfio-pci): %+v", got)
+		}
+		if err := tree.Bind(addr("0000:85:01.0"), vf.DriverVFIO); err == nil {
+			t.Error("Bind of a missing function succeeded")
+		}
+	})
 }
 
 func TestNetdevs(t *testing.T) {
