@@ -75,13 +75,9 @@ func TestLookupVFBrokenNeighbours(t *testing.T) {
 			},
 		},
 		{
-			name: "another PF broken",
-			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
-				if err := os.Remove(tree.Root.Path("bus/pci/devices/0000:83:00.1/sriov_numvfs")); err != nil {
-					t.Fatal(err)
-				}
-			},
-			vfs: []string{"0000:83:01.0", "0000:83:01.3"},
+			name:    "another PF broken",
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, "bus/pci/devices/0000:83:00.1/sriov_numvfs") },
+			vfs:     []string{"0000:83:01.0", "0000:83:01.3"},
 		},
 		{
 			name: "every other bus/pci/devices entry gone",
@@ -171,43 +167,25 @@ func TestLookupVFErrors(t *testing.T) {
 		},
 		{
 			name: "physfn missing", addr: "0000:81:01.0", is: fs.ErrNotExist, notIs: vf.ErrNotChelsioVF,
-			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
-				if err := os.Remove(tree.Root.Path("bus/pci/devices/0000:81:01.0/physfn")); err != nil {
-					t.Fatal(err)
-				}
-			},
-			text: []string{"0000:81:01.0", "$ROOT/bus/pci/devices/0000:81:01.0/physfn"},
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, "bus/pci/devices/0000:81:01.0/physfn") },
+			text:    []string{"0000:81:01.0", "$ROOT/bus/pci/devices/0000:81:01.0/physfn"},
 		},
 		{
 			name: "physfn to PF4", addr: "0000:81:01.5",
 			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
-				p := tree.Root.Path("bus/pci/devices/0000:81:01.5/physfn")
-				if err := os.Remove(p); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Symlink("../0000:81:00.4", p); err != nil {
-					t.Fatal(err)
-				}
+				relink(t, tree, "bus/pci/devices/0000:81:01.5/physfn", "../0000:81:00.4")
 			},
 			text: []string{"0000:81:01.5", "not a usable Chelsio PF0-3"},
 		},
 		{
 			name: "parent PF sriov_numvfs missing", addr: "0000:81:01.1", is: fs.ErrNotExist,
-			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
-				if err := os.Remove(tree.Root.Path("bus/pci/devices/0000:81:00.1/sriov_numvfs")); err != nil {
-					t.Fatal(err)
-				}
-			},
-			text: []string{"0000:81:01.1", "$ROOT/bus/pci/devices/0000:81:00.1/sriov_numvfs"},
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, "bus/pci/devices/0000:81:00.1/sriov_numvfs") },
+			text:    []string{"0000:81:01.1", "$ROOT/bus/pci/devices/0000:81:00.1/sriov_numvfs"},
 		},
 		{
 			name: "no virtfn link to the VF", addr: "0000:81:02.0",
-			breakIt: func(t *testing.T, tree *sysfstree.Tree) {
-				if err := os.Remove(tree.Root.Path("bus/pci/devices/0000:81:00.0/virtfn2")); err != nil {
-					t.Fatal(err)
-				}
-			},
-			text: []string{"0000:81:02.0", "virtfn"},
+			breakIt: func(t *testing.T, tree *sysfstree.Tree) { remove(t, tree, "bus/pci/devices/0000:81:00.0/virtfn2") },
+			text:    []string{"0000:81:02.0", "virtfn"},
 		},
 	}
 	shared := mgmtTree(t, lookupAdapters...)
