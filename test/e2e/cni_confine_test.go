@@ -153,15 +153,7 @@ func TestPrivilegedCNIConfinesLogFile(t *testing.T) {
 					t.Errorf("the log file's directory changed (-before +after):\n%s", diff)
 				}
 			}
-			if diff := cmp.Diff(vfBefore, e.homes(t, 1)); diff != "" {
-				t.Errorf("the worker's VFs changed (-before +after):\n%s", diff)
-			}
-			if _, ok := podIfaceOf(t, pod, "net1"); ok {
-				t.Error("the pod has a net1")
-			}
-			if l := e.leases(); len(l) != 0 {
-				t.Errorf("leases: %v", l)
-			}
+			assertNothingHeld(t, e, pod, vfBefore)
 		})
 	}
 }

@@ -60,6 +60,16 @@ func addOK(t *testing.T, e *cniEnv, containerID string, pod ns.NetNS, conf []byt
 	return pi
 }
 
+// delReleased runs DEL of containerID through libcni on worker 1, which must
+// succeed and free addr (assertReleased).
+func delReleased(t *testing.T, e *cniEnv, containerID string, pod ns.NetNS, conf []byte, addr string, before vfHome, beforePF vf.VFConfig) {
+	t.Helper()
+	if err := e.del(1, containerID, pod, conf); err != nil {
+		t.Fatalf("DEL of %s: %v", containerID, err)
+	}
+	assertReleased(t, e, addr, before, &beforePF)
+}
+
 // assertReleased checks what every DEL must leave: the VF in worker 1 as before
 // the ADD (name, MTU, MAC; PF-side settings unless beforePF is nil), no lease, no
 // state file.
@@ -80,10 +90,7 @@ func serves(t *testing.T, e *cniEnv, addr string, conf []byte, mac string, befor
 	t.Helper()
 	pod := newPod(t)
 	addOK(t, e, "pod-next", pod, conf, 9000, mac)
-	if err := e.del(1, "pod-next", pod, conf); err != nil {
-		t.Fatalf("DEL of the next pod: %v", err)
-	}
-	assertReleased(t, e, addr, before, &beforePF)
+	delReleased(t, e, "pod-next", pod, conf, addr, before, beforePF)
 	assertFreed(t, e, pod)
 }
 
@@ -112,10 +119,7 @@ func TestPrivilegedCNIDelRepeated(t *testing.T) {
 	pod := newPod(t)
 	addOK(t, e, "pod-rep", pod, conf, 9000, delMAC)
 
-	if err := e.del(1, "pod-rep", pod, conf); err != nil {
-		t.Fatalf("DEL: %v", err)
-	}
-	assertReleased(t, e, delVF, before, &beforePF)
+	delReleased(t, e, "pod-rep", pod, conf, delVF, before, beforePF)
 	after := e.homes(t, 1)
 	for i := 2; i <= 3; i++ {
 		if err := e.del(1, "pod-rep", pod, conf); err != nil {
@@ -253,10 +257,7 @@ func TestPrivilegedCNIDelEmptyNetns(t *testing.T) {
 	if _, ok := podIfaceOf(t, pod, "net1"); !ok {
 		t.Log("net1 left the pod although CNI_NETNS was empty")
 	}
-	if err := e.del(1, "pod-empty", pod, conf); err != nil {
-		t.Fatalf("DEL with the pod's CNI_NETNS: %v", err)
-	}
-	assertReleased(t, e, delVF, before, &beforePF)
+	delReleased(t, e, "pod-empty", pod, conf, delVF, before, beforePF)
 	if _, ok := podIfaceOf(t, pod, "net1"); ok {
 		t.Error("net1 still in the pod after the second DEL")
 	}
@@ -370,10 +371,7 @@ func TestPrivilegedCNIDelAfterTakeover(t *testing.T) {
 				t.Errorf("leases after A's DEL: %v, want B's only (before: %v)", owners, leasesB)
 			}
 
-			if err := e.del(1, "pod-b", podB, confB); err != nil {
-				t.Fatalf("B's DEL: %v", err)
-			}
-			assertReleased(t, e, delVF, before, &beforePF)
+			delReleased(t, e, "pod-b", podB, confB, delVF, before, beforePF)
 		})
 	}
 }
@@ -487,10 +485,7 @@ func TestPrivilegedCNICorruptOwnerRecord(t *testing.T) {
 	if err := os.Truncate(owner, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.del(1, "pod-corrupt", pod, conf); err != nil {
-		t.Fatalf("DEL with an empty owner record: %v", err)
-	}
-	assertReleased(t, e, delVF, before, &beforePF)
+	delReleased(t, e, "pod-corrupt", pod, conf, delVF, before, beforePF)
 
 	if err := os.WriteFile(owner, []byte(`{"containerID":`), 0o600); err != nil {
 		t.Fatal(err)

@@ -520,3 +520,18 @@ func (e *cniEnv) pfConfig(t *testing.T, w int, addr string) vf.VFConfig {
 	}
 	return c
 }
+
+// assertNothingHeld checks what a refused ADD leaves: worker 1's VFs as before,
+// no net1 in the pod, no lease.
+func assertNothingHeld(t *testing.T, e *cniEnv, pod ns.NetNS, before map[string]vfHome) {
+	t.Helper()
+	if diff := cmp.Diff(before, e.homes(t, 1)); diff != "" {
+		t.Errorf("the worker's VFs changed (-before +after):\n%s", diff)
+	}
+	if _, ok := podIfaceOf(t, pod, "net1"); ok {
+		t.Error("the pod has a net1")
+	}
+	if l := e.leases(); len(l) != 0 {
+		t.Errorf("leases: %v", l)
+	}
+}

@@ -100,14 +100,10 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 		{"logFile relative", setup{over: map[string]any{"logFile": "chelsio.log"}}, types.ErrInvalidNetworkConfig, []string{`"logFile"`, "absolute"}},
 		{"logFile with ..", setup{over: map[string]any{"logFile": "/var/log/../../etc/shadow"}}, types.ErrInvalidNetworkConfig, []string{`"logFile"`, "clean path"}},
 		{"dataDir is a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
-			mkdir0700(t, filepath.Join(scratch, "real"))
-			symlinkOrFail(t, filepath.Join(scratch, "real"), filepath.Join(scratch, "state"))
-			return map[string]any{"dataDir": filepath.Join(scratch, "state")}
+			return map[string]any{"dataDir": linkToDir(t, scratch, "state")}
 		}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "symbolic link"}},
 		{"dataDir below a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
-			mkdir0700(t, filepath.Join(scratch, "real"))
-			symlinkOrFail(t, filepath.Join(scratch, "real"), filepath.Join(scratch, "link"))
-			return map[string]any{"dataDir": filepath.Join(scratch, "link", "state")}
+			return map[string]any{"dataDir": filepath.Join(linkToDir(t, scratch, "link"), "state")}
 		}}, types.ErrInvalidNetworkConfig, []string{`"dataDir"`, "link", "symbolic link"}},
 		{"dataDir's locks is a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
 			d := stateDirIn(t, scratch)
@@ -153,9 +149,7 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 			return map[string]any{"logFile": filepath.Join(scratch, "chelsio-sriov.log")}
 		}}, types.ErrInvalidNetworkConfig, []string{`"logFile"`, "symbolic link"}},
 		{"logFile's directory is a symbolic link", setup{layout: func(t *testing.T, scratch string) map[string]any {
-			mkdir0700(t, filepath.Join(scratch, "real"))
-			symlinkOrFail(t, filepath.Join(scratch, "real"), filepath.Join(scratch, "log"))
-			return map[string]any{"logFile": filepath.Join(scratch, "log", "chelsio-sriov.log")}
+			return map[string]any{"logFile": filepath.Join(linkToDir(t, scratch, "log"), "chelsio-sriov.log")}
 		}}, types.ErrInvalidNetworkConfig, []string{`"logFile"`, "symbolic link"}},
 		{"logFile is a FIFO", setup{layout: func(t *testing.T, scratch string) map[string]any {
 			if err := unix.Mkfifo(filepath.Join(scratch, "chelsio-sriov.log"), 0o600); err != nil {
@@ -199,15 +193,7 @@ func TestPrivilegedCNIRefusesBadInput(t *testing.T) {
 			}
 			checkRefusal(t, err, tt.code, tt.mention)
 
-			if diff := cmp.Diff(before, e.homes(t, 1)); diff != "" {
-				t.Errorf("the refused ADD changed the worker's VFs (-before +after):\n%s", diff)
-			}
-			if _, ok := podIfaceOf(t, pod, "net1"); ok {
-				t.Error("the pod has a net1")
-			}
-			if l := e.leases(); len(l) != 0 {
-				t.Errorf("leases: %v", l)
-			}
+			assertNothingHeld(t, e, pod, before)
 			if f := filesUnder(t, e.dataDirs[1]); len(f) != 0 {
 				t.Errorf("files in dataDir: %v", f)
 			}
@@ -264,6 +250,16 @@ func mkdir0700(t *testing.T, p string) {
 	if err := os.Mkdir(p, 0o700); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// linkToDir makes the directory scratch/real and returns scratch/name, a symbolic
+// link to it.
+func linkToDir(t *testing.T, scratch, name string) string {
+	t.Helper()
+	mkdir0700(t, filepath.Join(scratch, "real"))
+	link := filepath.Join(scratch, name)
+	symlinkOrFail(t, filepath.Join(scratch, "real"), link)
+	return link
 }
 
 func symlinkOrFail(t *testing.T, target, link string) {
@@ -349,13 +345,7 @@ func TestPrivilegedCNIBusyVF(t *testing.T) {
 	}
 	assertAUnharmed("after B's DEL")
 
-	if err := e.del(1, "pod-a", podA, confA); err != nil {
-		t.Fatalf("A's DEL: %v", err)
-	}
-	assertReleased(t, e, inputVF, before, &beforePF)
+	delReleased(t, e, "pod-a", podA, confA, inputVF, before, beforePF)
 	addOK(t, e, "pod-b", podB, confB, 4000, macB)
-	if err := e.del(1, "pod-b", podB, confB); err != nil {
-		t.Fatalf("B's DEL: %v", err)
-	}
-	assertReleased(t, e, inputVF, before, &beforePF)
+	delReleased(t, e, "pod-b", podB, confB, inputVF, before, beforePF)
 }

@@ -46,8 +46,5 @@ func TestPrivilegedReconcileFreesVanishedPods(t *testing.T) {
 	if _, ok := podIfaceOf(t, living, "net1"); !ok {
 		t.Fatal("the living pod lost its VF")
 	}
-	if err := e.del(1, "pod-living", living, otherConf); err != nil {
-		t.Fatalf("DEL of the living pod: %v", err)
-	}
-	assertReleased(t, e, delVF, before, &beforePF)
+	delReleased(t, e, "pod-living", living, otherConf, delVF, before, beforePF)
 }

@@ -338,10 +338,7 @@ func TestPrivilegedCNIConfigSize(t *testing.T) {
 		t.Logf("config of %d bytes", len(conf))
 		pod := newPod(t)
 		addOK(t, e, "pod-large", pod, conf, 9000, delMAC)
-		if err := e.del(1, "pod-large", pod, conf); err != nil {
-			t.Fatalf("DEL: %v", err)
-		}
-		assertReleased(t, e, tenantVF, before, &beforePF)
+		delReleased(t, e, "pod-large", pod, conf, tenantVF, before, beforePF)
 	})
 }
 

@@ -124,10 +124,7 @@ func TestPrivilegedCNICheck(t *testing.T) {
 			if tt.settle != nil {
 				tt.settle(t, e)
 			}
-			if err := e.del(1, "pod-check", pod, conf); err != nil {
-				t.Fatalf("DEL: %v", err)
-			}
-			assertReleased(t, e, verbsVF, before, &beforePF)
+			delReleased(t, e, "pod-check", pod, conf, verbsVF, before, beforePF)
 		})
 	}
 }
@@ -337,10 +334,7 @@ func TestPrivilegedCNIResultVersions(t *testing.T) {
 					t.Errorf("result interface has %q = %v, want %v (a 1.1.0 field):\n%s", key, has, want, out)
 				}
 			}
-			if err := e.del(1, "pod-ver", pod, conf); err != nil {
-				t.Fatalf("DEL: %v", err)
-			}
-			assertReleased(t, e, verbsVF, before, &beforePF)
+			delReleased(t, e, "pod-ver", pod, conf, verbsVF, before, beforePF)
 		})
 	}
 }
