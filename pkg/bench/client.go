@@ -302,45 +302,6 @@ func (c *Client) runIperf(ctx context.Context, addr string, size int) (float64, 
 	return parseIperfCSV(string(out), c.Streams)
 }
 
-// parseIperfCSV reads iperf2's `-y C` report (timestamp,src,sport,dst,dport,id,
-// interval,bytes,bits/s): with several streams the SUM line (id -1) when iperf
-// prints one, else the sum of each stream's last line (iperf 2.1 prints no SUM line
-// in CSV when the streams end in the same report interval); with one stream its
-// last line.
-func parseIperfCSV(out string, streams int) (float64, error) {
-	var sum float64
-	haveSum := false
-	perStream := map[string]float64{}
-	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
-		f := strings.Split(strings.TrimSpace(line), ",")
-		if len(f) < 9 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[8], 64)
-		if err != nil || v < 0 {
-			continue
-		}
-		if f[5] == "-1" {
-			sum, haveSum = v, true
-			continue
-		}
-		perStream[f[5]] = v
-	}
-	switch {
-	case haveSum:
-		return sum / 1e9, nil
-	case len(perStream) == 0:
-		return 0, fmt.Errorf("iperf printed no throughput: %q", out)
-	case streams > 1 && len(perStream) != streams:
-		return 0, fmt.Errorf("iperf reported %d of %d streams and no sum: %q", len(perStream), streams, out)
-	}
-	var bps float64
-	for _, v := range perStream {
-		bps += v
-	}
-	return bps / 1e9, nil
-}
-
 func (c *Client) proc() string {
 	if c.Proc == "" {
 		return "/proc"

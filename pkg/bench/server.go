@@ -10,12 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -82,34 +77,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (retErr error) {
 	}
 	s.mu.Unlock()
 	if s.Iperf != "" {
-		port := s.IperfPort
-		if port == 0 {
-			port = 5001
-		}
-		args := []string{"-s", "-p", strconv.Itoa(port)}
-		if s.Window > 0 {
-			args = append(args, "-w", strconv.Itoa(s.Window))
-		}
-		cmd := exec.CommandContext(ctx, s.Iperf, args...)
-		// The context's end kills it; so does this process's, even by SIGKILL. (The
-		// signal follows the thread that forks it, and nothing here locks a thread,
-		// which is what would make the runtime retire one.)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start %s -s: %w", s.Iperf, err)
-		}
-		s.IperfPort = port
-		// A client told the port runs iperf -c at once: answer only once iperf
-		// listens, or its first size meets a refused connection.
-		if err := waitListening(ctx, port, 5*time.Second); err != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			return fmt.Errorf("%s -s: %w", s.Iperf, err)
+		wait, err := s.startIperf(ctx)
+		if err != nil {
+			return err
 		}
 		defer func() {
-			// The context's end kills it; reap it.
-			if err := cmd.Wait(); err != nil && ctx.Err() == nil {
-				retErr = errors.Join(retErr, fmt.Errorf("iperf -s: %w", err))
+			if err := wait(); err != nil {
+				retErr = errors.Join(retErr, err)
 			}
 		}()
 	}
@@ -272,34 +246,4 @@ func newRunID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return hex.EncodeToString(b)
-}
-
-// waitListening waits until a TCP socket of this network namespace listens on
-// port (a LISTEN entry in /proc/self/net/tcp or tcp6), up to timeout.
-func waitListening(ctx context.Context, port int, timeout time.Duration) error {
-	want := fmt.Sprintf(":%04X", port)
-	deadline := time.Now().Add(timeout)
-	for {
-		for _, f := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			for _, l := range strings.Split(string(b), "\n")[1:] {
-				fields := strings.Fields(l)
-				// sl local_address rem_address st …; st 0A is LISTEN.
-				if len(fields) > 3 && strings.HasSuffix(fields[1], want) && fields[3] == "0A" {
-					return nil
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not listening on port %d after %v", port, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }
