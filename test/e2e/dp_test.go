@@ -69,8 +69,14 @@ type dpProc struct {
 // stderr.
 func startProc(t testing.TB, argv ...string) *dpProc {
 	t.Helper()
+	return startProcOut(t, nil, argv...)
+}
+
+// startProcOut is startProc with the process's stdout going to stdout (nil: none).
+func startProcOut(t testing.TB, stdout io.Writer, argv ...string) *dpProc {
+	t.Helper()
 	p := &dpProc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
+	p.cmd.Stderr, p.cmd.Stdout = p.stderr, stdout
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", filepath.Base(argv[0]), err)
