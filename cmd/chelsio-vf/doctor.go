@@ -22,10 +22,10 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep := node.Doctor(node.Config{
-		Sysfs:           sysfs.Root(*root),
-		Proc:            *proc,
-		CNIBinDir:       *cniDir,
-		CNIStateDir:     *stateDir,
+		Sysfs:            sysfs.Root(*root),
+		Proc:             *proc,
+		CNIBinDir:        *cniDir,
+		CNIStateDir:      *stateDir,
 		DevicePluginDir:  *dpDir,
 		PolicyStatusFile: *policyStatus,
 		MTU:              *mtu,

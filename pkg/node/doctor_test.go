@@ -74,8 +74,10 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { ln.Close() })
 	return &fixture{
 		tree: tree, b: b, ln: ln,
-		cfg: Config{Sysfs: tree.Root, Proc: proc, CNIBinDir: cni, DevicePluginDir: dp, CNIStateDir: filepath.Join(dir, "cni-state"), MTU: 9000, DialTimeout: 5 * time.Second,
-			PolicyStatusFile: filepath.Join(dir, "policy-status.json")},
+		cfg: Config{
+			Sysfs: tree.Root, Proc: proc, CNIBinDir: cni, DevicePluginDir: dp, CNIStateDir: filepath.Join(dir, "cni-state"), MTU: 9000, DialTimeout: 5 * time.Second,
+			PolicyStatusFile: filepath.Join(dir, "policy-status.json"),
+		},
 	}
 }
 

@@ -76,7 +76,7 @@ func policyResult(st *PolicyStatus, what string) Result {
 	return Result{
 		Status:  Fail,
 		Finding: what + ": failed: " + listed(reasons, 3),
-		Fix:     "see docs/errors.md, chelsio-vf policy; the agent tries again at every round, and applies an edited policy file at once",
+		Fix:     "see docs/errors.md, chelsio-vf policy; the agent tries again at every round, and applies an edited policy file at its next round",
 	}
 }
 

@@ -75,16 +75,31 @@ func TestCheckPolicy(t *testing.T) {
 		fix     string
 	}{
 		{"no agent", nil, OK, []string{"no node policy agent reports here"}, ""},
-		{"applied", statusAt(base, now.Add(-20*time.Second), RoundApplied, nil), OK,
-			[]string{"policy /etc/chelsio-sriov/policy.yaml on node worker-1, 20s ago: 1 PF as it says"}, ""},
-		{"refused", statusAt(base, now.Add(-5*time.Second), RoundRefused, []PFResult{{Adapter: "0000:81:00", PF: 0, Result: PFRefused, Holders: []string{"0000:81:01.0: pod default/p"}}}), Warn,
-			[]string{"refused", "adapter 0000:81:00 PF0 (0000:81:01.0: pod default/p)"}, "kubectl drain worker-1"},
-		{"failed", statusAt(base, now.Add(-5*time.Second), RoundFailed, []PFResult{{Adapter: "0000:81:00", PF: 1, Result: PFFailed, Error: "PF4 0000:81:00.4 is not up"}}), Fail,
-			[]string{"failed: adapter 0000:81:00 PF1: PF4 0000:81:00.4 is not up"}, "docs/errors.md"},
-		{"stale", statusAt(base, now.Add(-time.Hour), RoundApplied, nil), Warn,
-			[]string{"1h0m0s ago", "no round since, although the agent runs every 30s"}, "still running"},
-		{"garbage", func(path string) { must(t, os.WriteFile(path, []byte("{"), 0o644)) }, Warn,
-			[]string{"cannot read the policy agent's status", "is not a policy status"}, "remove"},
+		{
+			"applied", statusAt(base, now.Add(-20*time.Second), RoundApplied, nil), OK,
+			[]string{"policy /etc/chelsio-sriov/policy.yaml on node worker-1, 20s ago: 1 PF as it says"},
+			"",
+		},
+		{
+			"refused", statusAt(base, now.Add(-5*time.Second), RoundRefused, []PFResult{{Adapter: "0000:81:00", PF: 0, Result: PFRefused, Holders: []string{"0000:81:01.0: pod default/p"}}}), Warn,
+			[]string{"refused", "adapter 0000:81:00 PF0 (0000:81:01.0: pod default/p)"},
+			"kubectl drain worker-1",
+		},
+		{
+			"failed", statusAt(base, now.Add(-5*time.Second), RoundFailed, []PFResult{{Adapter: "0000:81:00", PF: 1, Result: PFFailed, Error: "PF4 0000:81:00.4 is not up"}}), Fail,
+			[]string{"failed: adapter 0000:81:00 PF1: PF4 0000:81:00.4 is not up"},
+			"docs/errors.md",
+		},
+		{
+			"stale", statusAt(base, now.Add(-time.Hour), RoundApplied, nil), Warn,
+			[]string{"1h0m0s ago", "no round since, although the agent runs every 30s"},
+			"still running",
+		},
+		{
+			"garbage", func(path string) { must(t, os.WriteFile(path, []byte("{"), 0o644)) }, Warn,
+			[]string{"cannot read the policy agent's status", "is not a policy status"},
+			"remove",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "status.json")

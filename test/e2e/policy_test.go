@@ -56,8 +56,10 @@ func (p *policyNode) write(t *testing.T, policy string) {
 
 // argv is `chelsio-vf policy` with the node's files and args, run on worker 1.
 func (p *policyNode) argv(args ...string) []string {
-	return append([]string{p.cvf, "emulate", "exec", "--name", p.name, "--run-dir", p.runDir, "--worker", "1", "--",
-		p.cvf, "policy", "--file", p.file, "--status-file", p.status, "--node-name", "worker-1", "--cni-state-dir", p.cniState}, args...)
+	return append([]string{
+		p.cvf, "emulate", "exec", "--name", p.name, "--run-dir", p.runDir, "--worker", "1", "--",
+		p.cvf, "policy", "--file", p.file, "--status-file", p.status, "--node-name", "worker-1", "--cni-state-dir", p.cniState,
+	}, args...)
 }
 
 // once runs one round of the policy.
