@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -192,8 +191,10 @@ func (a *policyApplier) apply(ctx context.Context, verbose bool) error {
 	a.status = &st
 	a.metrics.Observe(st)
 	if a.statusFile != "" {
-		if serr := node.WritePolicyStatus(a.statusFile, st); serr != nil {
-			err = errors.Join(err, serr)
+		if serr := node.WritePolicyStatus(a.statusFile, st); serr != nil && err != nil {
+			err = fmt.Errorf("%w; %w", err, serr)
+		} else if serr != nil {
+			err = serr
 		}
 	}
 	return err

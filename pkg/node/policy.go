@@ -238,7 +238,32 @@ func ApplyPolicy(ctx context.Context, p *Policy, n PolicyNode, base SetupConfig,
 			}
 		}
 	}
-	return r, errors.Join(errs...)
+	return r, joinLine(errs)
+}
+
+// lineErrors are several errors on one line, "; "-separated (errors.Join's
+// newlines would split one message over lines of a log).
+type lineErrors []error
+
+func (e lineErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e lineErrors) Unwrap() []error { return e }
+
+// joinLine returns nil, the one error, or the errors as lineErrors.
+func joinLine(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return lineErrors(errs)
 }
 
 // apply runs the Setup of one PF of the adapter in slot, and says what came of it.

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -199,5 +200,29 @@ func TestPolicyNodeSelector(t *testing.T) {
 	}
 	if _, err := LoadPolicy([]byte(`adapters: [{nodeSelector: {"": x}, pfs: []}]`)); err == nil || !strings.Contains(err.Error(), "empty label name") {
 		t.Errorf("LoadPolicy of an empty label name: %v", err)
+	}
+}
+
+// TestApplyPolicyErrorsOnOneLine: the errors of several PFs make one line, and
+// each can still be told apart (a refusal is a *HeldError).
+func TestApplyPolicyErrorsOnOneLine(t *testing.T) {
+	held, stateDir := heldTree(t)
+	p, err := LoadPolicy([]byte(`adapters: [{pfs: [{pf: 0, numVfs: 4}, {pf: 1, numVfs: 99}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r, err := ApplyPolicy(context.Background(), p, PolicyNode{Name: "n"}, SetupConfig{Sysfs: held.Root, DryRun: true, CNIStateDir: stateDir}, &out)
+	if err == nil || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("ApplyPolicy: %q, want one line", err)
+	}
+	for _, w := range []string{"adapter 0000:81:00 PF0: ", "pod default/testpod1", "; adapter 0000:81:00 PF1: ", "more than its sriov_totalvfs"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	var he *HeldError
+	if !errors.As(err, &he) || len(r.Refused()) != 1 || len(r.Failed()) != 1 {
+		t.Errorf("round %+v, error %v: want PF0 refused (a *HeldError), PF1 failed", r, err)
 	}
 }
