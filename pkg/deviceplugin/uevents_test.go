@@ -209,3 +209,31 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// BenchmarkUeventJudge is the plugin's cost of one uevent: the trust check, the
+// strict parse and the relevance test, for a Chelsio VF's bind and for a veth's add
+// (what most of a burst on a busy node is).
+func BenchmarkUeventJudge(b *testing.B) {
+	tree, err := sysfstree.Build(b.TempDir(), sysfstree.Options{}, sysfstree.Adapter{VFs: [4]int{2}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := newUeventWatcher(tree.Root, true, quietLog())
+	w.learnBuses()
+	for _, c := range []struct {
+		name, want string
+		msg        []byte
+	}{
+		{"chelsio-bind", verdictRescan, msg("bind", vfDevpath, "pci", "PCI_ID", "1425:680D", "PCI_SLOT_NAME", "0000:81:01.0", "DRIVER", "cxgb4vf")},
+		{"veth-add", verdictIgnored, msg("add", "/devices/virtual/net/veth0", "net", "INTERFACE", "veth0", "IFINDEX", "7")},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if v := w.judge(c.msg, 4242); v != c.want {
+					b.Fatalf("verdict %s; want %s", v, c.want)
+				}
+			}
+		})
+	}
+}
