@@ -40,7 +40,7 @@ func (b *bench) numVFs(cvf, name string, runs int) error {
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	heard := make(chan heardEvent, 4096)
 	go listen(l, heard)
 	fig := map[string][]time.Duration{}
