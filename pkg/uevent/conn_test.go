@@ -14,21 +14,11 @@ import (
 // listener in another namespace hears nothing of it, and Close ends a Receive.
 func TestPrivilegedSendReceive(t *testing.T) {
 	roottest.Require(t)
-	ns := roottest.ScratchNetns(t)
-	l, err := ListenAt(ns, 1<<16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l, s := pair(t)
 	other, err := ListenAt(roottest.ScratchNetns(t), 1<<16)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := DialAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	m, err := Parse([]byte(kernelAdd))
 	if err != nil {
 		t.Fatal(err)
@@ -62,17 +52,7 @@ func TestPrivilegedSendReceive(t *testing.T) {
 // discarded, and the next one is read whole.
 func TestPrivilegedReceiveTooLarge(t *testing.T) {
 	roottest.Require(t)
-	ns := roottest.ScratchNetns(t)
-	l, err := ListenAt(ns, 1<<16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s, err := DialAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	l, s := pair(t)
 	m, _ := Parse([]byte(kernelAdd))
 	for range 2 {
 		if err := s.Send(m); err != nil {
@@ -92,4 +72,21 @@ func TestAtMissingNetns(t *testing.T) {
 	if _, err := ListenAt("/nonexistent/netns", 0); err == nil {
 		t.Fatal("ListenAt a missing namespace succeeded")
 	}
+}
+
+// pair returns a listener and a sender in a scratch namespace, closed at the end of
+// the test.
+func pair(t *testing.T) (l, s *Conn) {
+	t.Helper()
+	ns := roottest.ScratchNetns(t)
+	l, err := ListenAt(ns, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	if s, err = DialAt(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return l, s
 }

@@ -284,11 +284,7 @@ func (b *bench) run(starts, allocs, restarts int) error {
 // down in the worker's namespace, and times until the kubelet sees an Unhealthy
 // device; then sets it up and waits for all healthy again.
 func (b *bench) linkDown(cvf, name string, runs int) error {
-	st, err := emulate.Load("", name)
-	if err != nil {
-		return err
-	}
-	w, err := st.Worker(1)
+	w, err := worker1(name)
 	if err != nil {
 		return err
 	}
@@ -368,6 +364,15 @@ func (b *bench) linkDown(cvf, name string, runs int) error {
 	fmt.Printf("  port link down -> Unhealthy at kubelet (emulated node, %d VFs): median %.1f ms, slowest %.1f ms of %d; up -> healthy %.1f ms\n",
 		nvf, b.res["dp_health_median_ms"], b.res["dp_health_max_ms"], runs, b.res["dp_recover_median_ms"])
 	return nil
+}
+
+// worker1 is worker 1 of the running emulated node name.
+func worker1(name string) (*emulate.Worker, error) {
+	st, err := emulate.Load("", name)
+	if err != nil {
+		return nil, err
+	}
+	return st.Worker(1)
 }
 
 // procMemMiB reads VmRSS and VmHWM of a process, in MiB.

@@ -24,11 +24,7 @@ import (
 // change then), which the benchmark hears in the worker's namespace as the plugin
 // does, and also from the write to sriov_numvfs, which adds the emulator's own work.
 func (b *bench) numVFs(cvf, name string, runs int) error {
-	st, err := emulate.Load("", name)
-	if err != nil {
-		return err
-	}
-	w, err := st.Worker(1)
+	w, err := worker1(name)
 	if err != nil {
 		return err
 	}
