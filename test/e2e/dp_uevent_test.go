@@ -33,9 +33,11 @@ func TestPrivilegedDPUevents(t *testing.T) {
 		t.Fatalf("setup --vfs 4: %v\n%s%s", err, out, errb)
 	}
 	d.wait(t, "the 4 VFs back, healthy", listedHealth("chelsio.com/vf", all))
-	// 4 -> 2 is 4 -> 0 -> 2, and 2 -> 4 is 2 -> 0 -> 4: four bursts of uevents.
-	if after := ueventRescans(t, d); after < before+4 {
-		t.Errorf("uevent rescans went from %d to %d over four VF count changes; want at least 4 more", before, after)
+	// 4 -> 2 is 4 -> 0 -> 2, and 2 -> 4 is 2 -> 0 -> 4: four bursts of uevents. A
+	// burst that finds the watcher at rest makes two rescans (at once, and after its
+	// window); the first one does.
+	if after := ueventRescans(t, d); after < before+2 {
+		t.Errorf("uevent rescans went from %d to %d over four VF count changes; want at least 2 more", before, after)
 	}
 	d.dp.waitLog(t, "device removed")
 }
