@@ -83,6 +83,8 @@ type flags struct {
 	cdiKind, cdiDir    string
 	logFormat          string
 	showVersion        bool
+	uevents, fileWatch bool
+	linkEvents         bool
 }
 
 // errParse is a command line the flag package refused, and has said why on stderr.
@@ -97,12 +99,15 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.dir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet's device-plugin directory (its kubelet.sock, our sockets)")
 	fs.StringVar(&f.root, "sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
 	fs.StringVar(&f.metricsAddr, "metrics-address", "127.0.0.1:9108", "address of /metrics and /healthz, the node's loopback by default (:9108 for every address); empty turns them off")
-	fs.DurationVar(&f.interval, "rescan-interval", 500*time.Millisecond, "time between sysfs rescans (link events and file events rescan at once)")
+	fs.DurationVar(&f.interval, "rescan-interval", 500*time.Millisecond, "time between sysfs rescans (link events, uevents and file events rescan at once)")
 	fs.StringVar(&f.policy, "allocation-policy", deviceplugin.PolicySpread, "GetPreferredAllocation across ports: spread or pack")
 	fs.StringVar(&f.devInfo, "device-info-dir", "/var/run/k8s.cni.cncf.io/devinfo/dp", "where Allocate writes Multus device-info files; empty turns them off")
 	fs.StringVar(&f.cdiKind, "cdi-kind", "", "CDI kind for vfio VFs (e.g. chelsio.com/vf); empty turns CDI off")
 	fs.StringVar(&f.cdiDir, "cdi-spec-dir", "/var/run/cdi", "where the CDI spec of vfio VFs is written, with --cdi-kind")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&f.uevents, "uevents", true, "rescan at once on the kernel's uevents about Chelsio PCI functions and their netdevs")
+	fs.BoolVar(&f.linkEvents, "link-events", true, "follow the ports' link state through netlink link events (off: each rescan reads sysfs carrier)")
+	fs.BoolVar(&f.fileWatch, "file-watch", true, "rescan at once on file events under the sysfs root's bus/pci (only an emulated or copied tree sends them)")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, errParse
@@ -132,7 +137,7 @@ func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
 	return slog.New(h), nil
 }
 
-// newManager loads the pools and wires the scanner, link events, file watches and
+// newManager loads the pools and wires the scanner, link events, uevents, file watches and
 // config reload into a Manager.
 func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.Manager, error) {
 	cfg, fromFile, err := deviceplugin.Load(f.configFile, f.prefix)
@@ -145,9 +150,12 @@ func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.
 		log.Info("no config file: zero-config pools", "file", f.configFile, "pools", len(cfg.Pools))
 	}
 
-	links, err := deviceplugin.WatchLinks(ctx, log)
-	if err != nil {
-		log.Warn("no netlink link events; port health comes from sysfs rescans", "err", err)
+	var links *deviceplugin.LinkWatcher
+	if f.linkEvents {
+		links, err = deviceplugin.WatchLinks(ctx, log)
+		if err != nil {
+			log.Warn("no netlink link events; port health comes from sysfs rescans", "err", err)
+		}
 	}
 	var portLinks deviceplugin.PortLinks
 	if links != nil {
@@ -160,7 +168,16 @@ func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.
 	if links != nil {
 		m.Triggers = append(m.Triggers, links.Changed())
 	}
-	m.WatchPaths = []string{r.Path("bus/pci/devices"), r.Path("bus/pci/drivers/cxgb4vf"), r.Path("bus/pci/drivers/vfio-pci")}
+	if f.uevents {
+		if u, err := deviceplugin.WatchUevents(ctx, r, log); err != nil {
+			log.Warn("no kernel uevents; VF changes are seen at the next rescan", "err", err)
+		} else {
+			m.AddUevents(u)
+		}
+	}
+	if f.fileWatch {
+		m.WatchPaths = []string{r.Path("bus/pci/devices"), r.Path("bus/pci/drivers/cxgb4vf"), r.Path("bus/pci/drivers/vfio-pci")}
+	}
 	m.ConfigFile = f.configFile
 	m.Reload = func() error {
 		c, ok, err := deviceplugin.Load(f.configFile, f.prefix)
