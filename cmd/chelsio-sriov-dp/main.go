@@ -22,10 +22,8 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/version"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,7 +41,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	if f.showVersion {
-		fmt.Fprintln(os.Stdout, "chelsio-sriov-dp", version)
+		fmt.Fprintln(os.Stdout, version.Line("chelsio-sriov-dp"))
 		return 0
 	}
 	log, err := f.check(stderr)
@@ -64,7 +62,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	log.Info("chelsio-sriov-dp starting", "version", version, "sysfs", f.root, "device-plugin-dir", filepath.Clean(f.dir))
+	v := version.Get()
+	log.Info("chelsio-sriov-dp starting", "version", v.Version, "commit", v.Commit, "built", v.Date, "sysfs", f.root, "device-plugin-dir", filepath.Clean(f.dir))
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
 		return 1
@@ -103,7 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.cdiKind, "cdi-kind", "", "CDI kind for vfio VFs (e.g. chelsio.com/vf); empty turns CDI off")
 	fs.StringVar(&f.cdiDir, "cdi-spec-dir", "/var/run/cdi", "where the CDI spec of vfio VFs is written, with --cdi-kind")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&f.showVersion, "version", false, "print the version, commit and build date, and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, errParse
 	}
