@@ -48,7 +48,7 @@ func (s *imageStore) run(args ...string) (string, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("buildah %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+		return "", fmt.Errorf("buildah %s: %w\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
 	}
 	return strings.TrimSpace(out.String()), nil
 }
