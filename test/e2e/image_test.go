@@ -66,8 +66,8 @@ func (s *imageStore) must(args ...string) string {
 // machine without registry access does, with buildah storing in the test's own
 // directory. The image must hold the three binaries as make build made them and
 // nothing else, start the device plugin as the unprivileged user, carry the OCI
-// labels of the checkout, and each binary must run from it and print the commit
-// the checkout is at. make image-archive then saves it for ctr images import.
+// labels of the checkout, be the same image when built again, and each binary
+// must run from it and print the commit the checkout is at. make image-archive then saves it for ctr images import.
 func TestPrivilegedImageBuild(t *testing.T) {
 	roottest.Require(t)
 	s := newImageStore(t)
@@ -79,6 +79,14 @@ func TestPrivilegedImageBuild(t *testing.T) {
 		t.Fatalf("make image-local: %v\n%s", err, out)
 	}
 	checkImageConfig(t, s, image+":"+tag, want)
+	// The image's times are the commit's: building it again gives the same image.
+	id := s.must("images", "--noheading", "--no-trunc", "--format", "{{.ID}}", image+":"+tag)
+	if out, err := runMake(t, s.env, append([]string{"image-local"}, args...)...); err != nil {
+		t.Fatalf("make image-local again: %v\n%s", err, out)
+	}
+	if again := s.must("images", "--noheading", "--no-trunc", "--format", "{{.ID}}", image+":"+tag); again != id {
+		t.Errorf("make image-local twice gave images %s and %s, want one", id, again)
+	}
 
 	ctr := s.must("from", image+":"+tag)
 	t.Cleanup(func() {
