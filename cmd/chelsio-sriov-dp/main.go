@@ -22,10 +22,8 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/version"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,7 +41,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	if f.showVersion {
-		fmt.Fprintln(os.Stdout, "chelsio-sriov-dp", version)
+		fmt.Fprintln(os.Stdout, version.Line("chelsio-sriov-dp"))
 		return 0
 	}
 	log, err := f.check(stderr)
@@ -64,7 +62,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	log.Info("chelsio-sriov-dp starting", "version", version, "sysfs", f.root, "device-plugin-dir", filepath.Clean(f.dir))
+	v := version.Get()
+	log.Info("chelsio-sriov-dp starting", "version", v.Version, "commit", v.Commit, "built", v.Date, "sysfs", f.root, "device-plugin-dir", filepath.Clean(f.dir))
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
 		return 1
@@ -108,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.uevents, "uevents", true, "rescan at once on the kernel's uevents about Chelsio PCI functions and their netdevs")
 	fs.BoolVar(&f.linkEvents, "link-events", true, "follow the ports' link state through netlink link events (off: each rescan reads sysfs carrier)")
 	fs.BoolVar(&f.fileWatch, "file-watch", true, "rescan at once on file events under the sysfs root's bus/pci (only an emulated or copied tree sends them)")
-	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&f.showVersion, "version", false, "print the version, commit and build date, and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, errParse
 	}

@@ -256,7 +256,11 @@ func TestInstallCNIWhileExecuting(t *testing.T) {
 	if err := reader.Wait(); err != nil {
 		t.Errorf("reader: %v", err)
 	}
-	good := map[string]bool{"0:chelsio-sriov CNI plugin dev": true, "0:CNI host-local plugin version unknown": true}
+	banner, _, _ := strings.Cut(mustRun(t, v1, "--version"), "\n")
+	if !strings.HasPrefix(banner, "CNI plugin chelsio-sriov ") {
+		t.Fatalf("chelsio-sriov --version printed %q, want its CNI banner", banner)
+	}
+	good := map[string]bool{"0:" + banner: true, "0:CNI host-local plugin version unknown": true}
 	total := 0
 	for r, k := range runs {
 		total += k

@@ -24,6 +24,7 @@ var layers = map[string][]string{
 	"pkg/cut":               nil,
 	"pkg/safepath":          nil,
 	"pkg/uevent":            {"pkg/cut"},
+	"pkg/version":           nil,
 	"pkg/vf":                {"pkg/sysfs"},
 	"pkg/cnistore":          {"pkg/vf", "pkg/safepath", "pkg/cut"},
 	"pkg/cni":               {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/safepath", "pkg/cut"},
@@ -33,9 +34,9 @@ var layers = map[string][]string{
 	"deployments":           nil,
 	"pkg/bench":             nil,
 	"pkg/node":              {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/cut"},
-	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/sysfs", "pkg/vf"},
-	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cni", "pkg/cnistore", "pkg/emulate", "pkg/node", "pkg/sysfs", "pkg/vf"},
-	"plugins/chelsio-sriov": {"pkg/cni", "pkg/sysfs", "pkg/vf"},
+	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/sysfs", "pkg/vf", "pkg/version"},
+	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cni", "pkg/cnistore", "pkg/emulate", "pkg/node", "pkg/sysfs", "pkg/vf", "pkg/version"},
+	"plugins/chelsio-sriov": {"pkg/cni", "pkg/sysfs", "pkg/vf", "pkg/version"},
 }
 
 // lean are the binaries that run on every node in the data path's control: they
