@@ -83,6 +83,7 @@ type flags struct {
 	cdiKind, cdiDir    string
 	logFormat          string
 	showVersion        bool
+	heal               healFlags
 }
 
 // errParse is a command line the flag package refused, and has said why on stderr.
@@ -104,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.cdiDir, "cdi-spec-dir", "/var/run/cdi", "where the CDI spec of vfio VFs is written, with --cdi-kind")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	f.heal.add(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, errParse
 	}
@@ -128,6 +130,9 @@ func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
 	}
 	if f.interval < 50*time.Millisecond {
 		return nil, fmt.Errorf("--rescan-interval %v: want at least 50ms", f.interval)
+	}
+	if err := f.heal.check(); err != nil {
+		return nil, err
 	}
 	return slog.New(h), nil
 }
@@ -157,6 +162,7 @@ func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.
 	scanner := deviceplugin.NewChelsioScanner(r, cfg, portLinks)
 	m := deviceplugin.NewManager(scanner, log)
 	m.Dir, m.Interval, m.Policy, m.DeviceInfoDir, m.CDIKind, m.CDIDir = f.dir, f.interval, f.policy, f.devInfo, f.cdiKind, f.cdiDir
+	f.heal.wire(scanner, m, log)
 	if links != nil {
 		m.Triggers = append(m.Triggers, links.Changed())
 	}
