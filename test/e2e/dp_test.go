@@ -156,6 +156,10 @@ type dpNode struct {
 	kubelet *kubelettest.Kubelet
 	dp      *dpProc
 	infoDir string
+	// stateDir is the CNI state directory the plugin reads (a test's CNI plugin
+	// writes there); podSocket is the pod-resources socket it asks, served only
+	// when a test starts kubelettest.StartPodResources on it.
+	stateDir, podSocket string
 }
 
 // upDPNode brings up an emulated node (one worker, `emulate up` args added) and
@@ -171,7 +175,11 @@ func upDPNode(t *testing.T, upArgs ...string) *dpNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &dpNode{emuNode: n, worker: *w, kubelet: startKubelet(t), infoDir: t.TempDir()}
+	k := startKubelet(t)
+	return &dpNode{
+		emuNode: n, worker: *w, kubelet: k, infoDir: t.TempDir(),
+		stateDir: filepath.Join(t.TempDir(), "chelsio-sriov"), podSocket: filepath.Join(k.Dir, "pod-resources.sock"),
+	}
 }
 
 // startDP runs the real binary on worker 1 through `chelsio-vf emulate exec`, which
@@ -186,6 +194,7 @@ func (d *dpNode) startDP(t *testing.T, configFile string, args ...string) {
 		d.cvf, "emulate", "exec", "--name", d.name, "--run-dir", d.runDir, "--worker", "1", "--",
 		bin(t, "chelsio-sriov-dp"), "--device-plugin-dir", d.kubelet.Dir, "--metrics-address", "127.0.0.1:0",
 		"--config-file", configFile, "--rescan-interval", "200ms", "--device-info-dir", d.infoDir,
+		"--cni-state-dir", d.stateDir, "--pod-resources-socket", d.podSocket,
 	}
 	d.dp = startProc(t, append(argv, args...)...)
 }
@@ -520,7 +529,7 @@ func TestPrivilegedDPKilledWhilePodsHoldVFs(t *testing.T) {
 
 	ctx := context.Background()
 	e := newCNIEnv(t, d.emuNode)
-	e.dataDirs[1] = filepath.Join(t.TempDir(), "chelsio-sriov") // made by the plugin, private
+	e.dataDirs[1] = d.stateDir // made by the plugin, private; the device plugin reads it
 	var held []string
 	for _, pod := range []string{"pod-a", "pod-b", "pod-c"} {
 		a, err := d.kubelet.Admit(ctx, pod, "app", res, 1)
