@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/syncbuf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/podresources"
 )
@@ -26,7 +27,7 @@ type gcRun struct {
 	kubelet   *kubelettest.Kubelet
 	infoDir   string
 	podSocket string
-	log       *lockedBuffer
+	log       *syncbuf.Buffer
 }
 
 const gcGrace = 300 * time.Millisecond
@@ -39,7 +40,7 @@ func startGC(t *testing.T) *gcRun {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
-	r := &gcRun{kubelet: k, infoDir: t.TempDir(), podSocket: filepath.Join(dir, "pod-resources.sock"), log: &lockedBuffer{}}
+	r := &gcRun{kubelet: k, infoDir: t.TempDir(), podSocket: filepath.Join(dir, "pod-resources.sock"), log: &syncbuf.Buffer{}}
 	tree := deviceplugin.DeviceTree{"chelsio.com/vf": twoNUMATwoPorts("chelsio.com", "vf")}
 	r.m = deviceplugin.NewManager(&fakeScanner{tree: tree}, slog.New(slog.NewTextHandler(r.log, nil)))
 	r.m.Dir, r.m.Interval, r.m.DeviceInfoDir = dir, 20*time.Millisecond, r.infoDir
@@ -53,7 +54,9 @@ func startGC(t *testing.T) *gcRun {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	wait(t, k, "chelsio.com/vf listed", func(p map[string]*kubelettest.Plugin) bool { return p["chelsio.com/vf"] != nil && p["chelsio.com/vf"].Lists > 0 })
+	wait(t, k, "chelsio.com/vf listed", func(p map[string]*kubelettest.Plugin) bool {
+		return p["chelsio.com/vf"] != nil && p["chelsio.com/vf"].Lists > 0
+	})
 	return r
 }
 

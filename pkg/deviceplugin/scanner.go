@@ -126,11 +126,12 @@ func (s *ChelsioScanner) Scan() (DeviceTree, error) {
 		pool := cfg.Pools[h.pool]
 		d := s.device(v, pool, portNetdev)
 		d.Stranded = stranded[addr]
-		if v.Driver != h.driver {
+		switch {
+		case v.Driver != h.driver:
 			d.Healthy, d.Reason = false, fmt.Sprintf("driver changed from %s to %s", vf.DriverOr(h.driver, "none"), vf.DriverOr(v.Driver, "none"))
-		} else if matched && cur != h.pool {
+		case matched && cur != h.pool:
 			d.Healthy, d.Reason = false, "now matches another pool"
-		} else if d.Stranded && d.Healthy {
+		case d.Stranded && d.Healthy:
 			d.Healthy, d.Reason = false, reasonStranded
 		}
 		tree[pool.FullName()].Devices[addr] = d

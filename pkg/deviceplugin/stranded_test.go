@@ -1,39 +1,20 @@
 package deviceplugin_test
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/chelsio-k8s/chelsio-sriov/internal/syncbuf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
-
-// lockedBuffer is a log sink that the test reads while the scanner writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // strandedFixture is scanFixture with a scanner of the zero-config pools that reads
 // the CNI state in stateDir (made private, as ADD makes it) and reports a VF once
@@ -42,7 +23,7 @@ type strandedFixture struct {
 	tree  *sysfstree.Tree
 	s     *deviceplugin.ChelsioScanner
 	store cnistore.Store
-	log   *lockedBuffer
+	log   *syncbuf.Buffer
 }
 
 func newStrandedFixture(t *testing.T) *strandedFixture {
@@ -52,7 +33,7 @@ func newStrandedFixture(t *testing.T) *strandedFixture {
 	if err := os.Mkdir(root, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	f := &strandedFixture{tree: tree, store: cnistore.Store{Dir: filepath.Join(root, "state")}, log: &lockedBuffer{}}
+	f := &strandedFixture{tree: tree, store: cnistore.Store{Dir: filepath.Join(root, "state")}, log: &syncbuf.Buffer{}}
 	f.s = deviceplugin.NewChelsioScanner(tree.Root, deviceplugin.Default(deviceplugin.DefaultResourcePrefix), nil)
 	f.s.CNIStateDir, f.s.StrandedAfter, f.s.Log = f.store.Dir, time.Nanosecond, slog.New(slog.NewTextHandler(f.log, nil))
 	return f
