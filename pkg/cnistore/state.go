@@ -259,24 +259,10 @@ func (s Store) Attachments() ([]*Attachment, error) {
 		return nil, err
 	}
 	defer d.close()
-	dir, err := d.sub("attachments")
-	if isNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
+	names, err := d.names("attachments")
+	if err != nil || names == nil {
 		return nil, err
 	}
-	rfd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: d.at("attachments", ""), Err: err}
-	}
-	rf := os.NewFile(uintptr(rfd), d.at("attachments", ""))
-	names, err := rf.Readdirnames(-1)
-	rf.Close()
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
 	var out []*Attachment
 	var errs []error
 	for _, n := range names {
@@ -295,4 +281,53 @@ func (s Store) Attachments() ([]*Attachment, error) {
 		out = append(out, &a)
 	}
 	return out, errors.Join(errs...)
+}
+
+// OwnedVFs lists the VFs that have an owner record, whatever the record holds (one
+// that does not decode still says that an attachment took the VF), sorted: one
+// listing of vfs/, for a reader that asks about many VFs at once. A missing
+// directory lists none.
+func (s Store) OwnedVFs() ([]string, error) {
+	d, err := s.open()
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	names, err := d.names("vfs")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range names {
+		if addr, ok := strings.CutSuffix(n, ".json"); ok && checkAddr(addr) == nil {
+			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// names lists a subdirectory, sorted; nil, and no error, when it is missing.
+func (d *stateDir) names(sub string) ([]string, error) {
+	dir, err := d.sub(sub)
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rfd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: d.at(sub, ""), Err: err}
+	}
+	rf := os.NewFile(uintptr(rfd), d.at(sub, ""))
+	names, err := rf.Readdirnames(-1)
+	rf.Close()
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
 }

@@ -1,10 +1,9 @@
 package deviceplugin
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
@@ -143,22 +142,19 @@ func (t *strandedTracker) update(away []string, home map[string]string, now time
 
 // recordedVFs reports which of addrs an owner record or an attachment of store
 // records. An owner record that does not decode still records its VF; an attachment
-// that cannot be read might record any, so it is an error.
+// that cannot be read might record any, so it is an error. One listing of the owner
+// records answers for every VF in a pod; the attachments are read only when a VF
+// has none.
 func recordedVFs(store cnistore.Store, addrs []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	var unowned []string
-	for _, a := range addrs {
-		_, err := store.Owner(a)
-		switch {
-		case err == nil || cnistore.IsCorrupt(err):
-			out[a] = true
-		case errors.Is(err, fs.ErrNotExist):
-			unowned = append(unowned, a)
-		default:
-			return nil, fmt.Errorf("read the CNI state of VF %s: %w", a, err)
-		}
+	owned, err := store.OwnedVFs()
+	if err != nil {
+		return nil, fmt.Errorf("read the CNI owner records: %w", err)
 	}
-	if len(unowned) == 0 {
+	out := map[string]bool{}
+	for _, a := range owned {
+		out[a] = true
+	}
+	if !slices.ContainsFunc(addrs, func(a string) bool { return !out[a] }) {
 		return out, nil
 	}
 	atts, err := store.Attachments()
