@@ -109,18 +109,35 @@ func (g *devInfoGC) round(ctx context.Context, now time.Time) {
 			g.unheld[p] = now
 			continue
 		}
-		fi, err := os.Lstat(p)
-		if now.Sub(since) < g.grace || err != nil || !fi.Mode().IsRegular() || now.Sub(fi.ModTime()) < g.grace {
+		if now.Sub(since) < g.grace {
 			continue
 		}
-		if err := os.Remove(p); err != nil {
+		removed, err := g.removeIfOld(p, now)
+		if err != nil {
 			log.Warn("cannot remove a device-info file", "file", p, "err", err)
+		}
+		if !removed {
 			continue
 		}
 		delete(g.unheld, p)
 		g.m.metrics.devInfoGC.WithLabelValues(res).Inc()
 		log.Info("device-info file removed: no pod holds its device", "resource", res, "file", p)
 	}
+}
+
+// removeIfOld removes the regular file p if it is older than the grace; an
+// Allocate that writes it meanwhile waits, and a file it has just written stays.
+func (g *devInfoGC) removeIfOld(p string, now time.Time) (removed bool, _ error) {
+	g.m.devInfoMu.Lock()
+	defer g.m.devInfoMu.Unlock()
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() || now.Sub(fi.ModTime()) < g.grace {
+		return false, nil
+	}
+	if err := os.Remove(p); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // deviceInfoFiles returns the device-info files in DeviceInfoDir of the resources

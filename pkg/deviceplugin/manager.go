@@ -51,6 +51,7 @@ type Manager struct {
 	// DefaultDeviceInfoGrace) is removed (devinfo_gc.go).
 	PodResources    PodLister
 	DeviceInfoGrace time.Duration
+	devInfoMu       sync.Mutex // a device-info file is written, or judged and removed, at a time
 	// CDIKind ("chelsio.com/vf") turns on CDI names for vfio devices; CDIDir gets the
 	// CDI spec that defines them.
 	CDIKind, CDIDir string
