@@ -251,18 +251,11 @@ func (s Store) Owner(addr string) (*Owner, error) {
 // does not name an attachment that would be stored under that name is reported
 // and skipped: GC acts only on keys that pass CheckKey.
 func (s Store) Attachments() ([]*Attachment, error) {
-	d, err := s.open()
-	if isNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
+	d, names, err := s.openNames("attachments")
+	if d == nil {
 		return nil, err
 	}
 	defer d.close()
-	names, err := d.names("attachments")
-	if err != nil || names == nil {
-		return nil, err
-	}
 	var out []*Attachment
 	var errs []error
 	for _, n := range names {
@@ -288,18 +281,11 @@ func (s Store) Attachments() ([]*Attachment, error) {
 // listing of vfs/, for a reader that asks about many VFs at once. A missing
 // directory lists none.
 func (s Store) OwnedVFs() ([]string, error) {
-	d, err := s.open()
-	if isNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
+	d, names, err := s.openNames("vfs")
+	if d == nil {
 		return nil, err
 	}
-	defer d.close()
-	names, err := d.names("vfs")
-	if err != nil {
-		return nil, err
-	}
+	d.close()
 	var out []string
 	for _, n := range names {
 		if addr, ok := strings.CutSuffix(n, ".json"); ok && checkAddr(addr) == nil {
@@ -307,6 +293,25 @@ func (s Store) OwnedVFs() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// openNames opens the state directory and lists its subdirectory sub, sorted. d
+// is nil, for the caller to return err, when there is nothing to list (a missing
+// directory is no error) or the listing failed; otherwise the caller closes d.
+func (s Store) openNames(sub string) (d *stateDir, names []string, err error) {
+	d, err = s.open()
+	if isNotExist(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	names, err = d.names(sub)
+	if err != nil || names == nil {
+		d.close()
+		return nil, nil, err
+	}
+	return d, names, nil
 }
 
 // names lists a subdirectory, sorted; nil, and no error, when it is missing.
