@@ -311,7 +311,11 @@ var (
 		"/run/chelsio-sriov":                  {"chelsio-vf-policy": "the agent's status file, which chelsio-vf doctor reads"},
 		"/var/lib/kubelet/device-plugins":     {"chelsio-sriov-dp": "its sockets, one per resource"},
 		"/var/run/k8s.cni.cncf.io/devinfo/dp": {"chelsio-sriov-dp": "Allocate writes a Multus device-info file per VF"},
-		"/opt/cni/bin":                        {"chelsio-sriov-cni": "the CNI plugin binary is installed there"},
+		// Read only: the CNI state tells a VF in a pod from a stranded one, and
+		// kubelet's pod-resources socket which devices pods hold (device-info files).
+		"/var/lib/cni/chelsio-sriov":     {"chelsio-sriov-dp": ""},
+		"/var/lib/kubelet/pod-resources": {"chelsio-sriov-dp": ""},
+		"/opt/cni/bin":                   {"chelsio-sriov-cni": "the CNI plugin binary is installed there"},
 	}
 )
 

@@ -84,6 +84,7 @@ type flags struct {
 	showVersion        bool
 	uevents, fileWatch bool
 	linkEvents         bool
+	heal               healFlags
 }
 
 // errParse is a command line the flag package refused, and has said why on stderr.
@@ -108,6 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.linkEvents, "link-events", true, "follow the ports' link state through netlink link events (off: each rescan reads sysfs carrier)")
 	fs.BoolVar(&f.fileWatch, "file-watch", true, "rescan at once on file events under the sysfs root's bus/pci (only an emulated or copied tree sends them)")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version, commit and build date, and exit")
+	f.heal.add(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, errParse
 	}
@@ -132,6 +134,9 @@ func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
 	}
 	if f.interval < 50*time.Millisecond {
 		return nil, fmt.Errorf("--rescan-interval %v: want at least 50ms", f.interval)
+	}
+	if err := f.heal.check(); err != nil {
+		return nil, err
 	}
 	return slog.New(h), nil
 }
@@ -164,6 +169,7 @@ func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.
 	scanner := deviceplugin.NewChelsioScanner(r, cfg, portLinks)
 	m := deviceplugin.NewManager(scanner, log)
 	m.Dir, m.Interval, m.Policy, m.DeviceInfoDir, m.CDIKind, m.CDIDir = f.dir, f.interval, f.policy, f.devInfo, f.cdiKind, f.cdiDir
+	f.heal.wire(scanner, m, log)
 	if links != nil {
 		m.Triggers = append(m.Triggers, links.Changed())
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/syncbuf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
 )
 
@@ -70,9 +71,9 @@ func (p *policyNode) once(t *testing.T, args ...string) (string, string, error) 
 }
 
 // start starts the agent, which runs until the test ends or it is stopped.
-func (p *policyNode) start(t *testing.T) (*dpProc, *syncBuffer) {
+func (p *policyNode) start(t *testing.T) (*dpProc, *syncbuf.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	return startProcOut(t, out, p.argv("--interval", "300ms")...), out
 }
 

@@ -208,7 +208,7 @@ func (b *bench) run(starts, allocs, restarts int) error {
 		}
 		t0 := time.Now()
 		if last, err = b.start(b.dp, "--sysfs-root", string(tree.Root), "--config-file", absent, "--device-plugin-dir", k.Dir,
-			"--metrics-address", "", "--device-info-dir", infoDir); err != nil {
+			"--metrics-address", "", "--device-info-dir", infoDir, "--cni-state-dir", "", "--pod-resources-socket", ""); err != nil {
 			return err
 		}
 		if err := wait(k, "start: 256 devices listed", all(256)); err != nil {
@@ -301,7 +301,7 @@ func (b *bench) linkDown(cvf, name string, runs int) error {
 	}
 	p, err := b.start(cvf, "emulate", "exec", "--name", name, "--worker", "1", "--", b.dp,
 		"--device-plugin-dir", k.Dir, "--metrics-address", "", "--config-file", filepath.Join(infoDir, "absent", "config.json"),
-		"--device-info-dir", infoDir)
+		"--device-info-dir", infoDir, "--cni-state-dir", "", "--pod-resources-socket", "")
 	if err != nil {
 		return err
 	}
