@@ -3,8 +3,20 @@
 
 GO        ?= go
 BIN       := $(CURDIR)/bin
+# What the binaries and images are stamped with (pkg/version): the version, the
+# commit, and the commit's time, not the build's, so that building a commit twice
+# gives the same bytes. Each can be given: make release VERSION=v1.2.0. (The second
+# line of each pair runs git once instead of at every use.)
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.buildVersion=$(VERSION)
+VERSION   := $(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+COMMIT    := $(COMMIT)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
+DATE      ?= $(if $(SOURCE_DATE_EPOCH),$(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ 2>/dev/null))
+DATE      := $(DATE)
+STAMP     := github.com/chelsio-k8s/chelsio-sriov/pkg/version
+LDFLAGS   := -s -w -X $(STAMP).Version=$(VERSION) -X $(STAMP).Commit=$(COMMIT) -X $(STAMP).Date=$(DATE)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 TOOLS     := $(BIN)/tools
 FUZZTIME  ?= 30s
@@ -20,10 +32,10 @@ K         ?= 50
 N         ?= 16,64
 BENCHTIME ?= 1s
 
-.PHONY: help build test test-unit lint demo bench fuzz stress clean cni-plugins
+.PHONY: help build test test-unit lint demo bench fuzz stress clean cni-plugins image image-local image-archive release
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build the binaries into bin/ (static, CGO off)
 	@mkdir -p $(BIN)
@@ -85,5 +97,35 @@ STRESS    ?= 10m
 stress: ## (root) the stress tests for STRESS (default 10m) each, under -race: 64 runtimes on 64 VFs with faults
 	CHELSIO_STRESS_DURATION=$(STRESS) $(GO) test -race -count=1 -timeout 0 -v -run 'Stress' ./test/e2e/
 
-clean: ## remove bin/
-	rm -rf $(BIN)
+# The image: IMAGE:TAG, built by CONTAINER_TOOL, the first of buildah, podman and
+# docker on PATH unless given. buildah and podman get --timestamp, docker (BuildKit)
+# SOURCE_DATE_EPOCH, so that the image of a commit is the same every time.
+IMAGE     ?= ghcr.io/chelsio-k8s/chelsio-sriov
+TAG       ?= $(VERSION)
+CONTAINER_TOOL ?= $(firstword $(foreach t,buildah podman docker,$(shell command -v $(t) 2>/dev/null)))
+DIST      ?= $(CURDIR)/dist
+RELEASE_ENV = VERSION='$(VERSION)' IMAGE='$(IMAGE)' TAG='$(TAG)' OUT='$(DIST)/$(VERSION)'
+IMAGE_BUILD = $(CONTAINER_TOOL) build -t $(IMAGE):$(TAG) \
+	--build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) \
+	$(if $(SOURCE_DATE_EPOCH),$(if $(filter docker,$(notdir $(CONTAINER_TOOL))),--build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH),--timestamp $(SOURCE_DATE_EPOCH)))
+
+image: ## the release image IMAGE:TAG (default: ghcr.io/chelsio-k8s/chelsio-sriov:VERSION) from images/Dockerfile; needs a registry
+	@test -n "$(CONTAINER_TOOL)" || { echo 'make image: no buildah, podman or docker on PATH (or give CONTAINER_TOOL=)'; exit 1; }
+	$(IMAGE_BUILD) -f images/Dockerfile .
+
+image-local: build ## the same image from the binaries of make build, offline (images/Dockerfile.local)
+	@test -n "$(CONTAINER_TOOL)" || { echo 'make image-local: no buildah, podman or docker on PATH (or give CONTAINER_TOOL=)'; exit 1; }
+	@printf '*\n!chelsio-sriov\n!chelsio-sriov-dp\n!chelsio-vf\n' >$(BIN)/.dockerignore
+	$(IMAGE_BUILD) -f images/Dockerfile.local $(BIN)
+
+image-archive: ## save IMAGE:TAG as dist/VERSION/chelsio-sriov-image.tar, for ctr -n k8s.io images import on a node
+	GO='$(GO)' CONTAINER_TOOL='$(CONTAINER_TOOL)' $(RELEASE_ENV) ./scripts/release.sh check archive sums
+
+release: ## dist/VERSION/: static binaries, the manifests rendered with IMAGE:TAG, SHA256SUMS
+	$(RELEASE_ENV) ./scripts/release.sh check
+	rm -rf '$(DIST)/$(VERSION)'
+	$(MAKE) --no-print-directory build BIN='$(DIST)/$(VERSION)' VERSION='$(VERSION)' COMMIT='$(COMMIT)' DATE='$(DATE)'
+	GO='$(GO)' $(RELEASE_ENV) ./scripts/release.sh manifests sums
+
+clean: ## remove bin/ and dist/
+	rm -rf $(BIN) $(DIST)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
 )
 
 // networkAttachment is the NetworkAttachmentDefinition CRD's shape.
@@ -164,6 +165,10 @@ func TestConfigsLoadWithThePluginsLoaders(t *testing.T) {
 				t.Errorf("%s: resourceName annotation %q", d.file, res)
 			}
 		case *corev1.ConfigMap:
+			if pol, ok := o.Data["policy.yaml"]; ok {
+				checkPolicyConfigMap(t, d.file, pol)
+				continue
+			}
 			cms++
 			cfg, err := deviceplugin.Parse([]byte(o.Data["config.json"]), deviceplugin.DefaultResourcePrefix)
 			if err != nil {
@@ -194,6 +199,80 @@ func TestConfigsLoadWithThePluginsLoaders(t *testing.T) {
 	}
 }
 
+// checkPolicyConfigMap loads the node policy of the ConfigMap with the agent's own
+// loader and checks that it is the documented example.
+func checkPolicyConfigMap(t *testing.T, file, data string) {
+	t.Helper()
+	p, err := node.LoadPolicy([]byte(data))
+	if err != nil {
+		t.Errorf("%s: policy.yaml: %v", file, err)
+		return
+	}
+	if len(p.Adapters) != 1 || p.Adapters[0].Model != "T62100-CR" || len(p.Adapters[0].PFs) != 4 {
+		t.Fatalf("%s: policy %+v, want the T62100-CR example with PF0-PF3", file, p)
+	}
+	pf0 := p.Adapters[0].PFs[0]
+	want := []node.DriverRange{{VFs: "0-5", Driver: "cxgb4vf"}, {VFs: "6-7", Driver: "vfio-pci"}}
+	if pf0.PF != 0 || pf0.NumVFs == nil || *pf0.NumVFs != 8 || pf0.MTU != 9000 || !slices.Equal(pf0.Drivers, want) {
+		t.Errorf("%s: PF0 %+v, want 8 VFs at MTU 9000, VFs 0-5 on cxgb4vf and 6-7 on vfio-pci", file, pf0)
+	}
+}
+
+// TestPolicyAgentReadsItsConfigMap: the policy agent's --file is the policy.yaml of
+// the ConfigMap that the manifest mounts, as a directory (not a subPath, which
+// would never see edits).
+func TestPolicyAgentReadsItsConfigMap(t *testing.T) {
+	docs := load(t)
+	var agent *appsv1.DaemonSet
+	cms := map[string]*corev1.ConfigMap{}
+	for _, d := range docs {
+		switch o := d.obj.(type) {
+		case *appsv1.DaemonSet:
+			if o.Name == "chelsio-vf-policy" {
+				agent = o
+			}
+		case *corev1.ConfigMap:
+			cms[o.Name] = o
+		}
+	}
+	if agent == nil {
+		t.Fatal("no chelsio-vf-policy DaemonSet")
+	}
+	spec := agent.Spec.Template.Spec
+	c := spec.Containers[0]
+	if len(c.Args) == 0 || c.Args[0] != "policy" {
+		t.Fatalf("container %s runs %v %v, want chelsio-vf policy", c.Name, c.Command, c.Args)
+	}
+	file := ""
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--file="); ok {
+			file = v
+		}
+	}
+	found := false
+	for _, m := range c.VolumeMounts {
+		for _, v := range spec.Volumes {
+			if v.Name != m.Name || v.ConfigMap == nil {
+				continue
+			}
+			cm := cms[v.ConfigMap.Name]
+			if cm == nil {
+				t.Errorf("volume %s: no ConfigMap %s among the manifests", v.Name, v.ConfigMap.Name)
+				continue
+			}
+			if m.SubPath != "" {
+				t.Errorf("ConfigMap %s mounted with subPath %s: edits would never reach the agent", cm.Name, m.SubPath)
+			}
+			if _, ok := cm.Data[filepath.Base(file)]; ok && filepath.Join(m.MountPath, filepath.Base(file)) == file {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("--file=%s is not a key of a ConfigMap mounted at %s", file, filepath.Dir(file))
+	}
+}
+
 // The exceptions to least privilege, each with its reason. Anything else fails
 // TestLeastPrivilege: a new exception needs its reason here and a comment on its
 // line in the manifest.
@@ -202,24 +281,41 @@ var (
 	hostNetworkOK = map[string]string{
 		"chelsio-sriov-dp": "a port's link state comes from netlink link events, which a network namespace " +
 			"sends only for its own interfaces (pkg/deviceplugin/links.go); the ports are in the host's",
+		"chelsio-vf-policy": "the MTUs of the ports and VF netdevs are set through netlink in the namespace " +
+			"that holds them, the host's; a new VF is ready once its netdev is there",
 	}
 	// rootOK: workload/container → why it runs as uid 0 (without any capability).
 	rootOK = map[string]string{
 		"chelsio-sriov-dp/chelsio-sriov-dp": "kubelet's device-plugin directory and kubelet.sock are root's: " +
 			"its sockets are created there and kubelet's is connected to",
 		"chelsio-sriov-cni/install-cni": "the node's /opt/cni/bin is root's: the plugin binary is written there",
+		"chelsio-vf-policy/policy": "the sysfs files it writes (sriov_numvfs, driver_override, bind, unbind) are root's; " +
+			"as their owner it needs no CAP_DAC_OVERRIDE",
 	}
-	// capsOK: workload/container → capability → why it is added. None is.
-	capsOK = map[string]map[string]string{}
+	// capsOK: workload/container → capability → why it is added.
+	capsOK = map[string]map[string]string{
+		"chelsio-vf-policy/policy": {
+			"NET_ADMIN": "netlink RTM_SETLINK sets the MTUs of the ports and VF netdevs (docs/node-policy.md)",
+		},
+	}
 	// privilegedOK: workload/container → why it runs privileged. None does.
 	privilegedOK = map[string]string{}
 	// hostPathsOK: host path → workload that may mount it → "" for read-only, or
 	// why it is mounted read-write.
 	hostPathsOK = map[string]map[string]string{
-		"/sys":                                {"chelsio-sriov-dp": ""},
+		"/sys": {
+			"chelsio-sriov-dp":  "",
+			"chelsio-vf-policy": "the policy writes sriov_numvfs and the driver binding files (driver_override, unbind, bind)",
+		},
+		"/var/lib/cni":                        {"chelsio-vf-policy": ""},
+		"/run/chelsio-sriov":                  {"chelsio-vf-policy": "the agent's status file, which chelsio-vf doctor reads"},
 		"/var/lib/kubelet/device-plugins":     {"chelsio-sriov-dp": "its sockets, one per resource"},
 		"/var/run/k8s.cni.cncf.io/devinfo/dp": {"chelsio-sriov-dp": "Allocate writes a Multus device-info file per VF"},
-		"/opt/cni/bin":                        {"chelsio-sriov-cni": "the CNI plugin binary is installed there"},
+		// Read only: the CNI state tells a VF in a pod from a stranded one, and
+		// kubelet's pod-resources socket which devices pods hold (device-info files).
+		"/var/lib/cni/chelsio-sriov":     {"chelsio-sriov-dp": ""},
+		"/var/lib/kubelet/pod-resources": {"chelsio-sriov-dp": ""},
+		"/opt/cni/bin":                   {"chelsio-sriov-cni": "the CNI plugin binary is installed there"},
 	}
 )
 
@@ -369,17 +465,18 @@ func boolString(b *bool) string {
 // privileged: true, each added capability and each read-write host path mount.
 func TestLeastPrivilege(t *testing.T) {
 	ws := workloads(load(t))
-	daemonSets := 0
+	var daemonSets []string
 	for _, w := range ws {
 		if w.kind == "DaemonSet" {
-			daemonSets++
+			daemonSets = append(daemonSets, w.name)
 		}
 		for _, p := range checkPrivilege(w) {
 			t.Error(p)
 		}
 	}
-	if daemonSets != 2 || len(ws) < 5 {
-		t.Errorf("%d workloads, %d DaemonSets: want the device plugin's and the CNI installer's DaemonSets, the test pods and the benchmark Job", len(ws), daemonSets)
+	slices.Sort(daemonSets)
+	if want := []string{"chelsio-sriov-cni", "chelsio-sriov-dp", "chelsio-vf-policy"}; !slices.Equal(daemonSets, want) || len(ws) < 6 {
+		t.Errorf("%d workloads, DaemonSets %v: want the DaemonSets %v, the test pods and the benchmark Job", len(ws), daemonSets, want)
 	}
 	for _, w := range ws {
 		b, err := os.ReadFile(w.file)
@@ -482,6 +579,46 @@ func TestCheckPrivilegeFindsRegressions(t *testing.T) {
 			tt.change(&w.spec, w.spec.Containers[0].SecurityContext)
 			got := strings.Join(checkPrivilege(w), "\n")
 			if !strings.Contains(got, tt.want) {
+				t.Errorf("checkPrivilege() = %q, want a problem with %q", got, tt.want)
+			}
+		})
+	}
+	// The policy agent's exceptions are its own: no other capability, no other
+	// writable host path, and none of them for another workload.
+	var agent workload
+	for _, w := range workloads(load(t)) {
+		if w.name == "chelsio-vf-policy" {
+			agent = w
+		}
+	}
+	if p := checkPrivilege(agent); agent.name == "" || len(p) > 0 {
+		t.Fatalf("the policy agent as deployed (%q): %v", agent.name, p)
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(*workload)
+		want   string
+	}{
+		{"another capability", func(w *workload) {
+			sc := w.spec.Containers[0].SecurityContext
+			sc.Capabilities.Add = append(sc.Capabilities.Add, "SYS_ADMIN")
+		}, "adds capability SYS_ADMIN"},
+		{"privileged", func(w *workload) { w.spec.Containers[0].SecurityContext.Privileged = &yes }, "privileged true"},
+		{"CNI state writable", func(w *workload) {
+			for i, m := range w.spec.Containers[0].VolumeMounts {
+				if m.MountPath == "/var/lib/cni" {
+					w.spec.Containers[0].VolumeMounts[i].ReadOnly = false
+				}
+			}
+		}, "host path mounted read-write at /var/lib/cni"},
+		{"host PID", func(w *workload) { w.spec.HostPID = true }, "host PID"},
+		{"its exceptions under another name", func(w *workload) { w.name = "another-agent" }, "adds capability NET_ADMIN"},
+	} {
+		t.Run("policy agent/"+tt.name, func(t *testing.T) {
+			w := agent
+			w.spec = *agent.spec.DeepCopy()
+			tt.change(&w)
+			if got := strings.Join(checkPrivilege(w), "\n"); !strings.Contains(got, tt.want) {
 				t.Errorf("checkPrivilege() = %q, want a problem with %q", got, tt.want)
 			}
 		})

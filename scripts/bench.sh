@@ -3,7 +3,8 @@
 #   cnibench: K sequential ADD+DEL cycles of chelsio-sriov next to the floor (no
 #     IPAM) and next to the reference host-device plugin (same host-local IPAM),
 #     interleaved; then N ADDs and N DELs at once for each N of the comma list N;
-#   dpbench: the device plugin's start, RSS, Allocate, kubelet restart, port link down;
+#   dpbench: the device plugin's start, RSS, Allocate, kubelet restart, port link down,
+#     VF count change with uevents and with rescans only;
 #   report: one table of every figure against its target, and bench/results.json.
 # Needs root; removes everything it creates, also on failure. K <= 5 is a short run.
 set -euo pipefail
@@ -42,7 +43,7 @@ trap 'exit 130' INT TERM
 
 dpflags=()
 if [ "$K" -le 5 ]; then
-  dpflags=(-starts 2 -allocs 20 -restarts 2 -linkdowns 1)
+  dpflags=(-starts 2 -allocs 20 -restarts 2 -linkdowns 1 -changes 4)
 fi
 rm -f bench/cni.json bench/cni.svg bench/dp.json bench/results.json
 "$BIN/chelsio-vf" emulate exec --name "$NAME" --worker 1 -- \

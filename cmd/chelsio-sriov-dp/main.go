@@ -22,10 +22,8 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/version"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,7 +41,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	if f.showVersion {
-		fmt.Fprintln(os.Stdout, "chelsio-sriov-dp", version)
+		fmt.Fprintln(os.Stdout, version.Line("chelsio-sriov-dp"))
 		return 0
 	}
 	log, err := f.check(stderr)
@@ -64,7 +62,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	log.Info("chelsio-sriov-dp starting", "version", version, "sysfs", f.root, "device-plugin-dir", filepath.Clean(f.dir))
+	v := version.Get()
+	log.Info("chelsio-sriov-dp starting", "version", v.Version, "commit", v.Commit, "built", v.Date, "sysfs", f.root, "device-plugin-dir", filepath.Clean(f.dir))
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
 		return 1
@@ -83,6 +82,9 @@ type flags struct {
 	cdiKind, cdiDir    string
 	logFormat          string
 	showVersion        bool
+	uevents, fileWatch bool
+	linkEvents         bool
+	heal               healFlags
 }
 
 // errParse is a command line the flag package refused, and has said why on stderr.
@@ -97,13 +99,17 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.dir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet's device-plugin directory (its kubelet.sock, our sockets)")
 	fs.StringVar(&f.root, "sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
 	fs.StringVar(&f.metricsAddr, "metrics-address", "127.0.0.1:9108", "address of /metrics and /healthz, the node's loopback by default (:9108 for every address); empty turns them off")
-	fs.DurationVar(&f.interval, "rescan-interval", 500*time.Millisecond, "time between sysfs rescans (link events and file events rescan at once)")
+	fs.DurationVar(&f.interval, "rescan-interval", 500*time.Millisecond, "time between sysfs rescans (link events, uevents and file events rescan at once)")
 	fs.StringVar(&f.policy, "allocation-policy", deviceplugin.PolicySpread, "GetPreferredAllocation across ports: spread or pack")
 	fs.StringVar(&f.devInfo, "device-info-dir", "/var/run/k8s.cni.cncf.io/devinfo/dp", "where Allocate writes Multus device-info files; empty turns them off")
 	fs.StringVar(&f.cdiKind, "cdi-kind", "", "CDI kind for vfio VFs (e.g. chelsio.com/vf); empty turns CDI off")
 	fs.StringVar(&f.cdiDir, "cdi-spec-dir", "/var/run/cdi", "where the CDI spec of vfio VFs is written, with --cdi-kind")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&f.uevents, "uevents", true, "rescan at once on the kernel's uevents about Chelsio PCI functions and their netdevs")
+	fs.BoolVar(&f.linkEvents, "link-events", true, "follow the ports' link state through netlink link events (off: each rescan reads sysfs carrier)")
+	fs.BoolVar(&f.fileWatch, "file-watch", true, "rescan at once on file events under the sysfs root's bus/pci (only an emulated or copied tree sends them)")
+	fs.BoolVar(&f.showVersion, "version", false, "print the version, commit and build date, and exit")
+	f.heal.add(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, errParse
 	}
@@ -129,10 +135,13 @@ func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
 	if f.interval < 50*time.Millisecond {
 		return nil, fmt.Errorf("--rescan-interval %v: want at least 50ms", f.interval)
 	}
+	if err := f.heal.check(); err != nil {
+		return nil, err
+	}
 	return slog.New(h), nil
 }
 
-// newManager loads the pools and wires the scanner, link events, file watches and
+// newManager loads the pools and wires the scanner, link events, uevents, file watches and
 // config reload into a Manager.
 func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.Manager, error) {
 	cfg, fromFile, err := deviceplugin.Load(f.configFile, f.prefix)
@@ -145,9 +154,12 @@ func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.
 		log.Info("no config file: zero-config pools", "file", f.configFile, "pools", len(cfg.Pools))
 	}
 
-	links, err := deviceplugin.WatchLinks(ctx, log)
-	if err != nil {
-		log.Warn("no netlink link events; port health comes from sysfs rescans", "err", err)
+	var links *deviceplugin.LinkWatcher
+	if f.linkEvents {
+		links, err = deviceplugin.WatchLinks(ctx, log)
+		if err != nil {
+			log.Warn("no netlink link events; port health comes from sysfs rescans", "err", err)
+		}
 	}
 	var portLinks deviceplugin.PortLinks
 	if links != nil {
@@ -157,10 +169,20 @@ func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.
 	scanner := deviceplugin.NewChelsioScanner(r, cfg, portLinks)
 	m := deviceplugin.NewManager(scanner, log)
 	m.Dir, m.Interval, m.Policy, m.DeviceInfoDir, m.CDIKind, m.CDIDir = f.dir, f.interval, f.policy, f.devInfo, f.cdiKind, f.cdiDir
+	f.heal.wire(scanner, m, log)
 	if links != nil {
 		m.Triggers = append(m.Triggers, links.Changed())
 	}
-	m.WatchPaths = []string{r.Path("bus/pci/devices"), r.Path("bus/pci/drivers/cxgb4vf"), r.Path("bus/pci/drivers/vfio-pci")}
+	if f.uevents {
+		if u, err := deviceplugin.WatchUevents(ctx, r, log); err != nil {
+			log.Warn("no kernel uevents; VF changes are seen at the next rescan", "err", err)
+		} else {
+			m.AddUevents(u)
+		}
+	}
+	if f.fileWatch {
+		m.WatchPaths = []string{r.Path("bus/pci/devices"), r.Path("bus/pci/drivers/cxgb4vf"), r.Path("bus/pci/drivers/vfio-pci")}
+	}
 	m.ConfigFile = f.configFile
 	m.Reload = func() error {
 		c, ok, err := deviceplugin.Load(f.configFile, f.prefix)

@@ -9,24 +9,26 @@ import (
 )
 
 func cmdDoctor(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("doctor", "doctor [--json] [--sysfs-root DIR] [--proc-root DIR] [--cni-bin-dir DIR] [--cni-state-dir DIR] [--device-plugin-dir DIR] [--mtu N]", stderr)
+	fs := newFlags("doctor", "doctor [--json] [--sysfs-root DIR] [--proc-root DIR] [--cni-bin-dir DIR] [--cni-state-dir DIR] [--device-plugin-dir DIR] [--policy-status-file FILE] [--mtu N]", stderr)
 	asJSON := fs.Bool("json", false, `print {"checks":[{"name","status","finding","fix"}],"ok":bool}`)
 	root := sysfsRootFlag(fs)
 	proc := fs.String("proc-root", "/proc", "procfs root: swaps, modules, sys/net/...")
 	cniDir := fs.String("cni-bin-dir", node.DefaultCNIBinDir, "directory that must hold the "+node.PluginName+" CNI plugin")
 	stateDir := fs.String("cni-state-dir", cnistore.DefaultDir, "the CNI plugin's dataDir (its state)")
 	dpDir := fs.String("device-plugin-dir", node.DefaultDevicePluginDir, "kubelet's device-plugin directory, where chelsio-sriov-dp's sockets live")
+	policyStatus := fs.String("policy-status-file", node.DefaultPolicyStatusFile, "where chelsio-vf policy reports its last round")
 	mtu := fs.Int("mtu", 9000, "least MTU of port and VF netdevs (0: do not check)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	rep := node.Doctor(node.Config{
-		Sysfs:           sysfs.Root(*root),
-		Proc:            *proc,
-		CNIBinDir:       *cniDir,
-		CNIStateDir:     *stateDir,
-		DevicePluginDir: *dpDir,
-		MTU:             *mtu,
+		Sysfs:            sysfs.Root(*root),
+		Proc:             *proc,
+		CNIBinDir:        *cniDir,
+		CNIStateDir:      *stateDir,
+		DevicePluginDir:  *dpDir,
+		PolicyStatusFile: *policyStatus,
+		MTU:              *mtu,
 	})
 	if *asJSON {
 		if err := writeJSON(stdout, rep); err != nil {

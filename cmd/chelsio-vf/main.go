@@ -11,10 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-)
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/version"
+)
 
 const usage = `chelsio-vf: Chelsio SR-IOV node tool
 
@@ -27,7 +26,7 @@ Usage:
   chelsio-vf policy [--file F] [--once] [options]  apply the node policy (VFs, MTUs, drivers) and keep it
   chelsio-vf emulate up|down|status|exec ...       run an emulated Chelsio node
   chelsio-vf bench server|client [options]         the seed's iperf test: Gbps and CPU % per I/O size
-  chelsio-vf version                               print the version
+  chelsio-vf version                               print the version, commit and build date
 
 Run 'chelsio-vf <command> --help' for the options of a command.
 `
@@ -76,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "version", "--version":
-		fmt.Fprintln(stdout, "chelsio-vf", version)
+		fmt.Fprintln(stdout, version.Line("chelsio-vf"))
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -61,4 +62,34 @@ func RemoveNetns(n interface {
 		return err
 	}
 	return nil
+}
+
+// ScratchNetns makes a new, unnamed network namespace that lives until the test
+// ends, and returns a path that opens it (/proc/self/fd/N), for setns(2) and the
+// *At functions that take a namespace path. The calling goroutine's namespace is
+// left unchanged.
+func ScratchNetns(t testing.TB) string {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatalf("new netns: %v", err)
+	}
+	ns, nsErr := os.Open("/proc/thread-self/ns/net")
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// The thread stays locked in the new namespace; the runtime discards it.
+		t.Fatalf("return to the original netns: %v", err)
+	}
+	runtime.UnlockOSThread()
+	if nsErr != nil {
+		t.Fatal(nsErr)
+	}
+	t.Cleanup(func() { _ = ns.Close() })
+	return fmt.Sprintf("/proc/self/fd/%d", ns.Fd())
 }

@@ -247,32 +247,11 @@ func (s Store) Owner(addr string) (*Owner, error) {
 // does not name an attachment that would be stored under that name is reported
 // and skipped: GC acts only on keys that pass CheckKey.
 func (s Store) Attachments() ([]*Attachment, error) {
-	d, err := s.open()
-	if isNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
+	d, names, err := s.openNames("attachments")
+	if d == nil {
 		return nil, err
 	}
 	defer d.close()
-	dir, err := d.sub("attachments")
-	if isNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	rfd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: d.at("attachments", ""), Err: err}
-	}
-	rf := os.NewFile(uintptr(rfd), d.at("attachments", ""))
-	names, err := rf.Readdirnames(-1)
-	rf.Close()
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
 	var out []*Attachment
 	var errs []error
 	for _, n := range names {
@@ -291,4 +270,65 @@ func (s Store) Attachments() ([]*Attachment, error) {
 		out = append(out, &a)
 	}
 	return out, errors.Join(errs...)
+}
+
+// OwnedVFs lists the VFs that have an owner record, whatever the record holds (one
+// that does not decode still says that an attachment took the VF), sorted: one
+// listing of vfs/, for a reader that asks about many VFs at once. A missing
+// directory lists none.
+func (s Store) OwnedVFs() ([]string, error) {
+	d, names, err := s.openNames("vfs")
+	if d == nil {
+		return nil, err
+	}
+	d.close()
+	var out []string
+	for _, n := range names {
+		if addr, ok := strings.CutSuffix(n, ".json"); ok && checkAddr(addr) == nil {
+			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// openNames opens the state directory and lists its subdirectory sub, sorted. d
+// is nil, for the caller to return err, when there is nothing to list (a missing
+// directory is no error) or the listing failed; otherwise the caller closes d.
+func (s Store) openNames(sub string) (d *stateDir, names []string, err error) {
+	d, err = s.open()
+	if isNotExist(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	names, err = d.names(sub)
+	if err != nil || names == nil {
+		d.close()
+		return nil, nil, err
+	}
+	return d, names, nil
+}
+
+// names lists a subdirectory, sorted; nil, and no error, when it is missing.
+func (d *stateDir) names(sub string) ([]string, error) {
+	dir, err := d.sub(sub)
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rfd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: d.at(sub, ""), Err: err}
+	}
+	rf := os.NewFile(uintptr(rfd), d.at(sub, ""))
+	names, err := rf.Readdirnames(-1)
+	rf.Close()
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
 }

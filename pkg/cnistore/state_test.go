@@ -120,3 +120,27 @@ func TestLockTimesOut(t *testing.T) {
 	}
 	unlock2()
 }
+
+// TestOwnedVFs: every VF with an owner record, one that does not decode too; names
+// that are no VF's record are not listed; a missing directory lists none.
+func TestOwnedVFs(t *testing.T) {
+	if got, err := (Store{Dir: filepath.Join(t.TempDir(), "none")}).OwnedVFs(); err != nil || got != nil {
+		t.Fatalf("missing directory: %v, %v; want none", got, err)
+	}
+	s := newStore(t)
+	if err := s.SaveAttachment(&Attachment{ContainerID: "pod-a", IfName: "net1", VF: testVF, Phase: PhaseAdding}); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{"0000:81:01.1.json": "{trunc", "81:01.2.json": "{}", "notes.txt": ""} {
+		if err := os.WriteFile(filepath.Join(s.Dir, "vfs", name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.OwnedVFs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{testVF, "0000:81:01.1"}, got); diff != "" {
+		t.Errorf("OwnedVFs mismatch (-want +got):\n%s", diff)
+	}
+}

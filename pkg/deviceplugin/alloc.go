@@ -105,6 +105,8 @@ func (m *Manager) writeDeviceInfo(res *Resource, d *Device) error {
 		return err
 	}
 	p := DeviceInfoPath(m.DeviceInfoDir, res.FullName(), d.ID)
+	m.devInfoMu.Lock() // not removed by devInfoGC between its check and its removal
+	defer m.devInfoMu.Unlock()
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return fmt.Errorf("write device-info: %w", err)

@@ -10,6 +10,7 @@ type Device struct {
 	ID         string // the VF's PCI address: Multus hands it to the CNI plugin
 	Healthy    bool
 	Reason     string // why it is unhealthy
+	Stranded   bool   // its netdev is out of the node and no CNI attachment records it
 	NUMANode   int    // -1 when unknown or excluded from topology
 	Adapter    string // PCI slot of the adapter
 	Port       int    // physical port
@@ -25,7 +26,7 @@ type Device struct {
 func (d *Device) VFIO() bool { return d.Driver == "vfio-pci" }
 
 func (d *Device) equal(o *Device) bool {
-	return d.ID == o.ID && d.Healthy == o.Healthy && d.Reason == o.Reason && d.NUMANode == o.NUMANode &&
+	return d.ID == o.ID && d.Healthy == o.Healthy && d.Reason == o.Reason && d.Stranded == o.Stranded && d.NUMANode == o.NUMANode &&
 		d.Adapter == o.Adapter && d.Port == o.Port && d.PF == o.PF && d.VFIndex == o.VFIndex &&
 		d.Driver == o.Driver && d.IOMMUGroup == o.IOMMUGroup && d.Model == o.Model && maps.Equal(d.Extra, o.Extra)
 }

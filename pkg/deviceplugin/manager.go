@@ -46,6 +46,12 @@ type Manager struct {
 	Policy string
 	// DeviceInfoDir receives the Multus device-info files ("" = none).
 	DeviceInfoDir string
+	// PodResources, when set, tells which devices pods hold: a device-info file
+	// whose device none has held for DeviceInfoGrace (default
+	// DefaultDeviceInfoGrace) is removed (devinfo_gc.go).
+	PodResources    PodLister
+	DeviceInfoGrace time.Duration
+	devInfoMu       sync.Mutex // a device-info file is written, or judged and removed, at a time
 	// CDIKind ("chelsio.com/vf") turns on CDI names for vfio devices; CDIDir gets the
 	// CDI spec that defines them.
 	CDIKind, CDIDir string
@@ -124,6 +130,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := m.scanAndServe(ctx); err != nil {
 		return err
 	}
+	defer m.startDeviceInfoGC(ctx)()
 	close(m.started)
 	return m.loop(ctx, w, configDir)
 }

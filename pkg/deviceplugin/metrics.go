@@ -20,6 +20,8 @@ type metrics struct {
 	scanErrors    prometheus.Counter
 	reloads       *prometheus.CounterVec
 	configOK      prometheus.Gauge
+	stranded      *prometheus.GaugeVec
+	devInfoGC     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -50,11 +52,17 @@ func newMetrics() *metrics {
 		configOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "chelsio_sriov_dp_config_last_reload_successful", Help: "1 when the config file in force is the file on disk, 0 after a change was refused.",
 		}),
+		stranded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chelsio_sriov_dp_stranded_vfs", Help: "VFs whose netdev is out of the node's network namespace with no CNI attachment recording it, by resource.",
+		}, []string{"resource"}),
+		devInfoGC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chelsio_sriov_dp_device_info_removed_total", Help: "Device-info files removed because no pod holds their device any more, by resource.",
+		}, []string{"resource"}),
 	}
 	m.reloads.WithLabelValues("applied")
 	m.reloads.WithLabelValues("refused")
 	m.configOK.Set(1) // the config at start was valid, or the plugin would not run
-	m.reg.MustRegister(m.devices, m.allocations, m.registrations, m.lists, m.scan, m.scanErrors, m.reloads, m.configOK,
+	m.reg.MustRegister(m.devices, m.allocations, m.registrations, m.lists, m.scan, m.scanErrors, m.reloads, m.configOK, m.stranded, m.devInfoGC,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -79,17 +87,22 @@ func (m *metrics) observeScan(d time.Duration, err error) {
 
 func (m *metrics) observeTree(t DeviceTree) {
 	m.devices.Reset()
+	m.stranded.Reset()
 	for name, r := range t {
-		h, u := 0, 0
+		h, u, s := 0, 0, 0
 		for _, d := range r.Devices {
 			if d.Healthy {
 				h++
 			} else {
 				u++
 			}
+			if d.Stranded {
+				s++
+			}
 		}
 		m.devices.WithLabelValues(name, "healthy").Set(float64(h))
 		m.devices.WithLabelValues(name, "unhealthy").Set(float64(u))
+		m.stranded.WithLabelValues(name).Set(float64(s))
 	}
 }
 

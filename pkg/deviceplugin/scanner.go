@@ -3,9 +3,11 @@ package deviceplugin
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
@@ -36,10 +38,21 @@ type PortLinks interface {
 type ChelsioScanner struct {
 	Root  sysfs.Root
 	Links PortLinks // nil: port carrier from sysfs
+	// CNIStateDir is the CNI plugin's state directory, which the scanner only reads:
+	// a cxgb4vf VF whose netdev is out of the node's namespace and that no
+	// attachment there records is stranded, and Unhealthy (stranded.go). "" turns
+	// the check off.
+	CNIStateDir string
+	// StrandedAfter is how long a VF must look stranded before it is reported
+	// (default 1 s).
+	StrandedAfter time.Duration
+	// Log gets a line when a VF becomes stranded and when it no longer is (nil: none).
+	Log *slog.Logger
 
-	mu     sync.Mutex
-	config *Config
-	home   map[string]homeEntry // VF address → where it was first seen
+	mu       sync.Mutex
+	config   *Config
+	home     map[string]homeEntry // VF address → where it was first seen
+	stranded strandedTracker
 }
 
 type homeEntry struct {
@@ -90,6 +103,7 @@ func (s *ChelsioScanner) Scan() (DeviceTree, error) {
 		}
 	}
 	vfs := node.VFs()
+	stranded := s.strandedVFs(vfs)
 	current := map[string]int{}
 	for i, group := range cfg.Assign(vfs) {
 		for _, v := range group {
@@ -111,10 +125,14 @@ func (s *ChelsioScanner) Scan() (DeviceTree, error) {
 		}
 		pool := cfg.Pools[h.pool]
 		d := s.device(v, pool, portNetdev)
-		if v.Driver != h.driver {
+		d.Stranded = stranded[addr]
+		switch {
+		case v.Driver != h.driver:
 			d.Healthy, d.Reason = false, fmt.Sprintf("driver changed from %s to %s", vf.DriverOr(h.driver, "none"), vf.DriverOr(v.Driver, "none"))
-		} else if matched && cur != h.pool {
+		case matched && cur != h.pool:
 			d.Healthy, d.Reason = false, "now matches another pool"
+		case d.Stranded && d.Healthy:
+			d.Healthy, d.Reason = false, reasonStranded
 		}
 		tree[pool.FullName()].Devices[addr] = d
 	}

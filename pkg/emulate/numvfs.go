@@ -76,6 +76,7 @@ func (ww *workerWatch) newNumVFsWatch() (*numVFsWatch, error) {
 		}
 		nv.dirs[filepath.Clean(ww.tree.Root.Path(dir))] = pf
 	}
+	ww.openUevents()
 	return nv, nil
 }
 
@@ -97,6 +98,7 @@ func shadowAdapter(stateDir string, spec sysfstree.Adapter) (*sysfstree.BuiltAda
 
 func (nv *numVFsWatch) run(ctx context.Context) {
 	logf := nv.ww.wt.logf
+	defer nv.ww.closeUevents()
 	defer func() {
 		if err := nv.fsw.Close(); err != nil {
 			logf("worker %d: close sriov_numvfs watch: %v", nv.ww.w.Index, err)
@@ -156,9 +158,12 @@ func (ww *workerWatch) numVFsWritten(pf int) error {
 		return ww.tree.WriteFile(rel, strconv.Itoa(cur))
 	}
 	if n == 0 {
+		gone := ww.vfUevents(pf, false)
 		err = ww.removeVFs(pf)
+		ww.sendUevents(gone)
 	} else {
 		err = ww.createVFs(pf, n)
+		ww.sendUevents(ww.vfUevents(pf, true))
 	}
 	ww.recordVFs()
 	if serr := wt.st.save(); serr != nil {

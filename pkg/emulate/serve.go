@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/uevent"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -110,6 +112,7 @@ type watch struct {
 	every time.Duration
 	logf  func(string, ...any)
 	kick  chan struct{} // a VF end left its worker namespace: scan now
+	seq   atomic.Uint64 // SEQNUM of the last uevent sent
 
 	mu    sync.Mutex
 	byAlt map[string]*tracked // every worker netdev and fabric VF end
@@ -238,6 +241,7 @@ type workerWatch struct {
 	prefix  string
 	byIndex map[int]*tracked        // guarded by wt.mu
 	adapter *sysfstree.BuiltAdapter // the worker's adapter as the tree has it; guarded by wt.mu
+	uev     *uevent.Conn            // sends the worker's uevents; nil when it cannot
 }
 
 func (wt *watch) forWorker(w *Worker) *workerWatch {

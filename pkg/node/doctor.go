@@ -72,6 +72,7 @@ const (
 	CheckCNIBinary    = "cni-binary"    // the CNI plugin installed
 	CheckDevicePlugin = "device-plugin" // chelsio-sriov-dp's socket present and listening
 	CheckCNIState     = "cni-state"     // the CNI plugin's state: usable, nothing left waiting
+	CheckPolicy       = "node-policy"   // the policy agent's last round: applied, refused, failed
 )
 
 // Result is the finding of one check.
@@ -101,6 +102,11 @@ type Config struct {
 	MTU int
 	// DialTimeout bounds the connection to each device plugin socket; default 1 s.
 	DialTimeout time.Duration
+	// PolicyStatusFile is where the policy agent reports its last round; default
+	// DefaultPolicyStatusFile.
+	PolicyStatusFile string
+	// Now is the time the status's age is measured to; default time.Now.
+	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -124,6 +130,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CNIStateDir == "" {
 		c.CNIStateDir = cnistore.DefaultDir
+	}
+	if c.PolicyStatusFile == "" {
+		c.PolicyStatusFile = DefaultPolicyStatusFile
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }
@@ -168,6 +180,7 @@ func Checks() []Check {
 		{CheckCNIBinary, checkCNIBinary},
 		{CheckDevicePlugin, checkDevicePlugin},
 		{CheckCNIState, checkCNIState},
+		{CheckPolicy, checkPolicy},
 	}
 }
 

@@ -74,7 +74,10 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { ln.Close() })
 	return &fixture{
 		tree: tree, b: b, ln: ln,
-		cfg: Config{Sysfs: tree.Root, Proc: proc, CNIBinDir: cni, DevicePluginDir: dp, CNIStateDir: filepath.Join(dir, "cni-state"), MTU: 9000, DialTimeout: 5 * time.Second},
+		cfg: Config{
+			Sysfs: tree.Root, Proc: proc, CNIBinDir: cni, DevicePluginDir: dp, CNIStateDir: filepath.Join(dir, "cni-state"), MTU: 9000, DialTimeout: 5 * time.Second,
+			PolicyStatusFile: filepath.Join(dir, "policy-status.json"),
+		},
 	}
 }
 
@@ -553,6 +556,7 @@ func TestDoctorHealthyFindings(t *testing.T) {
 		CheckCNIBinary:    filepath.Join(fx.cfg.CNIBinDir, PluginName) + " (10 bytes, mode 0755)",
 		CheckDevicePlugin: "chelsio-sriov-dp listens on " + dpSocket,
 		CheckCNIState:     "no attachment yet (no " + fx.cfg.CNIStateDir + ")",
+		CheckPolicy:       "no node policy agent reports here (no " + fx.cfg.PolicyStatusFile + ")",
 	}
 	got := map[string]string{}
 	for _, c := range rep.Checks {

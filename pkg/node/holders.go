@@ -55,11 +55,23 @@ func podOf(store cnistore.Store, o *cnistore.Owner) string {
 	return fmt.Sprintf("container %s (netns %s)", cut.Value(o.ContainerID), cut.Value(o.Netns))
 }
 
+// HeldError is the refusal of a change that would take VFs from what uses them:
+// What is the change, Holders one "<VF>: <holder>" per VF held, the holder being a
+// pod ("pod <namespace>/<name>") where the CNI plugin recorded it.
+type HeldError struct {
+	What    string
+	Holders []string
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("%s would take VFs that are in use (%s): drain the node (kubectl drain) first, or pass --force", e.What, strings.Join(e.Holders, "; "))
+}
+
 // heldError refuses a change that would take VFs from the pods that use them.
-func heldError(what string, hs []holder) error {
+func heldError(what string, hs []holder) *HeldError {
 	parts := make([]string, len(hs))
 	for i, h := range hs {
 		parts[i] = fmt.Sprintf("%s: %s", h.vf, h.who)
 	}
-	return fmt.Errorf("%s would take VFs that are in use (%s): drain the node (kubectl drain) first, or pass --force", what, strings.Join(parts, "; "))
+	return &HeldError{What: what, Holders: parts}
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -93,11 +94,11 @@ func TestApplyPolicy(t *testing.T) {
 	} {
 		t.Run(tc.node, func(t *testing.T) {
 			var out bytes.Buffer
-			changed, err := ApplyPolicy(context.Background(), p, tc.node, base, &out)
+			r, err := ApplyPolicy(context.Background(), p, PolicyNode{Name: tc.node}, base, &out)
 			if err != nil {
 				t.Fatalf("ApplyPolicy: %v\n%s", err, out.String())
 			}
-			if changed != tc.changed {
+			if changed := r.Changed; changed != tc.changed {
 				t.Errorf("changed = %v, want %v", changed, tc.changed)
 			}
 			if diff := cmp.Diff(tc.writes, writesOf(string(tree.Root), out.String())); diff != "" {
@@ -111,9 +112,13 @@ func TestApplyPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		changed, err := ApplyPolicy(context.Background(), match, "worker-1", base, &out)
-		if err != nil || changed {
-			t.Errorf("ApplyPolicy = %v, %v, want nothing to change\n%s", changed, err, out.String())
+		r, err := ApplyPolicy(context.Background(), match, PolicyNode{Name: "worker-1"}, base, &out)
+		if err != nil || r.Changed {
+			t.Errorf("ApplyPolicy = %+v, %v, want nothing to change\n%s", r, err, out.String())
+		}
+		want := []PFResult{{Adapter: "0000:81:00", PF: 0, Result: PFApplied}}
+		if diff := cmp.Diff(want, r.PFs); diff != "" {
+			t.Errorf("PFs mismatch (-want +got):\n%s", diff)
 		}
 	})
 	t.Run("a pod holds a VF", func(t *testing.T) {
@@ -123,12 +128,24 @@ func TestApplyPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		_, err = ApplyPolicy(context.Background(), lower, "worker-1", SetupConfig{Sysfs: held.Root, DryRun: true, CNIStateDir: stateDir}, &out)
+		cfg := SetupConfig{Sysfs: held.Root, DryRun: true, CNIStateDir: stateDir}
+		r, err := ApplyPolicy(context.Background(), lower, PolicyNode{Name: "worker-1"}, cfg, &out)
 		if err == nil || !strings.Contains(err.Error(), "pod default/testpod1") {
 			t.Errorf("ApplyPolicy: %v, want a refusal naming the pod", err)
 		}
 		if strings.Contains(out.String(), "sriov_numvfs") {
 			t.Errorf("a refused policy would still write:\n%s", out.String())
+		}
+		ref := r.Refused()
+		if len(ref) != 1 || len(r.Failed()) != 0 || len(ref[0].Holders) != 1 || !strings.Contains(ref[0].Holders[0], "0000:81:01.0: pod default/testpod1") {
+			t.Errorf("round %+v: want PF0 refused, naming the pod", r)
+		}
+		// Forced, it goes on.
+		cfg.Force = true
+		out.Reset()
+		r, err = ApplyPolicy(context.Background(), lower, PolicyNode{Name: "worker-1"}, cfg, &out)
+		if err != nil || len(r.Refused()) != 0 || !strings.Contains(out.String(), `would write "4"`) {
+			t.Errorf("forced: %+v, %v, want the count written\n%s", r, err, out.String())
 		}
 	})
 }
@@ -144,4 +161,68 @@ func bindVFIO(addrs ...string) []string {
 			`would write "`+a+`" to bus/pci/drivers/vfio-pci/bind`)
 	}
 	return w
+}
+
+// TestPolicyNodeSelector: an adapter policy with a nodeSelector applies only on a
+// node that has every label it names, and is refused when the node's labels are
+// unknown rather than silently skipped.
+func TestPolicyNodeSelector(t *testing.T) {
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, sysfstree.Adapter{VFs: [4]int{8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := LoadPolicy([]byte(`adapters: [{nodeSelector: {chelsio.com/pool: dpdk, zone: a}, pfs: [{pf: 0, numVfs: 4}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := SetupConfig{Sysfs: tree.Root, DryRun: true, CNIStateDir: t.TempDir() + "/none"}
+	for _, tc := range []struct {
+		name   string
+		node   PolicyNode
+		writes bool
+		err    string
+	}{
+		{"every label", PolicyNode{Name: "n", LabelsKnown: true, Labels: map[string]string{"chelsio.com/pool": "dpdk", "zone": "a", "other": "x"}}, true, ""},
+		{"one label differs", PolicyNode{Name: "n", LabelsKnown: true, Labels: map[string]string{"chelsio.com/pool": "dpdk", "zone": "b"}}, false, ""},
+		{"one label missing", PolicyNode{Name: "n", LabelsKnown: true, Labels: map[string]string{"zone": "a"}}, false, ""},
+		{"labels unknown", PolicyNode{Name: "n"}, false, "adapters[0] selects nodes by label, but this node's labels are unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			r, err := ApplyPolicy(context.Background(), p, tc.node, base, &out)
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("ApplyPolicy: %v, want error %q", err, tc.err)
+			}
+			if got := strings.Contains(out.String(), "sriov_numvfs"); got != tc.writes || r.Changed != tc.writes {
+				t.Errorf("writes %v (changed %v), want %v:\n%s", got, r.Changed, tc.writes, out.String())
+			}
+		})
+	}
+	if _, err := LoadPolicy([]byte(`adapters: [{nodeSelector: {"": x}, pfs: []}]`)); err == nil || !strings.Contains(err.Error(), "empty label name") {
+		t.Errorf("LoadPolicy of an empty label name: %v", err)
+	}
+}
+
+// TestApplyPolicyErrorsOnOneLine: the errors of several PFs make one line, and
+// each can still be told apart (a refusal is a *HeldError).
+func TestApplyPolicyErrorsOnOneLine(t *testing.T) {
+	held, stateDir := heldTree(t)
+	p, err := LoadPolicy([]byte(`adapters: [{pfs: [{pf: 0, numVfs: 4}, {pf: 1, numVfs: 99}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r, err := ApplyPolicy(context.Background(), p, PolicyNode{Name: "n"}, SetupConfig{Sysfs: held.Root, DryRun: true, CNIStateDir: stateDir}, &out)
+	if err == nil || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("ApplyPolicy: %q, want one line", err)
+	}
+	for _, w := range []string{"adapter 0000:81:00 PF0: ", "pod default/testpod1", "; adapter 0000:81:00 PF1: ", "more than its sriov_totalvfs"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	var he *HeldError
+	if !errors.As(err, &he) || len(r.Refused()) != 1 || len(r.Failed()) != 1 {
+		t.Errorf("round %+v, error %v: want PF0 refused (a *HeldError), PF1 failed", r, err)
+	}
 }

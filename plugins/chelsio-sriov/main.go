@@ -3,18 +3,21 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/version"
+	cniversion "github.com/containernetworking/cni/pkg/version"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/version"
 )
 
-// buildVersion is set at build time with -ldflags "-X main.buildVersion=…".
-var buildVersion = "dev"
+// supported are the CNI spec versions the plugin speaks.
+var supported = cniversion.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 func init() {
 	// Namespace switches are per thread: keep main on one.
@@ -22,6 +25,13 @@ func init() {
 }
 
 func main() {
+	about := "CNI plugin " + version.Line("chelsio-sriov")
+	// A runtime always sets CNI_COMMAND (and CNI_COMMAND=VERSION prints only the
+	// JSON the spec asks for); --version is for a person, who sets none.
+	if len(os.Args) == 2 && os.Args[1] == "--version" && os.Getenv("CNI_COMMAND") == "" {
+		fmt.Printf("%s\nCNI protocol versions supported: %s\n", about, strings.Join(supported.SupportedVersions(), ", "))
+		return
+	}
 	p := cni.New(sysfs.FromEnv(), os.Stderr)
 	p.Fault = faultHook()
 	setupErr := p.AllowNodeDirs(os.Getenv)
@@ -48,5 +58,5 @@ func main() {
 		Check:  wrap(p.Check),
 		Status: wrap(p.Status),
 		GC:     wrap(p.GC),
-	}, version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"), "chelsio-sriov CNI plugin "+buildVersion)
+	}, supported, about)
 }

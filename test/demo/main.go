@@ -199,6 +199,10 @@ func (d *demo) run(ctx context.Context) error {
 	return nil
 }
 
+// stateDir is the CNI plugin's state directory on worker w, which the device
+// plugin reads to tell a VF in a pod from a stranded one.
+func (d *demo) stateDir(w int) string { return filepath.Join(d.work, fmt.Sprintf("state-w%d", w)) }
+
 // allocate starts the device plugin on worker w against a kubelet stand-in and
 // has it allocate one VF, as kubelet does for a pod that requests the resource.
 func (d *demo) allocate(ctx context.Context, w int, cfg string) (string, error) {
@@ -215,7 +219,8 @@ func (d *demo) allocate(ctx context.Context, w int, cfg string) (string, error) 
 	d.onExit(k.Close)
 	dp := exec.Command(d.cvf(), "emulate", "exec", "--name", d.name, "--worker", fmt.Sprint(w), "--",
 		filepath.Join(d.bin, "chelsio-sriov-dp"), "--config-file", cfg, "--device-plugin-dir", dir,
-		"--metrics-address", "", "--device-info-dir", filepath.Join(d.work, fmt.Sprintf("devinfo-w%d", w)))
+		"--metrics-address", "", "--device-info-dir", filepath.Join(d.work, fmt.Sprintf("devinfo-w%d", w)),
+		"--cni-state-dir", d.stateDir(w), "--pod-resources-socket", "")
 	var logs bytes.Buffer
 	dp.Stdout, dp.Stderr = &logs, &logs
 	dp.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -278,7 +283,7 @@ func (d *demo) attach(ctx context.Context, w int, pci string) (string, ns.NetNS,
 		return "", nil, err
 	}
 	conf["deviceID"], conf["pciBusID"] = pci, pci // what Multus adds
-	conf["dataDir"] = filepath.Join(d.work, fmt.Sprintf("state-w%d", w))
+	conf["dataDir"] = d.stateDir(w)
 	conf["ipam"].(map[string]any)["dataDir"] = filepath.Join(d.work, "ipam")
 	b, _ := json.Marshal(conf)
 	pc, err := libcni.NetworkPluginConfFromBytes(b)

@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/syncbuf"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
@@ -38,28 +38,10 @@ import (
 // dpWait bounds every wait for the device plugin; the issue's target is 1 s.
 const dpWait = 10 * time.Second
 
-// syncBuffer is a bytes.Buffer that a process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // dpProc is a running chelsio-sriov-dp, in its own process group.
 type dpProc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // Wait's, once done is closed
 }
@@ -69,8 +51,14 @@ type dpProc struct {
 // stderr.
 func startProc(t testing.TB, argv ...string) *dpProc {
 	t.Helper()
-	p := &dpProc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
+	return startProcOut(t, nil, argv...)
+}
+
+// startProcOut is startProc with the process's stdout going to stdout (nil: none).
+func startProcOut(t testing.TB, stdout io.Writer, argv ...string) *dpProc {
+	t.Helper()
+	p := &dpProc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
+	p.cmd.Stderr, p.cmd.Stdout = p.stderr, stdout
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", filepath.Base(argv[0]), err)
@@ -156,6 +144,10 @@ type dpNode struct {
 	kubelet *kubelettest.Kubelet
 	dp      *dpProc
 	infoDir string
+	// stateDir is the CNI state directory the plugin reads (a test's CNI plugin
+	// writes there); podSocket is the pod-resources socket it asks, served only
+	// when a test starts kubelettest.StartPodResources on it.
+	stateDir, podSocket string
 }
 
 // upDPNode brings up an emulated node (one worker, `emulate up` args added) and
@@ -171,7 +163,11 @@ func upDPNode(t *testing.T, upArgs ...string) *dpNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &dpNode{emuNode: n, worker: *w, kubelet: startKubelet(t), infoDir: t.TempDir()}
+	k := startKubelet(t)
+	return &dpNode{
+		emuNode: n, worker: *w, kubelet: k, infoDir: t.TempDir(),
+		stateDir: filepath.Join(t.TempDir(), "chelsio-sriov"), podSocket: filepath.Join(k.Dir, "pod-resources.sock"),
+	}
 }
 
 // startDP runs the real binary on worker 1 through `chelsio-vf emulate exec`, which
@@ -186,6 +182,7 @@ func (d *dpNode) startDP(t *testing.T, configFile string, args ...string) {
 		d.cvf, "emulate", "exec", "--name", d.name, "--run-dir", d.runDir, "--worker", "1", "--",
 		bin(t, "chelsio-sriov-dp"), "--device-plugin-dir", d.kubelet.Dir, "--metrics-address", "127.0.0.1:0",
 		"--config-file", configFile, "--rescan-interval", "200ms", "--device-info-dir", d.infoDir,
+		"--cni-state-dir", d.stateDir, "--pod-resources-socket", d.podSocket,
 	}
 	d.dp = startProc(t, append(argv, args...)...)
 }
@@ -520,7 +517,7 @@ func TestPrivilegedDPKilledWhilePodsHoldVFs(t *testing.T) {
 
 	ctx := context.Background()
 	e := newCNIEnv(t, d.emuNode)
-	e.dataDirs[1] = filepath.Join(t.TempDir(), "chelsio-sriov") // made by the plugin, private
+	e.dataDirs[1] = d.stateDir // made by the plugin, private; the device plugin reads it
 	var held []string
 	for _, pod := range []string{"pod-a", "pod-b", "pod-c"} {
 		a, err := d.kubelet.Admit(ctx, pod, "app", res, 1)

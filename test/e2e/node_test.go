@@ -87,11 +87,13 @@ func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 	t.Cleanup(func() { ln.Close() })
 
 	stateDir := filepath.Join(t.TempDir(), "cni-state")
+	policyStatus := filepath.Join(t.TempDir(), "policy-status.json") // no policy agent on this node
 	doctor := func(worker string, extra ...string) (string, int) {
 		t.Helper()
 		args := append([]string{
 			"emulate", "exec", "--name", n.name, "--run-dir", n.runDir, "--worker", worker, "--",
 			n.cvf, "doctor", "--proc-root", proc, "--cni-bin-dir", cniDir, "--device-plugin-dir", dpDir, "--cni-state-dir", stateDir,
+			"--policy-status-file", policyStatus,
 		}, extra...)
 		out, errb, err := run(t, n.cvf, args...)
 		if errb != "" {
@@ -171,7 +173,7 @@ func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 		"FAIL  cxgb4: PF4 0000:81:00.4 not on cxgb4 (no driver)\n      fix: echo 0000:81:00.4 > /sys/bus/pci/drivers/cxgb4/bind\n",
 		"WARN  vf-binding: 1 of 4 VFs unbound: 0000:81:01.4\n      fix: echo 0000:81:01.4 > /sys/bus/pci/drivers/cxgb4vf/bind; or chelsio-vf setup\n",
 		"FAIL  cni-binary: not installed: no " + filepath.Join(cniDir, node.PluginName) + "\n      fix: chelsio-vf install-cni --dest " + cniDir + "\n",
-		"13 checks: 10 OK, 1 WARN, 2 FAIL\n",
+		"14 checks: 11 OK, 1 WARN, 2 FAIL\n",
 	} {
 		if !strings.Contains(text, line) {
 			t.Errorf("doctor output lacks %q:\n%s", line, text)
@@ -254,7 +256,11 @@ func TestInstallCNIWhileExecuting(t *testing.T) {
 	if err := reader.Wait(); err != nil {
 		t.Errorf("reader: %v", err)
 	}
-	good := map[string]bool{"0:chelsio-sriov CNI plugin dev": true, "0:CNI host-local plugin version unknown": true}
+	banner, _, _ := strings.Cut(mustRun(t, v1, "--version"), "\n")
+	if !strings.HasPrefix(banner, "CNI plugin chelsio-sriov ") {
+		t.Fatalf("chelsio-sriov --version printed %q, want its CNI banner", banner)
+	}
+	good := map[string]bool{"0:" + banner: true, "0:CNI host-local plugin version unknown": true}
 	total := 0
 	for r, k := range runs {
 		total += k

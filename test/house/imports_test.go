@@ -23,18 +23,21 @@ var layers = map[string][]string{
 	"pkg/sysfs":             nil,
 	"pkg/cut":               nil,
 	"pkg/safepath":          nil,
+	"pkg/uevent":            {"pkg/cut"},
+	"pkg/version":           nil,
+	"pkg/podresources":      nil,
 	"pkg/vf":                {"pkg/sysfs"},
 	"pkg/cnistore":          {"pkg/vf", "pkg/safepath", "pkg/cut"},
 	"pkg/cni":               {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/safepath", "pkg/cut"},
-	"pkg/deviceplugin":      {"pkg/sysfs", "pkg/vf", "pkg/cut"},
-	"pkg/emulate":           {"pkg/sysfs", "pkg/vf", "pkg/emulate/sysfstree"},
+	"pkg/deviceplugin":      {"pkg/sysfs", "pkg/vf", "pkg/cut", "pkg/uevent", "pkg/cnistore", "pkg/podresources"}, // the CNI state, read only: stranded VFs; kubelet's pod-resources: device-info files
+	"pkg/emulate":           {"pkg/sysfs", "pkg/vf", "pkg/emulate/sysfstree", "pkg/uevent"},
 	"pkg/emulate/sysfstree": {"pkg/sysfs", "pkg/vf"},
 	"deployments":           nil,
 	"pkg/bench":             nil,
 	"pkg/node":              {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/cut"},
-	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/sysfs", "pkg/vf"},
-	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cni", "pkg/cnistore", "pkg/emulate", "pkg/node", "pkg/sysfs", "pkg/vf"},
-	"plugins/chelsio-sriov": {"pkg/cni", "pkg/sysfs", "pkg/vf"},
+	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
+	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cni", "pkg/cnistore", "pkg/emulate", "pkg/node", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
+	"plugins/chelsio-sriov": {"pkg/cni", "pkg/sysfs", "pkg/vf", "pkg/version"},
 }
 
 // lean are the binaries that run on every node in the data path's control: they

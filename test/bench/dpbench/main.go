@@ -7,7 +7,9 @@
 //   - kubelet restart → registered again with 256 devices (-restarts runs);
 //   - with -emu NAME, on worker 1 of that emulated node (run as root): the binary
 //     run through `chelsio-vf emulate exec`, a port netdev set down in the worker's
-//     namespace → the first Unhealthy device seen at the kubelet (-linkdowns runs).
+//     namespace → the first Unhealthy device seen at the kubelet (-linkdowns runs);
+//     and a VF count change (sriov_numvfs written) → the kubelet's new device list,
+//     with the plugin's uevents on and off (-changes runs each; numvfs.go).
 //
 // It prints the figures and writes them as JSON:
 //
@@ -48,6 +50,7 @@ func main() {
 	allocs := flag.Int("allocs", 200, "Allocate calls to time")
 	restarts := flag.Int("restarts", 5, "kubelet restarts to time")
 	linkdowns := flag.Int("linkdowns", 3, "port link-down events to time")
+	changes := flag.Int("changes", 10, "VF count changes to time, with uevents and with rescans only")
 	jsonOut := flag.String("json", "", "also write the figures to this file")
 	flag.Parse()
 	b := &bench{dp: *dp, res: map[string]float64{}}
@@ -55,6 +58,9 @@ func main() {
 	err := b.run(*starts, *allocs, *restarts)
 	if err == nil && *emu != "" {
 		err = b.linkDown(*cvf, *emu, *linkdowns)
+	}
+	if err == nil && *emu != "" && *changes > 0 {
+		err = b.numVFs(*cvf, *emu, *changes)
 	}
 	b.left.Remove()
 	if err == nil {
@@ -165,7 +171,7 @@ func (b *bench) run(starts, allocs, restarts int) error {
 		}
 		t0 := time.Now()
 		if last, err = b.start(b.dp, "--sysfs-root", string(tree.Root), "--config-file", absent, "--device-plugin-dir", k.Dir,
-			"--metrics-address", "", "--device-info-dir", infoDir); err != nil {
+			"--metrics-address", "", "--device-info-dir", infoDir, "--cni-state-dir", "", "--pod-resources-socket", ""); err != nil {
 			return err
 		}
 		if err := wait(k, "start: 256 devices listed", all(256)); err != nil {
@@ -241,11 +247,7 @@ func (b *bench) run(starts, allocs, restarts int) error {
 // down in the worker's namespace, and times until the kubelet sees an Unhealthy
 // device; then sets it up and waits for all healthy again.
 func (b *bench) linkDown(cvf, name string, runs int) error {
-	st, err := emulate.Load("", name)
-	if err != nil {
-		return err
-	}
-	w, err := st.Worker(1)
+	w, err := worker1(name)
 	if err != nil {
 		return err
 	}
@@ -262,7 +264,7 @@ func (b *bench) linkDown(cvf, name string, runs int) error {
 	}
 	p, err := b.start(cvf, "emulate", "exec", "--name", name, "--worker", "1", "--", b.dp,
 		"--device-plugin-dir", k.Dir, "--metrics-address", "", "--config-file", filepath.Join(infoDir, "absent", "config.json"),
-		"--device-info-dir", infoDir)
+		"--device-info-dir", infoDir, "--cni-state-dir", "", "--pod-resources-socket", "")
 	if err != nil {
 		return err
 	}
@@ -325,6 +327,15 @@ func (b *bench) linkDown(cvf, name string, runs int) error {
 	fmt.Printf("  port link down -> Unhealthy at kubelet (emulated node, %d VFs): median %.1f ms, slowest %.1f ms of %d; up -> healthy %.1f ms\n",
 		nvf, b.res["dp_health_median_ms"], b.res["dp_health_max_ms"], runs, b.res["dp_recover_median_ms"])
 	return nil
+}
+
+// worker1 is worker 1 of the running emulated node name.
+func worker1(name string) (*emulate.Worker, error) {
+	st, err := emulate.Load("", name)
+	if err != nil {
+		return nil, err
+	}
+	return st.Worker(1)
 }
 
 // procMemMiB reads VmRSS and VmHWM of a process, in MiB.

@@ -100,6 +100,10 @@ func main() {
 	show(dp, "dp_allocate_p99_ms", "DP Allocate p99", "ms")
 	add(dp, "dp_reregister_max_ms", "DP kubelet restart → re-registered (slowest)", "ms", "≤ 1 s", 1000)
 	add(dp, "dp_health_max_ms", "DP port link down → Unhealthy seen (slowest)", "ms", "≤ 1 s", 1000)
+	add(dp, "dp_numvfs_uevent_median_ms", "DP VF count change → list, uevents (p50)", "ms", "", 0)
+	add(dp, "dp_numvfs_uevent_p90_ms", "DP VF count change → list, uevents (p90)", "ms", "≤ 100 ms", 100)
+	add(dp, "dp_numvfs_rescan_median_ms", "DP VF count change → list, rescan only (p50)", "ms", "", 0)
+	add(dp, "dp_numvfs_ratio", "DP VF count change: rescan only / uevents (p50)", "", "", 0)
 
 	fmt.Printf("\n%s %10s  %s %s\n", pad("figure", 52), "value", pad("target", 18), "status")
 	fmt.Println(strings.Repeat("-", 96))
