@@ -26,38 +26,20 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		devices: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "chelsio_sriov_dp_devices", Help: "Devices advertised, by resource and health.",
-		}, []string{"resource", "health"}),
-		allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chelsio_sriov_dp_allocated_devices_total", Help: "Devices handed out by Allocate.",
-		}, []string{"resource"}),
-		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chelsio_sriov_dp_registrations_total", Help: "Registrations with kubelet.",
-		}, []string{"resource"}),
-		lists: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chelsio_sriov_dp_list_updates_total", Help: "Device lists sent to kubelet.",
-		}, []string{"resource"}),
+		reg:           prometheus.NewRegistry(),
+		devices:       gaugeVec("chelsio_sriov_dp_devices", "Devices advertised, by resource and health.", "resource", "health"),
+		allocations:   counterVec("chelsio_sriov_dp_allocated_devices_total", "Devices handed out by Allocate.", "resource"),
+		registrations: counterVec("chelsio_sriov_dp_registrations_total", "Registrations with kubelet.", "resource"),
+		lists:         counterVec("chelsio_sriov_dp_list_updates_total", "Device lists sent to kubelet.", "resource"),
 		scan: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "chelsio_sriov_dp_scan_duration_seconds", Help: "Time of one sysfs scan.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
-		scanErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chelsio_sriov_dp_scan_errors_total", Help: "Scans that could not read some device.",
-		}),
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chelsio_sriov_dp_config_reloads_total", Help: "Config file changes, by result: applied, or refused (the running config kept).",
-		}, []string{"result"}),
-		configOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "chelsio_sriov_dp_config_last_reload_successful", Help: "1 when the config file in force is the file on disk, 0 after a change was refused.",
-		}),
-		stranded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "chelsio_sriov_dp_stranded_vfs", Help: "VFs whose netdev is out of the node's network namespace with no CNI attachment recording it, by resource.",
-		}, []string{"resource"}),
-		devInfoGC: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chelsio_sriov_dp_device_info_removed_total", Help: "Device-info files removed because no pod holds their device any more, by resource.",
-		}, []string{"resource"}),
+		scanErrors: counter("chelsio_sriov_dp_scan_errors_total", "Scans that could not read some device."),
+		reloads:    counterVec("chelsio_sriov_dp_config_reloads_total", "Config file changes, by result: applied, or refused (the running config kept).", "result"),
+		configOK:   gauge("chelsio_sriov_dp_config_last_reload_successful", "1 when the config file in force is the file on disk, 0 after a change was refused."),
+		stranded:   gaugeVec("chelsio_sriov_dp_stranded_vfs", "VFs whose netdev is out of the node's network namespace with no CNI attachment recording it, by resource.", "resource"),
+		devInfoGC:  counterVec("chelsio_sriov_dp_device_info_removed_total", "Device-info files removed because no pod holds their device any more, by resource.", "resource"),
 	}
 	m.reloads.WithLabelValues("applied")
 	m.reloads.WithLabelValues("refused")
@@ -65,6 +47,24 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.devices, m.allocations, m.registrations, m.lists, m.scan, m.scanErrors, m.reloads, m.configOK, m.stranded, m.devInfoGC,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// counterVec, gaugeVec, counter and gauge make the series of each kind from their
+// name, help and labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 }
 
 // observeReload counts a config change, applied or refused.
