@@ -142,20 +142,7 @@ func checkImageConfig(t *testing.T, s *imageStore, ref string, want stamp) {
 // nothing else.
 func checkImageFiles(t *testing.T, mnt, bins string) {
 	t.Helper()
-	var files []string
-	err := filepath.WalkDir(mnt, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			rel, _ := filepath.Rel(mnt, p)
-			files = append(files, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := filesUnder(t, mnt)
 	want := []string{"usr/bin/chelsio-sriov", "usr/bin/chelsio-sriov-dp", "usr/bin/chelsio-vf"}
 	if !slices.Equal(files, want) {
 		t.Errorf("files in the image %q, want only %q", files, want)
