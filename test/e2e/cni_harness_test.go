@@ -535,3 +535,19 @@ func assertNothingHeld(t *testing.T, e *cniEnv, pod ns.NetNS, before map[string]
 		t.Errorf("leases: %v", l)
 	}
 }
+
+// listenIn listens on the TCP address addr in the namespace n, until the test
+// ends.
+func listenIn(t *testing.T, n ns.NetNS, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	if err := n.Do(func(ns.NetNS) error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}

@@ -93,15 +93,7 @@ func testSeedTwoWorkers(t *testing.T, cniVersion string) {
 	}
 	// And a TCP transfer.
 	payload := bytes.Repeat([]byte("chelsio-"), 4<<20/8)
-	var ln net.Listener
-	if err := pods[2].Do(func(ns.NetNS) error {
-		var err error
-		ln, err = net.Listen("tcp", net.JoinHostPort(ips[2].String(), "0"))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenIn(t, pods[2], net.JoinHostPort(ips[2].String(), "0"))
 	got := make(chan int64, 1)
 	go func() {
 		c, err := ln.Accept()

@@ -262,15 +262,7 @@ func TestPrivilegedEmulateVFMoves(t *testing.T) {
 	peer, _ := netdevOf(n.list(2), addr)
 	setAddr(worker, home, "198.51.100.1/24")
 	setAddr(w2, peer, "198.51.100.2/24")
-	var ln net.Listener
-	if err := w2.Do(func(ns.NetNS) error {
-		var err error
-		ln, err = net.Listen("tcp", "198.51.100.2:0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenIn(t, w2, "198.51.100.2:0")
 	got := make(chan string, 1)
 	go func() {
 		c, err := ln.Accept()
