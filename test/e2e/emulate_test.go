@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
@@ -147,21 +146,11 @@ func TestPrivilegedEmulateVFMoves(t *testing.T) {
 		t.Fatalf("VF %s has no netdev at start", addr)
 	}
 
-	pod, err := testutils.NewNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = roottest.RemoveNetns(pod)
-	})
-	worker, err := ns.GetNS(filepath.Join("/run/netns", n.netns(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer worker.Close()
+	pod := newPod(t)
+	worker := n.workerNS(1)
 
 	// Move into the pod, renamed net1 (one RTM_NEWLINK, as a CNI plugin does).
-	err = worker.Do(func(ns.NetNS) error {
+	err := worker.Do(func(ns.NetNS) error {
 		l, err := netlink.LinkByName(home)
 		if err != nil {
 			return err
@@ -234,11 +223,7 @@ func TestPrivilegedEmulateVFMoves(t *testing.T) {
 	}
 
 	// VF k of worker 1 is cabled to VF k of worker 2: a TCP connection crosses it.
-	w2, err := ns.GetNS(filepath.Join("/run/netns", n.netns(2)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w2.Close()
+	w2 := n.workerNS(2)
 	setAddr := func(nsh ns.NetNS, name, cidr string) {
 		t.Helper()
 		err := nsh.Do(func(ns.NetNS) error {
@@ -302,18 +287,8 @@ func TestPrivilegedEmulateVFMoves(t *testing.T) {
 func TestPrivilegedEmulateDownRemovesMovedVFs(t *testing.T) {
 	roottest.Require(t)
 	n := upNode(t, "--vfs", "2", "--workers", "1")
-	pod, err := testutils.NewNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = roottest.RemoveNetns(pod)
-	})
-	worker, err := ns.GetNS(filepath.Join("/run/netns", n.netns(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer worker.Close()
+	pod := newPod(t)
+	worker := n.workerNS(1)
 	if err := worker.Do(func(ns.NetNS) error {
 		l, err := netlink.LinkByName("enp129s1")
 		if err != nil {
@@ -330,7 +305,7 @@ func TestPrivilegedEmulateDownRemovesMovedVFs(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, n.cvf, "emulate", "down", "--name", n.name, "--run-dir", n.runDir)
-	err = pod.Do(func(ns.NetNS) error {
+	err := pod.Do(func(ns.NetNS) error {
 		if _, err := netlink.LinkByName("enp129s1"); err == nil {
 			t.Error("the moved VF netdev is still in the pod after down")
 		}
@@ -361,12 +336,9 @@ func TestPrivilegedEmulateRefundOnNetnsDeletion(t *testing.T) {
 	t.Run("pod name", func(t *testing.T) {
 		n := upNode(t, "--vfs", "2")
 		w1, w2 := n.workerNS(1), n.workerNS(2)
-		home1, _ := netdevOf(n.list(1), addr)
 		home2, _ := netdevOf(n.list(2), addr)
 		pod := newPod(t)
-		moveLinkNS(t, w1, home1, pod)
-		configureLink(t, pod, home1, "net1", mac, 1400)
-		n.waitSeen(t, 1, addr, pod, "net1", mac, 1400)
+		n.inPod(t, 1, addr, pod, "net1", mac, 1400)
 
 		took := n.deleteAndWait(t, pod, func() (bool, string) {
 			got1 := n.treeNetdev(1, addr, "net1")
@@ -387,15 +359,11 @@ func TestPrivilegedEmulateRefundOnNetnsDeletion(t *testing.T) {
 
 	t.Run("name taken", func(t *testing.T) {
 		n := upNode(t, "--vfs", "2")
-		w1 := n.workerNS(1)
-		home1, _ := netdevOf(n.list(1), addr)
 		homeOther, _ := netdevOf(n.list(1), other)
 		// Worker 1 already has a net1 when the VF comes back.
-		configureLink(t, w1, homeOther, "net1", "", 0)
+		configureLink(t, n.workerNS(1), homeOther, "net1", "", 0)
 		pod := newPod(t)
-		moveLinkNS(t, w1, home1, pod)
-		configureLink(t, pod, home1, "net1", mac, 1400)
-		n.waitSeen(t, 1, addr, pod, "net1", mac, 1400)
+		n.inPod(t, 1, addr, pod, "net1", mac, 1400)
 
 		took := n.deleteAndWait(t, pod, func() (bool, string) {
 			got := n.treeNetdev(1, addr, "dev0")
@@ -414,15 +382,9 @@ func TestPrivilegedEmulateRefundOnNetnsDeletion(t *testing.T) {
 	t.Run("both ends in pods", func(t *testing.T) {
 		n := upNode(t, "--vfs", "2")
 		w1, w2 := n.workerNS(1), n.workerNS(2)
-		home1, _ := netdevOf(n.list(1), addr)
-		home2, _ := netdevOf(n.list(2), addr)
 		podA, podB := newPod(t), newPod(t)
-		moveLinkNS(t, w1, home1, podA)
-		configureLink(t, podA, home1, "net1", mac, 1400)
-		moveLinkNS(t, w2, home2, podB)
-		configureLink(t, podB, home2, "net2", mac2, 1450)
-		n.waitSeen(t, 1, addr, podA, "net1", mac, 1400)
-		n.waitSeen(t, 2, addr, podB, "net2", mac2, 1450)
+		n.inPod(t, 1, addr, podA, "net1", mac, 1400)
+		n.inPod(t, 2, addr, podB, "net2", mac2, 1450)
 
 		took := n.deleteAndWait(t, podA, func() (bool, string) {
 			got1 := n.treeNetdev(1, addr, "net1")
@@ -509,6 +471,16 @@ func (n *emuNode) deleteAndWait(t *testing.T, pod ns.NetNS, cond func() (bool, s
 
 func deletePodNS(pod ns.NetNS) error {
 	return roottest.RemoveNetns(pod)
+}
+
+// inPod moves worker w's VF addr into pod, named ifname with mac and mtu, as a
+// CNI plugin does, and waits until the watcher has seen it there.
+func (n *emuNode) inPod(t *testing.T, w int, addr string, pod ns.NetNS, ifname, mac string, mtu int) {
+	t.Helper()
+	home, _ := netdevOf(n.list(w), addr)
+	moveLinkNS(t, n.workerNS(w), home, pod)
+	configureLink(t, pod, home, ifname, mac, mtu)
+	n.waitSeen(t, w, addr, pod, ifname, mac, mtu)
 }
 
 // moveLinkNS moves the link called name from one namespace into another.
