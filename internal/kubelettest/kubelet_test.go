@@ -134,6 +134,25 @@ func shortDir(t *testing.T) string {
 	return dir
 }
 
+// startServing is start, with r registered and served.
+func startServing(t *testing.T, r *recorder) *kubelettest.Kubelet {
+	t.Helper()
+	k := start(t)
+	serve(t, k, r)
+	return k
+}
+
+// mustAdmit admits n devices of resource for container "c" of pod, which must
+// succeed.
+func mustAdmit(t *testing.T, k *kubelettest.Kubelet, pod string, n int) kubelettest.Assignment {
+	t.Helper()
+	a, err := k.Admit(context.Background(), pod, "c", resource, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func start(t *testing.T) *kubelettest.Kubelet {
 	t.Helper()
 	k, err := kubelettest.Start(shortDir(t))
@@ -168,15 +187,11 @@ func wantErr(t *testing.T, what string, err error, want ...string) {
 }
 
 func TestAdmitTakesOnlyHealthyFreeDevices(t *testing.T) {
-	k := start(t)
 	r := &recorder{devices: fourDevices()}
-	serve(t, k, r)
+	k := startServing(t, r)
 	ctx := context.Background()
 
-	a, err := k.Admit(ctx, "pod-a", "c", resource, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAdmit(t, k, "pod-a", 2)
 	// The plugin prefers the highest IDs; d2 is unhealthy, so d3 and d1.
 	if diff := cmp.Diff([]string{"d3", "d1"}, a.IDs); diff != "" {
 		t.Errorf("pod-a's devices mismatch (-want +got):\n%s", diff)
@@ -184,16 +199,13 @@ func TestAdmitTakesOnlyHealthyFreeDevices(t *testing.T) {
 	if a.Response.Envs["DEVS"] != "d3,d1" {
 		t.Errorf("pod-a's response = %v", a.Response.Envs)
 	}
-	b, err := k.Admit(ctx, "pod-b", "c", resource, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustAdmit(t, k, "pod-b", 1)
 	if diff := cmp.Diff([]string{"d0"}, b.IDs); diff != "" {
 		t.Errorf("pod-b's devices mismatch (-want +got):\n%s", diff)
 	}
 
 	// Nothing healthy is free: refused before the plugin is asked.
-	_, err = k.Admit(ctx, "pod-c", "c", resource, 1)
+	_, err := k.Admit(ctx, "pod-c", "c", resource, 1)
 	wantErr(t, "a third pod", err, "requested number of devices unavailable for "+resource, "Requested: 1, Available: 0")
 	_, err = k.AdmitDevices(ctx, "pod-c", "c", resource, "d1")
 	wantErr(t, "a held device", err, "d1", `pod "pod-a" container "c"`)
@@ -205,10 +217,7 @@ func TestAdmitTakesOnlyHealthyFreeDevices(t *testing.T) {
 	wantErr(t, "an unknown resource", err, "cannot allocate unregistered device example.com/other")
 
 	// A container that starts again keeps its devices; the plugin is not asked.
-	again, err := k.Admit(ctx, "pod-a", "c", resource, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := mustAdmit(t, k, "pod-a", 2)
 	if diff := cmp.Diff(a.IDs, again.IDs); diff != "" {
 		t.Errorf("pod-a admitted again mismatch (-want +got):\n%s", diff)
 	}
@@ -239,9 +248,8 @@ func TestAdmitTakesOnlyHealthyFreeDevices(t *testing.T) {
 }
 
 func TestAdmitRefusedByThePluginHoldsNothing(t *testing.T) {
-	k := start(t)
 	r := &recorder{devices: fourDevices(), refuse: map[string]bool{"d3": true}}
-	serve(t, k, r)
+	k := startServing(t, r)
 	_, err := k.AdmitDevices(context.Background(), "pod-a", "c", resource, "d3")
 	if status.Code(errors.Unwrap(err)) != codes.FailedPrecondition {
 		t.Fatalf("AdmitDevices of a device the plugin refuses: %v, want its FailedPrecondition", err)
@@ -258,36 +266,26 @@ func TestAdmitRefusedByThePluginHoldsNothing(t *testing.T) {
 // once it registers again with the same devices, the pods keep theirs and only
 // free devices are given out.
 func TestLedgerOutlivesPluginRestart(t *testing.T) {
-	k := start(t)
 	r := &recorder{devices: fourDevices()}
-	serve(t, k, r)
+	k := startServing(t, r)
 	ctx := context.Background()
-	a, err := k.Admit(ctx, "pod-a", "c", resource, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAdmit(t, k, "pod-a", 2)
 	r.srv.Stop()
 	waitFor(t, k, "the stream ended", func(p map[string]*kubelettest.Plugin) bool { return p[resource] != nil && p[resource].Ended })
-	_, err = k.Admit(ctx, "pod-b", "c", resource, 1)
+	_, err := k.Admit(ctx, "pod-b", "c", resource, 1)
 	wantErr(t, "admit while the plugin is down", err, "no healthy devices present; cannot allocate unhealthy devices "+resource)
 	_, err = k.Admit(ctx, "pod-a", "c", resource, 2)
 	wantErr(t, "pod-a's container starts again while the plugin is down", err, "no healthy devices present")
 
 	r2 := &recorder{devices: fourDevices()}
 	serve(t, k, r2)
-	again, err := k.Admit(ctx, "pod-a", "c", resource, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := mustAdmit(t, k, "pod-a", 2)
 	if diff := cmp.Diff(a.IDs, again.IDs); diff != "" {
 		t.Errorf("pod-a after the plugin restart mismatch (-want +got):\n%s", diff)
 	}
 	_, err = k.Admit(ctx, "pod-b", "c", resource, 2)
 	wantErr(t, "two more devices", err, "Requested: 2, Available: 1")
-	b, err := k.Admit(ctx, "pod-b", "c", resource, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustAdmit(t, k, "pod-b", 1)
 	if slices.Contains(a.IDs, b.IDs[0]) {
 		t.Errorf("pod-b got %v, held by pod-a", b.IDs)
 	}
@@ -299,9 +297,8 @@ func TestLedgerOutlivesPluginRestart(t *testing.T) {
 // TestLedgerOutlivesKubeletRestart: the ledger is read back from the checkpoint
 // file, by a restart and by a new stand-in on the same directory.
 func TestLedgerOutlivesKubeletRestart(t *testing.T) {
-	k := start(t)
 	r := &recorder{devices: fourDevices()}
-	serve(t, k, r)
+	k := startServing(t, r)
 	ctx := context.Background()
 	if _, err := k.Admit(ctx, "pod-a", "c", resource, 2); err != nil {
 		t.Fatal(err)
