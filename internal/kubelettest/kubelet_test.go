@@ -116,22 +116,13 @@ func serve(t *testing.T, k *kubelettest.Kubelet, r *recorder) {
 
 func waitFor(t *testing.T, k *kubelettest.Kubelet, what string, cond func(map[string]*kubelettest.Plugin) bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := k.Wait(ctx, cond); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	k.MustWait(t, what, 5*time.Second, cond)
 }
 
 // shortDir is a directory for unix sockets, whose paths are limited to 108 bytes.
 func shortDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "kt-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	return kubelettest.ShortDir(t, "kt-")
 }
 
 // startServing is start, with r registered and served.
@@ -155,12 +146,7 @@ func mustAdmit(t *testing.T, k *kubelettest.Kubelet, pod string, n int) kubelett
 
 func start(t *testing.T) *kubelettest.Kubelet {
 	t.Helper()
-	k, err := kubelettest.Start(shortDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
-	return k
+	return kubelettest.StartTest(t, "kt-")
 }
 
 // fourDevices is d0-d3, d2 unhealthy.

@@ -131,22 +131,10 @@ func BenchmarkAllocate(b *testing.B) {
 }
 
 func benchmarkAllocate(b *testing.B, tree *sysfstree.Tree, infoDir string) {
-	dir := shortDir(b)
-	defer os.RemoveAll(dir)
-	k, err := kubelettest.Start(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer k.Close()
+	k := kubelettest.StartTest(b, "dp-")
 	m := deviceplugin.NewManager(deviceplugin.NewChelsioScanner(tree.Root, deviceplugin.Default(""), nil), quietLog())
-	m.Dir, m.DeviceInfoDir, m.Interval = dir, infoDir, time.Hour
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	m.Dir, m.DeviceInfoDir, m.Interval = k.Dir, infoDir, time.Hour
+	runManager(b, m)
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
 	if err := k.Wait(wctx, has256); err != nil {

@@ -113,11 +113,7 @@ func (h *harness) stop() {
 
 func wait(t *testing.T, k *kubelettest.Kubelet, what string, cond func(map[string]*kubelettest.Plugin) bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := k.Wait(ctx, cond); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	k.MustWait(t, what, 5*time.Second, cond)
 }
 
 type listed struct {
@@ -352,20 +348,10 @@ func TestSocketRemovedReServes(t *testing.T) {
 }
 
 func TestRegistersWhenKubeletComesLater(t *testing.T) {
-	dir, err := os.MkdirTemp("", "dp-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := shortTempDir(t)
 	m := deviceplugin.NewManager(&fakeScanner{tree: deviceplugin.DeviceTree{"chelsio.com/vf": twoNUMATwoPorts("chelsio.com", "vf")}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.Dir, m.Interval = dir, 20*time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	runManager(t, m)
 	<-m.Started()
 	k, err := kubelettest.Start(dir)
 	if err != nil {
@@ -374,6 +360,17 @@ func TestRegistersWhenKubeletComesLater(t *testing.T) {
 	defer k.Close()
 	wait(t, k, "registered after kubelet started", func(p map[string]*kubelettest.Plugin) bool {
 		return p["chelsio.com/vf"] != nil && p["chelsio.com/vf"].Lists > 0
+	})
+}
+
+// runManager runs m until the test ends.
+func runManager(tb testing.TB, m *deviceplugin.Manager) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		<-done
 	})
 }
 

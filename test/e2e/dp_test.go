@@ -117,23 +117,13 @@ func (p *dpProc) waitLog(t *testing.T, want ...string) {
 // bytes (t.TempDir's can be longer), removed at the end of the test.
 func shortTempDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "dp-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	return kubelettest.ShortDir(t, "dp-")
 }
 
 // startKubelet serves the test kubelet in a fresh short directory.
 func startKubelet(t testing.TB) *kubelettest.Kubelet {
 	t.Helper()
-	k, err := kubelettest.Start(shortTempDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
-	return k
+	return kubelettest.StartTest(t, "dp-")
 }
 
 // dpNode is an emulated one-worker node with the test kubelet and chelsio-sriov-dp
