@@ -14,7 +14,7 @@ import (
 )
 
 func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("setup", "setup [--sysfs-root DIR] [--adapter SLOT|all] [--pf 0] [--vfs N] [--mtu M] [--driver cxgb4vf|vfio-pci] [--cni-state-dir DIR] [--force] [--dry-run]", stderr)
+	fs := newFlags("setup", "setup [--sysfs-root DIR] [--adapter SLOT|all] [--pf 0] [--vfs N] [--mtu M] [--driver cxgb4vf|vfio-pci] [--cni-state-dir DIR] [--pod-resources-socket PATH] [--force] [--dry-run]", stderr)
 	root := sysfsRootFlag(fs)
 	adapter := fs.String("adapter", "all", `adapter slot ("0000:81:00"), or "all"`)
 	pf := fs.Int("pf", 0, "PF (0-3) that creates the VFs")
@@ -24,12 +24,14 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dry := fs.Bool("dry-run", false, "print every write it would make; change nothing")
 	stateDir := fs.String("cni-state-dir", cnistore.DefaultDir, "the CNI plugin's dataDir, where the pods that hold VFs are recorded")
 	force := fs.Bool("force", false, "change the VF count or drivers even while pods hold VFs (after draining the node)")
+	podSocket := holdersSocketFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	cfg := node.SetupConfig{
 		Sysfs: sysfs.Root(*root), Adapter: *adapter, PF: *pf, VFs: *vfs, MTU: *mtu,
 		Driver: *driver, DryRun: *dry, CNIStateDir: *stateDir, Force: *force,
+		Pods: podLister(*podSocket),
 	}
 	if !*dry {
 		h, err := netlink.NewHandle()
