@@ -312,9 +312,10 @@ var (
 		"/var/lib/kubelet/device-plugins":     {"chelsio-sriov-dp": "its sockets, one per resource"},
 		"/var/run/k8s.cni.cncf.io/devinfo/dp": {"chelsio-sriov-dp": "Allocate writes a Multus device-info file per VF"},
 		// Read only: the CNI state tells a VF in a pod from a stranded one, and
-		// kubelet's pod-resources socket which devices pods hold (device-info files).
+		// kubelet's pod-resources socket which devices pods hold (device-info files;
+		// the pods the policy must not take VFs from).
 		"/var/lib/cni/chelsio-sriov":     {"chelsio-sriov-dp": ""},
-		"/var/lib/kubelet/pod-resources": {"chelsio-sriov-dp": ""},
+		"/var/lib/kubelet/pod-resources": {"chelsio-sriov-dp": "", "chelsio-vf-policy": ""},
 		"/opt/cni/bin":                   {"chelsio-sriov-cni": "the CNI plugin binary is installed there"},
 	}
 )

@@ -23,13 +23,13 @@ import (
 
 // policyFlags are the options of `chelsio-vf policy`.
 type policyFlags struct {
-	root, file, nodeName, stateDir, statusFile, metricsAddr, labels, labelsFile *string
-	once, dry, force                                                            *bool
-	interval                                                                    *time.Duration
+	root, file, nodeName, stateDir, statusFile, metricsAddr, labels, labelsFile, podSocket *string
+	once, dry, force                                                                       *bool
+	interval                                                                               *time.Duration
 }
 
 func newPolicyFlags(stderr io.Writer) (*policyFlags, *flag.FlagSet) {
-	fs := newFlags("policy", "policy [--file FILE] [--node-name NAME] [--node-labels K=V,...] [--node-labels-file FILE] [--once] [--dry-run] [--force] [--interval 30s] [--status-file FILE] [--metrics-address ADDR] [--cni-state-dir DIR] [--sysfs-root DIR]", stderr)
+	fs := newFlags("policy", "policy [--file FILE] [--node-name NAME] [--node-labels K=V,...] [--node-labels-file FILE] [--once] [--dry-run] [--force] [--interval 30s] [--status-file FILE] [--metrics-address ADDR] [--cni-state-dir DIR] [--pod-resources-socket PATH] [--sysfs-root DIR]", stderr)
 	return &policyFlags{
 		root:        sysfsRootFlag(fs),
 		file:        fs.String("file", "/etc/chelsio-sriov/policy.yaml", "the node policy (YAML or JSON)"),
@@ -43,6 +43,7 @@ func newPolicyFlags(stderr io.Writer) (*policyFlags, *flag.FlagSet) {
 		stateDir:    fs.String("cni-state-dir", cnistore.DefaultDir, "the CNI plugin's dataDir, where the pods that hold VFs are recorded"),
 		statusFile:  fs.String("status-file", node.DefaultPolicyStatusFile, "where to write what the last round did (chelsio-vf doctor reads it); empty: nowhere"),
 		metricsAddr: fs.String("metrics-address", "", "address of /metrics and /healthz, e.g. 127.0.0.1:9109; empty turns them off"),
+		podSocket:   holdersSocketFlag(fs),
 	}, fs
 }
 
@@ -108,7 +109,7 @@ func (f *policyFlags) applier(stdout io.Writer) (*policyApplier, error) {
 	a := &policyApplier{
 		file: *f.file, node: *f.nodeName, labels: labels, labelsFile: *f.labelsFile,
 		labelsKnown: *f.labels != "" || *f.labelsFile != "",
-		base:        node.SetupConfig{Sysfs: sysfs.Root(*f.root), DryRun: *f.dry, CNIStateDir: *f.stateDir, Force: *f.force},
+		base:        node.SetupConfig{Sysfs: sysfs.Root(*f.root), DryRun: *f.dry, CNIStateDir: *f.stateDir, Force: *f.force, Pods: podLister(*f.podSocket)},
 		stdout:      stdout, statusFile: *f.statusFile, metrics: node.NewPolicyMetrics(),
 	}
 	if !*f.once {

@@ -15,7 +15,7 @@ import (
 
 func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg node.SetupConfig
-	fs := newFlags("setup", "setup [--sysfs-root DIR] [--adapter SLOT|all] [--pf 0] [--vfs N] [--mtu M] [--driver cxgb4vf|vfio-pci] [--cni-state-dir DIR] [--force] [--dry-run]", stderr)
+	fs := newFlags("setup", "setup [--sysfs-root DIR] [--adapter SLOT|all] [--pf 0] [--vfs N] [--mtu M] [--driver cxgb4vf|vfio-pci] [--cni-state-dir DIR] [--pod-resources-socket PATH] [--force] [--dry-run]", stderr)
 	root := sysfsRootFlag(fs)
 	fs.StringVar(&cfg.Adapter, "adapter", "all", `adapter slot ("0000:81:00"), or "all"`)
 	fs.IntVar(&cfg.PF, "pf", 0, "PF (0-3) that creates the VFs")
@@ -25,10 +25,11 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.DryRun, "dry-run", false, "print every write it would make; change nothing")
 	fs.StringVar(&cfg.CNIStateDir, "cni-state-dir", cnistore.DefaultDir, "the CNI plugin's dataDir, where the pods that hold VFs are recorded")
 	fs.BoolVar(&cfg.Force, "force", false, "change the VF count or drivers even while pods hold VFs (after draining the node)")
+	podSocket := holdersSocketFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg.Sysfs = sysfs.Root(*root)
+	cfg.Sysfs, cfg.Pods = sysfs.Root(*root), podLister(*podSocket)
 	closeLinks, err := openLinks(&cfg)
 	if err != nil {
 		return err

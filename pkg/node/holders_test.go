@@ -3,11 +3,13 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/podresources"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
@@ -43,6 +45,7 @@ func TestSetupRefusesHeldVFs(t *testing.T) {
 		name    string
 		cfg     SetupConfig
 		gone    string // a VF whose netdev is out of the node's namespace
+		pods    PodLister
 		noState bool
 		refused []string // words of the refusal; nil: Setup goes on
 		writes  bool     // whether it writes sriov_numvfs
@@ -56,6 +59,10 @@ func TestSetupRefusesHeldVFs(t *testing.T) {
 		{name: "the same count", cfg: SetupConfig{VFs: 8, MTU: 9000}},
 		{name: "a netdev in another namespace", noState: true, gone: "0000:81:01.4", cfg: SetupConfig{VFs: 4}, refused: []string{"0000:81:01.4: its netdev is in another network namespace"}},
 		{name: "nothing held", noState: true, cfg: SetupConfig{VFs: 4}, writes: true},
+		{name: "a pod by kubelet's account", noState: true, pods: fakePods{pods: dpdkPod}, cfg: SetupConfig{VFs: 4}, refused: []string{"0000:81:01.4: pod dpdk/l3fwd-0 (kubelet)", "drain"}},
+		{name: "kubelet holds nothing", noState: true, pods: fakePods{}, cfg: SetupConfig{VFs: 4}, writes: true},
+		{name: "kubelet does not answer", noState: true, pods: fakePods{err: errors.New("connection refused")}, cfg: SetupConfig{VFs: 4}, refused: []string{"8 VFs -> 4", "ask kubelet which pods hold VFs: connection refused", "--force"}},
+		{name: "forced without kubelet", noState: true, pods: fakePods{err: errors.New("connection refused")}, cfg: SetupConfig{VFs: 4, Force: true}, writes: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tree, stateDir := heldTree(t)
@@ -69,7 +76,7 @@ func TestSetupRefusesHeldVFs(t *testing.T) {
 			}
 			before := snapshot(t, tree)
 			cfg := tc.cfg
-			cfg.Sysfs, cfg.CNIStateDir, cfg.DryRun = tree.Root, stateDir, true
+			cfg.Sysfs, cfg.CNIStateDir, cfg.DryRun, cfg.Pods = tree.Root, stateDir, true, tc.pods
 			var out bytes.Buffer
 			err := Setup(context.Background(), cfg, &out)
 			if tc.refused == nil && err != nil {
@@ -89,6 +96,20 @@ func TestSetupRefusesHeldVFs(t *testing.T) {
 		})
 	}
 }
+
+// dpdkPod holds a VF of PF0 that no CNI state records (a vfio-pci VF of a DPDK
+// pod), and a device of another resource.
+var dpdkPod = []podresources.Pod{{Namespace: "dpdk", Name: "l3fwd-0", Devices: map[string][]string{
+	"chelsio.com/vf_vfio": {"0000:81:01.4"}, "example.com/gpu": {"GPU-1"},
+}}}
+
+// fakePods is kubelet's pod-resources API as a test sets it.
+type fakePods struct {
+	pods []podresources.Pod
+	err  error
+}
+
+func (f fakePods) List(context.Context) ([]podresources.Pod, error) { return f.pods, f.err }
 
 // netdevName returns the name of the VF's netdev in the tree.
 func netdevName(t *testing.T, tree *sysfstree.Tree, addr string) string {

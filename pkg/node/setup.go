@@ -41,6 +41,9 @@ type SetupConfig struct {
 	// CNIStateDir is the CNI plugin's state directory, where Setup looks for the
 	// pods that hold VFs; default cnistore.DefaultDir.
 	CNIStateDir string
+	// Pods asks kubelet which pods hold which VFs (its pod-resources API); nil
+	// asks no one, and only the CNI state and the netdevs tell.
+	Pods PodLister
 	// Force changes VFs that pods hold (see holders): for an administrator who has
 	// drained the node.
 	Force bool
@@ -185,7 +188,7 @@ func (s *setup) adapter(ctx context.Context, a *vf.Adapter) error {
 		s.c.VFs = cur
 		defer func() { s.c.VFs = LeaveVFs }()
 	}
-	if err := s.checkHolders(pf, cur); err != nil {
+	if err := s.checkHolders(ctx, pf, cur); err != nil {
 		return err
 	}
 	if err := s.resize(ctx, pf, cur); err != nil {
@@ -245,7 +248,7 @@ func (s *setup) pf(a *vf.Adapter) (*vf.PF, error) {
 // checkHolders refuses, unless forced, to change the VF count of pf (which removes
 // every VF it has: cxgb4 goes through 0) or to rebind a VF, while a pod holds one
 // of the VFs concerned.
-func (s *setup) checkHolders(pf *vf.PF, cur int) error {
+func (s *setup) checkHolders(ctx context.Context, pf *vf.PF, cur int) error {
 	c := s.c
 	var concerned []*vf.VF
 	what := ""
@@ -263,9 +266,15 @@ func (s *setup) checkHolders(pf *vf.PF, cur int) error {
 	if len(concerned) == 0 {
 		return nil
 	}
-	hs, err := holders(c.CNIStateDir, concerned)
-	if err != nil || len(hs) == 0 {
-		return err
+	hs, err := holders(ctx, c.CNIStateDir, c.Pods, concerned)
+	switch {
+	case err != nil && c.Force:
+		s.printf("%s: forced, without knowing what holds its VFs: %v", what, err)
+		return nil
+	case err != nil:
+		return fmt.Errorf("%s: %w (or pass --force after draining the node)", what, err)
+	case len(hs) == 0:
+		return nil
 	}
 	if c.Force {
 		s.printf("%s: forced, although pods hold VFs: %v", what, heldError(what, hs))

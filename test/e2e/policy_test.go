@@ -60,6 +60,7 @@ func (p *policyNode) argv(args ...string) []string {
 	return append([]string{
 		p.cvf, "emulate", "exec", "--name", p.name, "--run-dir", p.runDir, "--worker", "1", "--",
 		p.cvf, "policy", "--file", p.file, "--status-file", p.status, "--node-name", "worker-1", "--cni-state-dir", p.cniState,
+		"--pod-resources-socket=", // no kubelet of the host's: a test that wants one passes its stand-in's
 	}, args...)
 }
 

@@ -9,13 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 )
 
 // setup runs `chelsio-vf setup` on worker w of the node.
 func (n *emuNode) setup(w int, args ...string) (string, string, error) {
 	n.t.Helper()
-	return run(n.t, n.cvf, append([]string{"emulate", "exec", "--name", n.name, "--run-dir", n.runDir, "--worker", strconv.Itoa(w), "--", n.cvf, "setup"}, args...)...)
+	// No kubelet of the host's: a test that wants one passes its stand-in's socket,
+	// which, given later, wins.
+	return run(n.t, n.cvf, append([]string{"emulate", "exec", "--name", n.name, "--run-dir", n.runDir, "--worker", strconv.Itoa(w), "--", n.cvf, "setup", "--pod-resources-socket="}, args...)...)
 }
 
 // treeFile is a file of worker w's sysfs tree.
@@ -164,6 +167,43 @@ func TestPrivilegedEmulateNumVFsRefused(t *testing.T) {
 		if l := n.onPF0(1); len(l) != 8 {
 			t.Errorf("after the refused write of %s: %d VFs on PF0, want 8", tc.write, len(l))
 		}
+	}
+}
+
+// TestPrivilegedSetupAsksKubelet: a VF that only kubelet knows is held (a DPDK
+// pod's, with no CNI attachment) keeps `chelsio-vf setup --vfs 1` from removing
+// it, naming the pod; once kubelet lists it no more, setup proceeds.
+func TestPrivilegedSetupAsksKubelet(t *testing.T) {
+	roottest.Require(t)
+	node := upNode(t, "--vfs", "2")
+	kubelet, err := kubelettest.StartPodResources(filepath.Join(t.TempDir(), "pod-resources.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kubelet.Close()
+	const addr = "0000:81:01.4"
+	kubelet.Set(kubelettest.PodDevices{Namespace: "dpdk", Name: "l3fwd-0", Containers: map[string]map[string][]string{
+		"fwd": {"chelsio.com/vf_vfio": {addr}},
+	}})
+	state := t.TempDir() // no CNI attachment anywhere
+	out, errb, err := node.setup(1, "--pf", "0", "--vfs", "1", "--cni-state-dir", state, "--pod-resources-socket", kubelet.Socket)
+	if err == nil {
+		t.Fatalf("setup --vfs 1 with kubelet's pod holding %s succeeded:\n%s", addr, out)
+	}
+	for _, w := range []string{addr + ": pod dpdk/l3fwd-0 (kubelet)", "drain", "--force"} {
+		if !strings.Contains(errb, w) {
+			t.Errorf("setup's refusal does not name %q:\n%s", w, errb)
+		}
+	}
+	if got := len(node.onPF0(1)); got != 2 {
+		t.Errorf("%d VFs on PF0 after the refusal, want 2", got)
+	}
+	kubelet.Set()
+	if out, errb, err := node.setup(1, "--pf", "0", "--vfs", "1", "--cni-state-dir", state, "--pod-resources-socket", kubelet.Socket); err != nil {
+		t.Fatalf("setup --vfs 1 once kubelet lists no pod: %v\n%s%s", err, out, errb)
+	}
+	if got := len(node.onPF0(1)); got != 1 {
+		t.Errorf("%d VFs on PF0, want 1", got)
 	}
 }
 

@@ -34,7 +34,7 @@ var layers = map[string][]string{
 	"pkg/emulate/sysfstree": {"pkg/sysfs", "pkg/vf"},
 	"deployments":           nil,
 	"pkg/bench":             nil,
-	"pkg/node":              {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/cut"},
+	"pkg/node":              {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/cut", "pkg/podresources"},
 	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
 	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cni", "pkg/cnistore", "pkg/emulate", "pkg/node", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
 	"plugins/chelsio-sriov": {"pkg/cni", "pkg/sysfs", "pkg/vf", "pkg/version"},
