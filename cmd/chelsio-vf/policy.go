@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
@@ -58,14 +56,11 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if !*f.dry {
-		h, err := netlink.NewHandle()
-		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
-		}
-		defer h.Close()
-		a.base.Links = h
+	closeLinks, err := openLinks(&a.base)
+	if err != nil {
+		return err
 	}
+	defer closeLinks()
 	if *f.once {
 		return a.apply(ctx, true)
 	}
