@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -21,6 +20,7 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/httpserve"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/version"
 )
@@ -98,7 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.prefix, "resource-prefix", deviceplugin.DefaultResourcePrefix, "resource prefix of pools that name none")
 	fs.StringVar(&f.dir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet's device-plugin directory (its kubelet.sock, our sockets)")
 	fs.StringVar(&f.root, "sysfs-root", string(sysfs.FromEnv()), "sysfs root (env CHELSIO_SYSFS_ROOT)")
-	fs.StringVar(&f.metricsAddr, "metrics-address", "127.0.0.1:9108", "address of /metrics and /healthz, the node's loopback by default (:9108 for every address); empty turns them off")
+	fs.StringVar(&f.metricsAddr, "metrics-address", "127.0.0.1:29100", "address of /metrics and /healthz, the node's loopback by default (:29100 for every address, $(HOST_IP):29100 in the DaemonSet); empty turns them off")
 	fs.DurationVar(&f.interval, "rescan-interval", 500*time.Millisecond, "time between sysfs rescans (link events, uevents and file events rescan at once)")
 	fs.StringVar(&f.policy, "allocation-policy", deviceplugin.PolicySpread, "GetPreferredAllocation across ports: spread or pack")
 	fs.StringVar(&f.devInfo, "device-info-dir", "/var/run/k8s.cni.cncf.io/devinfo/dp", "where Allocate writes Multus device-info files; empty turns them off")
@@ -200,12 +200,10 @@ func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.
 
 // serveMetrics serves h (/metrics and /healthz) on addr until stop is called.
 func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
-	l, err := net.Listen("tcp", addr)
+	bound, stop, err := httpserve.Serve(addr, h)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-address %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	log.Info("metrics and health", "address", l.Addr().String())
-	return func() { _ = srv.Close() }, nil
+	log.Info("metrics and health", "address", bound)
+	return stop, nil
 }

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cnistore"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/httpserve"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/node"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 )
@@ -40,7 +40,7 @@ func newPolicyFlags(stderr io.Writer) (*policyFlags, *flag.FlagSet) {
 		interval:    fs.Duration("interval", 30*time.Second, "time between two checks of the node against the policy"),
 		stateDir:    fs.String("cni-state-dir", cnistore.DefaultDir, "the CNI plugin's dataDir, where the pods that hold VFs are recorded"),
 		statusFile:  fs.String("status-file", node.DefaultPolicyStatusFile, "where to write what the last round did (chelsio-vf doctor reads it); empty: nowhere"),
-		metricsAddr: fs.String("metrics-address", "", "address of /metrics and /healthz, e.g. 127.0.0.1:9109; empty turns them off"),
+		metricsAddr: fs.String("metrics-address", "", "address of /metrics and /healthz, e.g. 127.0.0.1:29101; empty turns them off"),
 		podSocket:   holdersSocketFlag(fs),
 	}, fs
 }
@@ -115,13 +115,11 @@ func (f *policyFlags) applier(stdout io.Writer) (*policyApplier, error) {
 
 // servePolicyMetrics serves h on addr until stop is called.
 func servePolicyMetrics(addr string, h http.Handler) (stop func(), err error) {
-	l, err := net.Listen("tcp", addr)
+	_, stop, err = httpserve.Serve(addr, h)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-address %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	return func() { _ = srv.Close() }, nil
+	return stop, nil
 }
 
 // parseLabels reads K=V (or K="V") items; empty items are skipped. what names

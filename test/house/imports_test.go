@@ -25,6 +25,7 @@ var layers = map[string][]string{
 	"pkg/safepath":          nil,
 	"pkg/uevent":            {"pkg/cut"},
 	"pkg/version":           nil,
+	"pkg/httpserve":         nil,
 	"pkg/podresources":      nil,
 	"pkg/vf":                {"pkg/sysfs"},
 	"pkg/cnistore":          {"pkg/vf", "pkg/safepath", "pkg/cut"},
@@ -35,8 +36,8 @@ var layers = map[string][]string{
 	"deployments":           nil,
 	"pkg/bench":             nil,
 	"pkg/node":              {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/cut", "pkg/podresources"},
-	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
-	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cni", "pkg/cnistore", "pkg/emulate", "pkg/node", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
+	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/httpserve", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
+	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cni", "pkg/cnistore", "pkg/emulate", "pkg/httpserve", "pkg/node", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
 	"plugins/chelsio-sriov": {"pkg/cni", "pkg/sysfs", "pkg/vf", "pkg/version"},
 }
 
