@@ -117,6 +117,31 @@ func Install(src, dir, name string) (*Installation, error) {
 	return in, nil
 }
 
+// Verify reports whether dir/name holds the content of src with mode 0755, as
+// Install leaves it, without changing anything: nil when it does, an error that
+// says what differs otherwise. The installer's readiness probe.
+func Verify(src, dir, name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return fmt.Errorf("invalid file name %q: want a plain name such as %s", name, PluginName)
+	}
+	sf, size, err := openSource(src)
+	if err != nil {
+		return err
+	}
+	defer sf.Close()
+	in := &Installation{Src: src, Path: filepath.Join(dir, name), Size: size}
+	if err := in.compare(sf); err != nil {
+		return err
+	}
+	switch in.Action {
+	case Installed:
+		return fmt.Errorf("%s is not installed", in.Path)
+	case Replaced:
+		return fmt.Errorf("%s differs from %s (content or mode): run install-cni", in.Path, src)
+	}
+	return nil
+}
+
 // openSource opens src, which must be a regular file that is not empty, and
 // returns its size.
 func openSource(src string) (*os.File, int64, error) {

@@ -77,9 +77,16 @@ func TestInstall(t *testing.T) {
 				must(t, err)
 			}
 
+			// Verify passes only where Install would change nothing.
+			if err := Verify(src, dest, PluginName); (err == nil) != (tt.want == Unchanged) {
+				t.Errorf("Verify() before = %v, want an error unless the same file is there", err)
+			}
 			in, err := Install(src, dest, PluginName)
 			if err != nil {
 				t.Fatalf("Install() error: %v", err)
+			}
+			if err := Verify(src, dest, PluginName); err != nil {
+				t.Errorf("Verify() after Install = %v", err)
 			}
 			if in.Action != tt.want || in.MadeDir != tt.noDir || in.Path != path || in.Src != src || in.Size != int64(len(plugin("v2"))) || len(in.SHA256) != 64 {
 				t.Errorf("Install() = %+v, want action %d, MadeDir %v", in, tt.want, tt.noDir)

@@ -213,6 +213,15 @@ func TestInstallCNIWhileExecuting(t *testing.T) {
 	if !strings.HasPrefix(out, "already installed: "+path+" is identical to "+v1) {
 		t.Errorf("second install-cni printed %q, want already installed", out)
 	}
+	// The readiness probe: --check passes on the installed file and fails,
+	// saying so, on another one.
+	if out := mustRun(t, cvf, "install-cni", "--check", "--dest", dest); out != path+" is installed and identical to "+v1+"\n" {
+		t.Errorf("install-cni --check printed %q", out)
+	}
+	if _, stderr, err := run(t, cvf, "install-cni", "--check", "--src", v2, "--dest", dest); err == nil ||
+		!strings.Contains(stderr, path+" differs from "+v2) {
+		t.Errorf("install-cni --check against another binary: %v, %q; want an error naming both", err, stderr)
+	}
 
 	stop := filepath.Join(t.TempDir(), "stop")
 	reader := exec.Command("sh", "-c", `while [ ! -e "$2" ]; do out=$("$1" 2>&1); rc=$?; echo "$rc:${out%%
