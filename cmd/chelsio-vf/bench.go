@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/bench"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/httpserve"
 )
 
 const benchUsage = `Usage:
@@ -53,8 +55,10 @@ func lookIperf(tool string) (string, error) {
 }
 
 func cmdBenchServer(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("bench server", "bench server [--listen :5201] [--window 512K] [--tool auto|iperf|go]", stderr)
+	fs := newFlags("bench server", "bench server [--listen :5201] [--window 512K] [--tool auto|iperf|go] [--announce :5202 [--interface net1]]", stderr)
 	listen := fs.String("listen", fmt.Sprintf(":%d", bench.DefaultPort), "address to listen on")
+	announce := fs.String("announce", "", "also serve GET /address on this address (e.g. :5202): the addresses of --interface and the bench port, for `bench client --server-from`")
+	ifname := fs.String("interface", "net1", "with --announce: the interface whose addresses are announced (the pod's VF)")
 	window := fs.String("window", "512K", "socket buffer size, SO_RCVBUF and SO_SNDBUF (iperf -w); 0 keeps autotuning")
 	tool := fs.String("tool", bench.ToolAuto, "auto: also run `iperf -s` on port 5001 when iperf is on PATH; iperf: require it; go: never")
 	if err := parse(fs, args); err != nil {
@@ -74,6 +78,16 @@ func cmdBenchServer(ctx context.Context, args []string, stderr io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(stderr, "chelsio-vf bench: listening on %s\n", ln.Addr())
+	if *announce != "" {
+		port := ln.Addr().(*net.TCPAddr).Port
+		bound, stop, err := httpserve.Serve(*announce, bench.AnnounceHandler(*ifname, port, nil))
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("--announce %s: %w", *announce, err)
+		}
+		defer stop()
+		fmt.Fprintf(stderr, "chelsio-vf bench: announcing %s's addresses and port %d on http://%s/address\n", *ifname, port, bound)
+	}
 	if ip != "" {
 		fmt.Fprintf(stderr, "chelsio-vf bench: %s -s on port 5001\n", ip)
 	}
@@ -81,8 +95,10 @@ func cmdBenchServer(ctx context.Context, args []string, stderr io.Writer) error 
 }
 
 func cmdBenchClient(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench client", "bench client --server HOST[:PORT] [options]", stderr)
+	fs := newFlags("bench client", "bench client --server HOST[:PORT] | --server-from URL [options]", stderr)
 	server := fs.String("server", "", fmt.Sprintf("the bench server, HOST or HOST:PORT (port %d if absent)", bench.DefaultPort))
+	serverFrom := fs.String("server-from", "", "instead of --server: ask this URL (a `bench server --announce`, e.g. http://chelsio-bench-server:5202/address) for the server's address, again every 2 s until it answers or --wait ends")
+	wait := fs.Duration("wait", 10*time.Minute, "with --server-from: how long to wait for the server to announce itself")
 	streams := fs.Int("streams", 8, "parallel TCP streams per size (iperf -P)")
 	duration := fs.String("duration", "10s", "time per size (iperf -t)")
 	var def []string
@@ -97,8 +113,8 @@ func cmdBenchClient(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *server == "" {
-		fmt.Fprintln(stderr, "chelsio-vf bench client: --server is required")
+	if (*server == "") == (*serverFrom == "") {
+		fmt.Fprintln(stderr, "chelsio-vf bench client: give one of --server and --server-from")
 		fs.Usage()
 		return errUsage
 	}
@@ -122,6 +138,16 @@ func cmdBenchClient(ctx context.Context, args []string, stdout, stderr io.Writer
 	ip, err := lookIperf(*tool)
 	if err != nil {
 		return err
+	}
+	if *serverFrom != "" {
+		wctx, cancel := context.WithTimeout(ctx, *wait)
+		addr, err := bench.Discover(wctx, *serverFrom, 2*time.Second, stderr)
+		cancel()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "chelsio-vf bench: %s announces %s\n", *serverFrom, addr)
+		*server = addr
 	}
 	c := &bench.Client{
 		Server: *server, Streams: *streams, Duration: d, Sizes: sz, Window: w,

@@ -64,7 +64,15 @@ func TestPrivilegedBenchTwoPods(t *testing.T) {
 			}
 			cvf := node.cvf
 			// The server, in pod 2, until the test ends (nsenter execs it: same process).
-			srv := exec.Command("nsenter", "--net="+pods[2].Path(), cvf, "bench", "server", "--listen", net.JoinHostPort(ips[2].String(), "5201"), "--tool", tool)
+			// The Go run also announces net1's address on 5202, and its client finds
+			// the server there (--server-from), as the client Job in deployments/test does.
+			srvArgs := []string{"--net=" + pods[2].Path(), cvf, "bench", "server", "--listen", net.JoinHostPort(ips[2].String(), "5201"), "--tool", tool}
+			server := []string{"--server", ips[2].String()}
+			if tool == "go" {
+				srvArgs = append(srvArgs, "--announce", net.JoinHostPort(ips[2].String(), "5202"), "--interface", "net1")
+				server = []string{"--server-from", "http://" + net.JoinHostPort(ips[2].String(), "5202") + "/address"}
+			}
+			srv := exec.Command("nsenter", srvArgs...)
 			srvErr, err := srv.StderrPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -113,9 +121,9 @@ func TestPrivilegedBenchTwoPods(t *testing.T) {
 
 			dir := t.TempDir()
 			jsonFile, plotFile := filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.svg")
-			out, errb, err := run(t, "nsenter", "--net="+pods[1].Path(), cvf, "bench", "client",
-				"--server", ips[2].String(), "--sizes", "64,1024,65536", "--duration", "1s", "--streams", "2",
-				"--json", jsonFile, "--plot", plotFile, "--tool", tool)
+			out, errb, err := run(t, "nsenter", append(append([]string{"--net=" + pods[1].Path(), cvf, "bench", "client"}, server...),
+				"--sizes", "64,1024,65536", "--duration", "1s", "--streams", "2",
+				"--json", jsonFile, "--plot", plotFile, "--tool", tool)...)
 			t.Logf("bench client stdout:\n%s\nstderr:\n%s", out, errb)
 			if err != nil {
 				t.Fatalf("bench client: %v", err)
@@ -130,6 +138,9 @@ func TestPrivilegedBenchTwoPods(t *testing.T) {
 				if f := strings.Fields(rows[i+1]); len(f) != 4 || f[0] != label {
 					t.Errorf("table row %d = %q, want SIZE %s and three figures", i+1, rows[i+1], label)
 				}
+			}
+			if want := "announces " + net.JoinHostPort(ips[2].String(), "5201"); tool == "go" && !strings.Contains(errb, want) {
+				t.Errorf("client stderr lacks %q: it did not take the announced address", want)
 			}
 			// Progress: one line per size.
 			for _, want := range []string{"size 1/3:", "size 2/3:", "size 3/3:"} {
