@@ -43,6 +43,14 @@ type kustomization struct {
 		NewName string `json:"newName"`
 		NewTag  string `json:"newTag"`
 	} `json:"images"`
+	Components []string `json:"components"`
+	Patches    []struct {
+		Target struct {
+			Kind          string `json:"kind"`
+			LabelSelector string `json:"labelSelector"`
+		} `json:"target"`
+		Patch string `json:"patch"`
+	} `json:"patches"`
 }
 
 type doc struct {
@@ -102,8 +110,14 @@ func decode(t *testing.T, file string, b []byte) []doc {
 			obj = &batchv1.Job{}
 		case "NetworkAttachmentDefinition":
 			obj = &networkAttachment{}
-		case "Kustomization":
+		case "Kustomization", "Component":
 			obj = &kustomization{}
+		case "Service":
+			obj = &corev1.Service{}
+		case "PodMonitor":
+			obj = &podMonitor{}
+		case "NodeFeatureRule":
+			obj = &nodeFeatureRule{}
 		default:
 			t.Fatalf("%s document %d: unexpected kind %q: teach this test its pod spec", file, i, tm.Kind)
 		}
@@ -642,21 +656,28 @@ func TestCheckPrivilegeFindsRegressions(t *testing.T) {
 	}
 }
 
+// kustomizeCommand is what builds a kustomization: kustomize build, or kubectl
+// kustomize. Without either the test skips, but not in CI.
+func kustomizeCommand(t *testing.T) []string {
+	t.Helper()
+	if p, err := exec.LookPath("kustomize"); err == nil {
+		return []string{p, "build"}
+	}
+	if p, err := exec.LookPath("kubectl"); err == nil {
+		return []string{p, "kustomize"}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("neither kustomize nor kubectl on PATH")
+	}
+	t.Skip("neither kustomize nor kubectl on PATH")
+	return nil
+}
+
 // TestKustomizeBuild builds both kustomizations, as kubectl apply -k does, and
 // checks what would reach the cluster: every object in the chelsio-sriov namespace,
 // the images renamed, and every workload as least-privileged as its source.
 func TestKustomizeBuild(t *testing.T) {
-	var build []string
-	if p, err := exec.LookPath("kustomize"); err == nil {
-		build = []string{p, "build"}
-	} else if p, err := exec.LookPath("kubectl"); err == nil {
-		build = []string{p, "kustomize"}
-	} else {
-		if os.Getenv("CI") != "" {
-			t.Fatal("neither kustomize nor kubectl on PATH")
-		}
-		t.Skip("neither kustomize nor kubectl on PATH")
-	}
+	build := kustomizeCommand(t)
 	for _, dir := range []string{".", "test"} {
 		t.Run(dir, func(t *testing.T) {
 			var k kustomization
@@ -695,6 +716,11 @@ func TestKustomizeBuild(t *testing.T) {
 					if _, isNS := d.obj.(*corev1.Namespace); !isNS && m.GetNamespace() != k.Namespace {
 						t.Errorf("%T %s: namespace %q, want %q", d.obj, m.GetName(), m.GetNamespace(), k.Namespace)
 					}
+				}
+			}
+			for _, d := range docs {
+				if nad, ok := d.obj.(*networkAttachment); ok && !clusterWideIPAM[ipamType(t, nad.Spec.Config)] {
+					t.Errorf("NAD %s: IPAM %q keeps leases per node: two nodes would give the same address", nad.Name, ipamType(t, nad.Spec.Config))
 				}
 			}
 			ws := workloads(docs)

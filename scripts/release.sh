@@ -35,7 +35,7 @@ kustomize_build() {
 }
 
 manifests() {
-  # The base names its image chelsio-sriov and sets it to newName:latest; an
+  # The base names its image chelsio-sriov and sets it to newName:<version>; an
   # overlay sets that name's tag (kustomize refuses an absolute path to a base).
   local base overlay
   base=$(awk '/^images:/ {in_images = 1} in_images && /- name: chelsio-sriov$/ {found = 1; next} found && /newName:/ {print $2; exit}' deployments/kustomization.yaml)
