@@ -378,15 +378,25 @@ func lookEverywhere(want map[string]bool) (found map[string]sighting, live map[u
 	for _, ref := range reachableNetns() {
 		live[ref.ino] = true
 		err := lookIn(ref, want, found)
+		if err != nil && !gone(err) {
+			// A namespace being torn down (its last process exiting, its mount
+			// going) can fail one look with another error: a second look tells.
+			err = lookIn(ref, want, found)
+		}
 		switch {
 		case err == nil:
-		case errors.Is(err, fs.ErrNotExist), errors.Is(err, unix.ESRCH), errors.Is(err, errNSChanged):
+		case gone(err):
 			// Its process exited or it was unmounted since it was listed.
 		default:
 			complete = false
 		}
 	}
 	return found, live, complete
+}
+
+// gone says whether err means the namespace went away since it was listed.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, errNSChanged)
 }
 
 func lookIn(ref nsRef, want map[string]bool, found map[string]sighting) error {
