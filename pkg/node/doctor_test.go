@@ -485,7 +485,7 @@ func TestDoctor(t *testing.T) {
 				must(t, os.Rename(filepath.Join(fx.cfg.CNIBinDir, "multus-shim"), filepath.Join(fx.cfg.CNIBinDir, "multus")))
 			},
 			check:   CheckMultus,
-			mention: []string{"Multus: /", "/cni/multus"},
+			mention: []string{"found /", "/cni/multus"},
 		},
 		{
 			name: "no Multus",
@@ -704,7 +704,7 @@ func TestDoctorHealthyFindings(t *testing.T) {
 		CheckModules:      "br_netfilter and overlay are loaded",
 		CheckSysctls:      "net.bridge.bridge-nf-call-iptables = 1, net.ipv4.ip_forward = 1",
 		CheckCNIBinary:    filepath.Join(fx.cfg.CNIBinDir, PluginName) + " (10 bytes, mode 0755)",
-		CheckMultus:       "Multus: " + filepath.Join(fx.cfg.CNIConfDir, "00-multus.conf") + ", " + filepath.Join(fx.cfg.CNIBinDir, "multus-shim"),
+		CheckMultus:       "found " + filepath.Join(fx.cfg.CNIConfDir, "00-multus.conf") + ", " + filepath.Join(fx.cfg.CNIBinDir, "multus-shim"),
 		CheckIPAM:         filepath.Join(fx.cfg.CNIBinDir, DefaultIPAM) + " (10 bytes, mode 0755); host-local too",
 		CheckBootModules:  "cxgb4vf in " + filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf") + "; vfio-pci in " + filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf"),
 		CheckDevicePlugin: "chelsio-sriov-dp listens on " + dpSocket,

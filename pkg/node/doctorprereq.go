@@ -46,7 +46,7 @@ func checkMultus(f *Facts) Result {
 		}
 	}
 	if len(found) > 0 {
-		return Result{Status: OK, Finding: "Multus: " + strings.Join(found, ", ")}
+		return Result{Status: OK, Finding: "found " + strings.Join(found, ", ")}
 	}
 	finding := fmt.Sprintf("no Multus: no *multus*.conf or .conflist in %s, no multus or multus-shim in %s", f.CNIConfDir, f.CNIBinDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

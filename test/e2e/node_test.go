@@ -149,7 +149,7 @@ func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 		node.CheckVFs:         "4 VFs: PF0 0000:81:00.0 4/16",
 		node.CheckVFBinding:   "4 VFs: 4 on cxgb4vf, 0 on vfio-pci",
 		node.CheckMTU:         "2 ports and 4 VF netdevs at MTU 9000 or more",
-		node.CheckMultus:      "Multus: " + filepath.Join(confDir, "00-multus.conf"),
+		node.CheckMultus:      "found " + filepath.Join(confDir, "00-multus.conf"),
 		node.CheckBootModules: "cxgb4vf in " + bootList,
 	} {
 		for _, c := range r.Checks {
