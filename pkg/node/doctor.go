@@ -70,6 +70,9 @@ const (
 	CheckModules      = "modules"       // br_netfilter and overlay loaded
 	CheckSysctls      = "sysctls"       // bridge-nf-call-iptables and ip_forward on
 	CheckCNIBinary    = "cni-binary"    // the CNI plugin installed
+	CheckMultus       = "multus"        // Multus, which calls the plugin for a pod's extra networks
+	CheckIPAM         = "ipam-plugin"   // the NAD's IPAM plugin installed
+	CheckBootModules  = "boot-modules"  // cxgb4vf (and vfio-pci in use) loaded at boot
 	CheckDevicePlugin = "device-plugin" // chelsio-sriov-dp's socket present and listening
 	CheckCNIState     = "cni-state"     // the CNI plugin's state: usable, nothing left waiting
 	CheckPolicy       = "node-policy"   // the policy agent's last round: applied, refused, failed
@@ -91,6 +94,14 @@ type Config struct {
 	Proc  string     // procfs root; default /proc
 	// CNIBinDir is where the runtime looks for CNI plugins; default /opt/cni/bin.
 	CNIBinDir string
+	// CNIConfDir is where the runtime reads CNI network configs; default
+	// DefaultCNIConfDir.
+	CNIConfDir string
+	// IPAM is the IPAM plugin the NetworkAttachmentDefinition names; default
+	// DefaultIPAM.
+	IPAM string
+	// EtcRoot holds modules-load.d and modules; default /etc.
+	EtcRoot string
 	// PluginName is the CNI plugin's file name; default chelsio-sriov.
 	PluginName string
 	// DevicePluginDir is kubelet's socket directory; default
@@ -118,6 +129,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CNIBinDir == "" {
 		c.CNIBinDir = DefaultCNIBinDir
+	}
+	if c.CNIConfDir == "" {
+		c.CNIConfDir = DefaultCNIConfDir
+	}
+	if c.IPAM == "" {
+		c.IPAM = DefaultIPAM
+	}
+	if c.EtcRoot == "" {
+		c.EtcRoot = "/etc"
 	}
 	if c.PluginName == "" {
 		c.PluginName = PluginName
@@ -178,6 +198,9 @@ func Checks() []Check {
 		{CheckModules, checkModules},
 		{CheckSysctls, checkSysctls},
 		{CheckCNIBinary, checkCNIBinary},
+		{CheckMultus, checkMultus},
+		{CheckIPAM, checkIPAM},
+		{CheckBootModules, checkBootModules},
 		{CheckDevicePlugin, checkDevicePlugin},
 		{CheckCNIState, checkCNIState},
 		{CheckPolicy, checkPolicy},
@@ -553,8 +576,10 @@ func checkMTU(f *Facts) Result {
 }
 
 // readProc reads a file under the procfs root.
-func (f *Facts) readProc(rel string) (string, error) {
-	p := filepath.Join(f.Proc, rel)
+func (f *Facts) readProc(rel string) (string, error) { return readSmall(filepath.Join(f.Proc, rel)) }
+
+// readSmall reads the first MiB of the file at p.
+func readSmall(p string) (string, error) {
 	fh, err := os.Open(p)
 	if err != nil {
 		return "", err
@@ -562,7 +587,7 @@ func (f *Facts) readProc(rel string) (string, error) {
 	defer fh.Close()
 	b, err := io.ReadAll(io.LimitReader(fh, 1<<20))
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", p, innerErr(err))
+		return "", &fs.PathError{Op: "read", Path: p, Err: innerErr(err)}
 	}
 	return string(b), nil
 }
@@ -593,17 +618,27 @@ func checkSwap(f *Facts) Result {
 	return Result{Status: OK, Finding: "swap is off"}
 }
 
-func checkModules(f *Facts) Result {
+// moduleKey is how the kernel spells a module's name in /proc/modules and
+// /sys/module: vfio-pci is vfio_pci there, and modprobe takes either.
+func moduleKey(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+// loadedModules reads <proc>/modules: the modules loaded now, by moduleKey.
+// Built-in modules are absent from it; /sys/module lists both.
+func (f *Facts) loadedModules() (map[string]bool, error) {
 	loaded := map[string]bool{}
-	s, readErr := f.readProc("modules")
+	s, err := f.readProc("modules")
 	for _, l := range strings.Split(s, "\n") {
 		if fl := strings.Fields(l); len(fl) > 0 {
-			loaded[fl[0]] = true
+			loaded[moduleKey(fl[0])] = true
 		}
 	}
+	return loaded, err
+}
+
+func checkModules(f *Facts) Result {
+	loaded, readErr := f.loadedModules()
 	var missing []string
 	for _, m := range []string{"br_netfilter", "overlay"} {
-		// Built-in modules are absent from /proc/modules; /sys/module lists them.
 		if !loaded[m] && !f.Sysfs.Exists("module/"+m) {
 			missing = append(missing, m)
 		}
@@ -649,26 +684,52 @@ func checkSysctls(f *Facts) Result {
 	return Result{Status: Warn, Finding: strings.Join(bad, ", "), Fix: fix}
 }
 
+// program is what a check found of a program a runtime would execute.
+type program struct {
+	path string
+	// problem says why the runtime could not execute it; empty when it could.
+	problem   string
+	missing   bool   // nothing at path
+	irregular bool   // something other than a regular file at path
+	desc      string // "<path> (<size>, mode <mode>)" when problem is empty
+}
+
+// statProgram looks at the program at p: an executable, non-empty regular file.
+func statProgram(p string) program {
+	st, err := os.Stat(p)
+	pr := program{path: p}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		pr.problem, pr.missing = "no "+p, true
+	case err != nil:
+		pr.problem = fmt.Sprintf("cannot read %s: %v", p, innerErr(err))
+	case !st.Mode().IsRegular():
+		pr.problem, pr.irregular = p+" is not a regular file", true
+	case st.Size() == 0:
+		pr.problem = p + " is empty"
+	case st.Mode().Perm()&0o111 == 0:
+		pr.problem = fmt.Sprintf("%s is not executable (mode %04o)", p, st.Mode().Perm())
+	default:
+		pr.desc = fmt.Sprintf("%s (%s, mode %04o)", p, size(st.Size()), st.Mode().Perm())
+	}
+	return pr
+}
+
 func checkCNIBinary(f *Facts) Result {
-	p := filepath.Join(f.CNIBinDir, f.PluginName)
 	fix := "chelsio-vf install-cni --dest " + f.CNIBinDir
 	if f.PluginName != PluginName {
 		fix += " --name " + f.PluginName
 	}
-	st, err := os.Stat(p)
+	pr := statProgram(filepath.Join(f.CNIBinDir, f.PluginName))
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return Result{Status: Fail, Finding: "not installed: no " + p, Fix: fix}
-	case err != nil:
-		return Result{Status: Fail, Finding: fmt.Sprintf("cannot read %s: %v", p, innerErr(err)), Fix: fix}
-	case !st.Mode().IsRegular():
-		return Result{Status: Fail, Finding: p + " is not a regular file", Fix: "remove it, then " + fix}
-	case st.Size() == 0:
-		return Result{Status: Fail, Finding: p + " is empty", Fix: fix}
-	case st.Mode().Perm()&0o111 == 0:
-		return Result{Status: Fail, Finding: fmt.Sprintf("%s is not executable (mode %04o)", p, st.Mode().Perm()), Fix: fix}
+	case pr.missing:
+		return Result{Status: Fail, Finding: "not installed: " + pr.problem, Fix: fix}
+	case pr.irregular:
+		return Result{Status: Fail, Finding: pr.problem, Fix: "remove it, then " + fix}
+	case pr.problem != "":
+		return Result{Status: Fail, Finding: pr.problem, Fix: fix}
 	}
-	return Result{Status: OK, Finding: fmt.Sprintf("%s (%s, mode %04o)", p, size(st.Size()), st.Mode().Perm())}
+	return Result{Status: OK, Finding: pr.desc}
 }
 
 func checkDevicePlugin(f *Facts) Result {

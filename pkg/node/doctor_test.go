@@ -24,7 +24,9 @@ const dpSocket = "chelsio-sriov-chelsio_com_vf.sock"
 
 // fixture is a healthy node: a T62100-CR with 2 VFs on PF0 (cxgb4vf) and 2 on PF1
 // (the second on vfio-pci), ports and VF netdevs at MTU 9000, swap off, the modules
-// and sysctls set, the CNI plugin installed and chelsio-sriov-dp listening.
+// and sysctls set, cxgb4vf and vfio-pci loaded at boot, the CNI plugin, Multus
+// (thick: its config and shim) and both IPAM plugins installed, and
+// chelsio-sriov-dp listening.
 type fixture struct {
 	tree *sysfstree.Tree
 	b    *sysfstree.BuiltAdapter
@@ -59,7 +61,13 @@ func newFixture(t *testing.T) *fixture {
 	writeFile(t, filepath.Join(proc, "sys/net/bridge/bridge-nf-call-iptables"), "1\n", 0o644)
 	writeFile(t, filepath.Join(proc, "sys/net/ipv4/ip_forward"), "1\n", 0o644)
 	cni := filepath.Join(dir, "cni")
-	writeFile(t, filepath.Join(cni, PluginName), "#!/bin/sh\n", 0o755)
+	for _, n := range []string{PluginName, "multus-shim", DefaultIPAM, hostLocal} {
+		writeFile(t, filepath.Join(cni, n), "#!/bin/sh\n", 0o755)
+	}
+	conf := filepath.Join(dir, "net.d")
+	writeFile(t, filepath.Join(conf, "00-multus.conf"), `{"cniVersion":"1.0.0","name":"multus-cni-network","type":"multus-shim"}`, 0o600)
+	etc := filepath.Join(dir, "etc")
+	writeFile(t, filepath.Join(etc, "modules-load.d", "chelsio-sriov.conf"), "cxgb4vf\nvfio-pci\n", 0o644)
 	// Socket paths are limited to 107 bytes: keep this one short.
 	dp, err := os.MkdirTemp("", "dp")
 	if err != nil {
@@ -75,7 +83,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{
 		tree: tree, b: b, ln: ln,
 		cfg: Config{
-			Sysfs: tree.Root, Proc: proc, CNIBinDir: cni, DevicePluginDir: dp, CNIStateDir: filepath.Join(dir, "cni-state"), MTU: 9000, DialTimeout: 5 * time.Second,
+			Sysfs: tree.Root, Proc: proc, CNIBinDir: cni, CNIConfDir: conf, EtcRoot: etc, DevicePluginDir: dp, CNIStateDir: filepath.Join(dir, "cni-state"), MTU: 9000, DialTimeout: 5 * time.Second,
 			PolicyStatusFile: filepath.Join(dir, "policy-status.json"),
 		},
 	}
@@ -471,6 +479,148 @@ func TestDoctor(t *testing.T) {
 			mention: []string{"is not a regular file", "remove it, then chelsio-vf install-cni"},
 		},
 		{
+			name: "Multus thin: its binary, no config yet",
+			breakIt: func(t *testing.T, fx *fixture) {
+				must(t, os.RemoveAll(fx.cfg.CNIConfDir))
+				must(t, os.Rename(filepath.Join(fx.cfg.CNIBinDir, "multus-shim"), filepath.Join(fx.cfg.CNIBinDir, "multus")))
+			},
+			check:   CheckMultus,
+			mention: []string{"found /", "/cni/multus"},
+		},
+		{
+			name: "no Multus",
+			breakIt: func(t *testing.T, fx *fixture) {
+				must(t, os.Remove(filepath.Join(fx.cfg.CNIBinDir, "multus-shim")))
+				must(t, os.Rename(filepath.Join(fx.cfg.CNIConfDir, "00-multus.conf"), filepath.Join(fx.cfg.CNIConfDir, "00-multus.conf.bak")))
+				must(t, os.Mkdir(filepath.Join(fx.cfg.CNIConfDir, "multus.d"), 0o755))
+			},
+			want:    map[string]Status{CheckMultus: Warn},
+			check:   CheckMultus,
+			mention: []string{"no Multus: no *multus*.conf or .conflist in ", "no multus or multus-shim in ", "thick plugin DaemonSet", "NetworkAttachmentDefinition CRD"},
+		},
+		{
+			name: "CNI config directory unreadable",
+			breakIt: func(t *testing.T, fx *fixture) {
+				must(t, os.Remove(filepath.Join(fx.cfg.CNIBinDir, "multus-shim")))
+				must(t, os.RemoveAll(fx.cfg.CNIConfDir))
+				writeFile(t, fx.cfg.CNIConfDir, "", 0o644)
+			},
+			want:    map[string]Status{CheckMultus: Warn},
+			check:   CheckMultus,
+			mention: []string{"net.d: not a directory)", "--cni-conf-dir"},
+		},
+		{
+			name:    "only host-local",
+			breakIt: func(t *testing.T, fx *fixture) { must(t, os.Remove(filepath.Join(fx.cfg.CNIBinDir, DefaultIPAM))) },
+			want:    map[string]Status{CheckIPAM: Warn},
+			check:   CheckIPAM,
+			mention: []string{"/whereabouts; only ", "host-local keeps leases per node: fine for one node; the shipped NAD uses whereabouts", "install whereabouts", "doctor --ipam host-local"},
+		},
+		{
+			name: "host-local as the NAD says",
+			breakIt: func(t *testing.T, fx *fixture) {
+				must(t, os.Remove(filepath.Join(fx.cfg.CNIBinDir, DefaultIPAM)))
+				fx.cfg.IPAM = hostLocal
+			},
+			check:   CheckIPAM,
+			mention: []string{"/cni/host-local (10 bytes, mode 0755)"},
+		},
+		{
+			name: "no IPAM plugin",
+			breakIt: func(t *testing.T, fx *fixture) {
+				must(t, os.Remove(filepath.Join(fx.cfg.CNIBinDir, DefaultIPAM)))
+				must(t, os.Remove(filepath.Join(fx.cfg.CNIBinDir, hostLocal)))
+			},
+			want:    map[string]Status{CheckIPAM: Fail},
+			check:   CheckIPAM,
+			mention: []string{"/whereabouts; nor host-local: no ", "its DaemonSet"},
+		},
+		{
+			name: "whereabouts not executable, host-local empty",
+			breakIt: func(t *testing.T, fx *fixture) {
+				must(t, os.Chmod(filepath.Join(fx.cfg.CNIBinDir, DefaultIPAM), 0o644))
+				writeFile(t, filepath.Join(fx.cfg.CNIBinDir, hostLocal), "", 0o755)
+			},
+			want:    map[string]Status{CheckIPAM: Fail},
+			check:   CheckIPAM,
+			mention: []string{"whereabouts is not executable (mode 0644); nor host-local: ", "host-local is empty"},
+		},
+		{
+			name: "host-local named but missing",
+			breakIt: func(t *testing.T, fx *fixture) {
+				must(t, os.Remove(filepath.Join(fx.cfg.CNIBinDir, hostLocal)))
+				fx.cfg.IPAM = hostLocal
+			},
+			want:    map[string]Status{CheckIPAM: Fail},
+			check:   CheckIPAM,
+			mention: []string{"/host-local", "containernetworking/plugins"},
+		},
+		{
+			name:    "another IPAM plugin named",
+			breakIt: func(t *testing.T, fx *fixture) { fx.cfg.IPAM = "static" },
+			want:    map[string]Status{CheckIPAM: Warn},
+			check:   CheckIPAM,
+			mention: []string{"/static; only ", "the NetworkAttachmentDefinition names static", "install static in "},
+		},
+		{
+			name:    "IPAM name a path",
+			breakIt: func(t *testing.T, fx *fixture) { fx.cfg.IPAM = "../bin/whereabouts" },
+			want:    map[string]Status{CheckIPAM: Fail},
+			check:   CheckIPAM,
+			mention: []string{`--ipam: invalid file name "../bin/whereabouts"`, "--ipam whereabouts"},
+		},
+		{
+			name: "cxgb4vf loaded but not at boot",
+			breakIt: func(t *testing.T, fx *fixture) {
+				writeFile(t, filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf"), "vfio-pci\n", 0o644)
+				writeFile(t, filepath.Join(fx.cfg.Proc, "modules"), "cxgb4vf 98304 0 - Live 0x0000000000000000\n", 0o444)
+				must(t, os.MkdirAll(fx.tree.Root.Path("module/cxgb4vf"), 0o755))
+			},
+			want:    map[string]Status{CheckModules: Warn, CheckBootModules: Warn},
+			check:   CheckBootModules,
+			mention: []string{"not loaded at boot: cxgb4vf (named in no ", `printf 'cxgb4vf\nvfio-pci\n' > /etc/modules-load.d/chelsio-sriov.conf`},
+		},
+		{
+			name: "no boot list, no VF on vfio-pci",
+			breakIt: func(t *testing.T, fx *fixture) {
+				must(t, fx.tree.Bind(vfAddr(fx, 1, 1), vf.DriverCxgb4VF))
+				writeFile(t, filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf.off"), "cxgb4vf\n", 0o644)
+				must(t, os.Remove(filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf")))
+			},
+			want:    map[string]Status{CheckBootModules: Warn},
+			check:   CheckBootModules,
+			mention: []string{"not loaded at boot: cxgb4vf (", "fix: echo cxgb4vf > /etc/modules-load.d/chelsio-sriov.conf"},
+		},
+		{
+			name: "boot list in /etc/modules",
+			breakIt: func(t *testing.T, fx *fixture) {
+				must(t, os.RemoveAll(filepath.Join(fx.cfg.EtcRoot, "modules-load.d")))
+				writeFile(t, filepath.Join(fx.cfg.EtcRoot, "modules"), "# modules to load at boot\n; vfio-pci\ncxgb4vf\nvfio_pci ids=1425:6801\n", 0o644)
+			},
+			check:   CheckBootModules,
+			mention: []string{"cxgb4vf in /", "/etc/modules; vfio-pci in /"},
+		},
+		{
+			name: "cxgb4vf built in",
+			breakIt: func(t *testing.T, fx *fixture) {
+				writeFile(t, filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf"), "vfio-pci\n", 0o644)
+				must(t, os.MkdirAll(fx.tree.Root.Path("module/cxgb4vf"), 0o755))
+			},
+			check:   CheckBootModules,
+			mention: []string{"cxgb4vf built in; vfio-pci in "},
+		},
+		{
+			name: "boot list unreadable",
+			breakIt: func(t *testing.T, fx *fixture) {
+				p := filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf")
+				must(t, os.Remove(p))
+				must(t, os.Mkdir(p, 0o755))
+			},
+			want:    map[string]Status{CheckBootModules: Warn},
+			check:   CheckBootModules,
+			mention: []string{"not loaded at boot: cxgb4vf, vfio-pci (", "chelsio-sriov.conf: is a directory"},
+		},
+		{
 			name:    "no device plugin socket",
 			breakIt: func(t *testing.T, fx *fixture) { must(t, fx.ln.Close()) },
 			want:    map[string]Status{CheckDevicePlugin: Warn},
@@ -554,6 +704,9 @@ func TestDoctorHealthyFindings(t *testing.T) {
 		CheckModules:      "br_netfilter and overlay are loaded",
 		CheckSysctls:      "net.bridge.bridge-nf-call-iptables = 1, net.ipv4.ip_forward = 1",
 		CheckCNIBinary:    filepath.Join(fx.cfg.CNIBinDir, PluginName) + " (10 bytes, mode 0755)",
+		CheckMultus:       "found " + filepath.Join(fx.cfg.CNIConfDir, "00-multus.conf") + ", " + filepath.Join(fx.cfg.CNIBinDir, "multus-shim"),
+		CheckIPAM:         filepath.Join(fx.cfg.CNIBinDir, DefaultIPAM) + " (10 bytes, mode 0755); host-local too",
+		CheckBootModules:  "cxgb4vf in " + filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf") + "; vfio-pci in " + filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf"),
 		CheckDevicePlugin: "chelsio-sriov-dp listens on " + dpSocket,
 		CheckCNIState:     "no attachment yet (no " + fx.cfg.CNIStateDir + ")",
 		CheckPolicy:       "no node policy agent reports here (no " + fx.cfg.PolicyStatusFile + ")",

@@ -89,8 +89,8 @@ func size(n int64) string {
 //
 // Equivalent to: cp src dir/.name.tmp && sync && mv dir/.name.tmp dir/name.
 func Install(src, dir, name string) (*Installation, error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
-		return nil, fmt.Errorf("invalid file name %q: want a plain name such as %s", name, PluginName)
+	if err := CheckFileName(name, PluginName); err != nil {
+		return nil, err
 	}
 	sf, size, err := openSource(src)
 	if err != nil {
@@ -117,12 +117,21 @@ func Install(src, dir, name string) (*Installation, error) {
 	return in, nil
 }
 
+// CheckFileName refuses a name that is not a plain file name in a directory:
+// empty, "." or "..", or with a '/'. example is a good name, for the message.
+func CheckFileName(name, example string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return fmt.Errorf("invalid file name %q: want a plain name such as %s", name, example)
+	}
+	return nil
+}
+
 // Verify reports whether dir/name holds the content of src with mode 0755, as
 // Install leaves it, without changing anything: nil when it does, an error that
 // says what differs otherwise. The installer's readiness probe.
 func Verify(src, dir, name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
-		return fmt.Errorf("invalid file name %q: want a plain name such as %s", name, PluginName)
+	if err := CheckFileName(name, PluginName); err != nil {
+		return err
 	}
 	sf, size, err := openSource(src)
 	if err != nil {

@@ -62,9 +62,11 @@ func exitCode(t *testing.T, err error) int {
 
 // TestPrivilegedDoctorEmulatedNode runs `chelsio-vf doctor` on a worker of the
 // emulated node, set up as the reference procedure does (4 VFs, MTU 9000, the CNI
-// plugin installed with install-cni, chelsio-sriov-dp's socket listening): every
+// plugin installed with install-cni, Multus' config, host-local and a whereabouts
+// stand-in, cxgb4vf in modules-load.d, chelsio-sriov-dp's socket listening): every
 // check is OK and it exits 0. Then it breaks the worker step by step: an unbound VF
-// is a WARN (exit still 0); PF4 off cxgb4 and a missing CNI plugin are FAILs (exit 1).
+// and cxgb4vf out of the boot list are WARNs (exit still 0); PF4 off cxgb4 and a
+// missing CNI plugin are FAILs (exit 1).
 func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 	roottest.Require(t)
 	n := upNode(t, "--vfs", "4", "--mtu", "9000")
@@ -73,6 +75,22 @@ func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 	out := mustRun(t, n.cvf, "install-cni", "--src", bin(t, "chelsio-sriov"), "--dest", cniDir)
 	if !strings.Contains(out, "installed "+filepath.Join(cniDir, node.PluginName)) {
 		t.Errorf("install-cni printed %q", out)
+	}
+	// The IPAM plugins: host-local itself; doctor only looks at whereabouts' file.
+	mustRun(t, n.cvf, "install-cni", "--src", bin(t, "host-local"), "--dest", cniDir, "--name", "host-local")
+	confDir, etc := filepath.Join(t.TempDir(), "net.d"), t.TempDir()
+	bootList := filepath.Join(etc, "modules-load.d", "chelsio-sriov.conf")
+	for p, content := range map[string]string{
+		filepath.Join(cniDir, node.DefaultIPAM):  "#!/bin/sh\n",
+		filepath.Join(confDir, "00-multus.conf"): `{"cniVersion":"1.0.0","name":"multus-cni-network","type":"multus-shim"}`,
+		bootList:                                 "cxgb4vf\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Socket paths are limited to 107 bytes: keep this one short.
 	dpDir, err := os.MkdirTemp("", "dp")
@@ -93,7 +111,7 @@ func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 		args := append([]string{
 			"emulate", "exec", "--name", n.name, "--run-dir", n.runDir, "--worker", worker, "--",
 			n.cvf, "doctor", "--proc-root", proc, "--cni-bin-dir", cniDir, "--device-plugin-dir", dpDir, "--cni-state-dir", stateDir,
-			"--policy-status-file", policyStatus,
+			"--policy-status-file", policyStatus, "--cni-conf-dir", confDir, "--etc-root", etc,
 		}, extra...)
 		out, errb, err := run(t, n.cvf, args...)
 		if errb != "" {
@@ -127,10 +145,12 @@ func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 		t.Fatalf("healthy worker: exit %d, ok %v, statuses mismatch (-want +got):\n%s\n%+v", code, r.OK, diff, r)
 	}
 	for name, want := range map[string]string{
-		node.CheckAdapters:  "T6 T62100-CR at 0000:81:00, 2 ports",
-		node.CheckVFs:       "4 VFs: PF0 0000:81:00.0 4/16",
-		node.CheckVFBinding: "4 VFs: 4 on cxgb4vf, 0 on vfio-pci",
-		node.CheckMTU:       "2 ports and 4 VF netdevs at MTU 9000 or more",
+		node.CheckAdapters:    "T6 T62100-CR at 0000:81:00, 2 ports",
+		node.CheckVFs:         "4 VFs: PF0 0000:81:00.0 4/16",
+		node.CheckVFBinding:   "4 VFs: 4 on cxgb4vf, 0 on vfio-pci",
+		node.CheckMTU:         "2 ports and 4 VF netdevs at MTU 9000 or more",
+		node.CheckMultus:      "found " + filepath.Join(confDir, "00-multus.conf"),
+		node.CheckBootModules: "cxgb4vf in " + bootList,
 	} {
 		for _, c := range r.Checks {
 			if c.Name == name && c.Finding != want {
@@ -149,6 +169,7 @@ func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 		code   int
 	}{
 		{"VF unbound", func() error { return tree.Bind(vf.MustParsePCIAddr("0000:81:01.4"), "") }, node.CheckVFBinding, node.Warn, 0},
+		{"cxgb4vf not loaded at boot", func() error { return os.Remove(bootList) }, node.CheckBootModules, node.Warn, 0},
 		{"PF4 off cxgb4", func() error { return tree.Bind(vf.MustParsePCIAddr("0000:81:00.4"), "") }, node.CheckCxgb4, node.Fail, 1},
 		{"CNI plugin missing", func() error { return os.Remove(filepath.Join(cniDir, node.PluginName)) }, node.CheckCNIBinary, node.Fail, 1},
 	}
@@ -173,7 +194,8 @@ func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 		"FAIL  cxgb4: PF4 0000:81:00.4 not on cxgb4 (no driver)\n      fix: echo 0000:81:00.4 > /sys/bus/pci/drivers/cxgb4/bind\n",
 		"WARN  vf-binding: 1 of 4 VFs unbound: 0000:81:01.4\n      fix: echo 0000:81:01.4 > /sys/bus/pci/drivers/cxgb4vf/bind; or chelsio-vf setup\n",
 		"FAIL  cni-binary: not installed: no " + filepath.Join(cniDir, node.PluginName) + "\n      fix: chelsio-vf install-cni --dest " + cniDir + "\n",
-		"14 checks: 11 OK, 1 WARN, 2 FAIL\n",
+		"WARN  boot-modules: not loaded at boot: cxgb4vf (named in no " + filepath.Join(etc, "modules-load.d") + "/*.conf nor " + filepath.Join(etc, "modules") + ", not built in)\n      fix: echo cxgb4vf > /etc/modules-load.d/chelsio-sriov.conf\n",
+		"17 checks: 13 OK, 2 WARN, 2 FAIL\n",
 	} {
 		if !strings.Contains(text, line) {
 			t.Errorf("doctor output lacks %q:\n%s", line, text)
@@ -183,10 +205,11 @@ func TestPrivilegedDoctorEmulatedNode(t *testing.T) {
 		t.Errorf("doctor exit %d, want 1", code)
 	}
 
-	// Worker 2 is another node: untouched but for the shared CNI directory.
+	// Worker 2 is another node: untouched but for the shared CNI and /etc directories.
 	r, _ = report("2")
 	want = maps.Clone(allOK)
 	want[node.CheckCNIBinary] = node.Fail
+	want[node.CheckBootModules] = node.Warn
 	if diff := cmp.Diff(want, statuses(r)); diff != "" {
 		t.Errorf("worker 2: statuses mismatch (-want +got):\n%s", diff)
 	}
