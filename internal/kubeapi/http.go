@@ -253,9 +253,10 @@ func (s *Server) patch(r request, contentType string, body []byte) (object, erro
 			return nil, invalid(r, "apply merge patch: %v", err)
 		}
 	default:
-		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure,
-			Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
-			Message: fmt.Sprintf("patch type %q is not supported: use application/json-patch+json or application/merge-patch+json", contentType)}}
+		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
+			Message: fmt.Sprintf("patch type %q is not supported: use application/json-patch+json or application/merge-patch+json", contentType),
+		}}
 	}
 	var o object
 	if err := json.Unmarshal(patched, &o); err != nil || o == nil {
@@ -288,6 +289,8 @@ func (s *Server) delete(r request, body []byte) (any, error) {
 		return nil, apierrors.NewConflict(r.gr(), r.name, errors.New("the preconditions of the delete do not hold"))
 	}
 	delete(s.objs[r.coll], key(r.namespace, r.name))
-	return metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess,
-		Details: &metav1.StatusDetails{Name: r.name, Group: r.coll.group, Kind: r.coll.resource, UID: apitypes.UID(metaString(old, "uid"))}}, nil
+	return metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess,
+		Details: &metav1.StatusDetails{Name: r.name, Group: r.coll.group, Kind: r.coll.resource, UID: apitypes.UID(metaString(old, "uid"))},
+	}, nil
 }

@@ -85,7 +85,8 @@ func Kubeconfig(server, namespace string) []byte {
 		"clusters": []any{map[string]any{"name": "stand-in", "cluster": map[string]any{"server": server}}},
 		"users":    []any{map[string]any{"name": "stand-in", "user": map[string]any{}}},
 		"contexts": []any{map[string]any{"name": "stand-in", "context": map[string]any{
-			"cluster": "stand-in", "user": "stand-in", "namespace": namespace}}},
+			"cluster": "stand-in", "user": "stand-in", "namespace": namespace,
+		}}},
 	}
 	b, _ := json.Marshal(cfg) // maps of strings always marshal
 	return b
