@@ -57,8 +57,12 @@ lint: ## gofmt, go vet and golangci-lint (installed into bin/tools on first use)
 CNIBIN    := $(BIN)/cni
 CNI_PLUGINS_VERSION := v1.9.1
 
-cni-plugins: ## install the reference CNI plugins (host-local) from the module proxy into bin/cni
+# whereabouts (the reference NAD's IPAM) is built from tools/whereabouts, a module
+# of its own: its go.mod pins an older Kubernetes client and a replace, which
+# go install pkg@version refuses.
+cni-plugins: ## install the IPAM plugins (host-local, whereabouts) from the module proxy into bin/cni
 	@test -x $(CNIBIN)/host-local || GOBIN=$(CNIBIN) CGO_ENABLED=0 $(GO) install github.com/containernetworking/plugins/plugins/ipam/host-local@$(CNI_PLUGINS_VERSION)
+	@test -x $(CNIBIN)/whereabouts || { cd tools/whereabouts && CGO_ENABLED=0 $(GO) build -trimpath -o $(CNIBIN)/whereabouts github.com/k8snetworkplumbingwg/whereabouts/cmd; }
 
 demo: build cni-plugins ## the reference flow on an emulated two-worker node (root)
 	$(GO) build -o $(BIN)/demo ./test/demo

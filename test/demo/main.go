@@ -7,11 +7,16 @@
 //  2. on each worker, chelsio-sriov-dp with the reference ConfigMap, registered with
 //     a kubelet stand-in that gives one VF to one pod, as kubelet does;
 //  3. each pod gets its VF through libcni (the runtime library of CRI-O, containerd
-//     and Multus), with the reference NAD's config and the allocated PCI address as
-//     Multus passes it, and the real host-local IPAM;
+//     and Multus), with the shipped NAD's config (deployments/network-attachment.yaml)
+//     and the allocated PCI address as Multus passes it, and the real whereabouts
+//     IPAM: each worker has its own whereabouts configuration (kubeconfig, flat
+//     file, log, NODENAME), and the workers share only the cluster's API, a
+//     stand-in (internal/kubeapi) that holds the IPPool: the two pods get
+//     different addresses, as on two real nodes;
 //  4. chelsio-vf bench between the two pods: the reference iperf test, a table and a
 //     plot of throughput and CPU against I/O size;
-//  5. DEL of both pods, the device plugins stopped, emulate down.
+//  5. DEL of both pods, which frees both addresses in the IPPool; the device
+//     plugins stopped, emulate down.
 package main
 
 import (
@@ -23,10 +28,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -36,32 +43,34 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
 
+	"github.com/chelsio-k8s/chelsio-sriov/internal/kubeapi"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
 	"github.com/chelsio-k8s/chelsio-sriov/internal/roottest"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/cni"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 )
 
-// The reference ConfigMap's config.json and NAD config (type chelsio-sriov; the
-// reference's public 102.100.2.0/24 replaced by a documentation range).
+// The reference ConfigMap's config.json.
 const (
 	seedConfig = `{"resourceList": [{"resourceName": "chelsio_sriov_netdevice",
   "selectors": {"vendors": ["1425"], "devices": ["680d"], "drivers": ["cxgb4vf"]}}]}`
-	seedNAD = `{"type": "chelsio-sriov", "cniVersion": "0.3.1", "name": "sriov-network",
-  "ipam": {"type": "host-local", "subnet": "198.51.100.0/24", "routes": [{"dst": "0.0.0.0/0"}], "gateway": "198.51.100.1"}}`
 	resource = "chelsio.com/chelsio_sriov_netdevice"
 )
 
 type demo struct {
 	bin, name, work string
+	nadFile         string
 	duration        string
 	sizes           string
 	cleanup         []func()
+	nad             []byte          // spec.config of the shipped NAD
+	api             *kubeapi.Server // the cluster's API, which the workers share
 }
 
 func main() {
 	d := &demo{}
-	flag.StringVar(&d.bin, "bin", "bin", "directory of the built binaries (host-local in <bin>/cni)")
+	flag.StringVar(&d.bin, "bin", "bin", "directory of the built binaries (whereabouts in <bin>/cni)")
+	flag.StringVar(&d.nadFile, "nad", "deployments/network-attachment.yaml", "the NetworkAttachmentDefinition whose spec.config the pods get")
 	flag.StringVar(&d.name, "name", "chelsio-emu-demo", "name of the emulated node")
 	flag.StringVar(&d.duration, "duration", "1s", "bench time per I/O size (the reference uses 60s)")
 	flag.StringVar(&d.sizes, "sizes", "64,128,256,512,1K,2K,4K,8K,16K,32K,64K,128K,256K,512K", "bench I/O sizes")
@@ -130,24 +139,82 @@ func (d *demo) run(ctx context.Context) error {
 		}
 	}
 
+	if err := d.startAPI(); err != nil {
+		return err
+	}
 	cfg := filepath.Join(d.work, "config.json")
 	if err := os.WriteFile(cfg, []byte(seedConfig), 0o644); err != nil {
 		return err
 	}
 	pods := map[int]ns.NetNS{}
 	ips := map[int]string{}
+	dels := map[int]func() error{}
 	for w := 1; w <= 2; w++ {
 		pci, err := d.allocate(ctx, w, cfg)
 		if err != nil {
 			return err
 		}
-		ip, pod, err := d.attach(ctx, w, pci)
+		ip, pod, del, err := d.attach(ctx, w, pci)
 		if err != nil {
 			return err
 		}
-		pods[w], ips[w] = pod, ip
+		pods[w], ips[w], dels[w] = pod, ip, del
 	}
+	step("the cluster's IPPool: one address per pod, from two workers")
+	d.printPools()
+	if ips[1] == ips[2] {
+		return fmt.Errorf("both pods got %s: the workers' IPAM does not share its leases", ips[1])
+	}
+	if err := d.bench(ctx, pods, ips); err != nil {
+		return err
+	}
+	step("DEL both pods: whereabouts frees their addresses")
+	for w := 1; w <= 2; w++ {
+		if err := dels[w](); err != nil {
+			return err
+		}
+	}
+	d.printPools()
+	for pool, allocs := range d.api.Allocations() {
+		if len(allocs) > 0 {
+			return fmt.Errorf("IPPool %s still holds %d addresses after DEL", pool, len(allocs))
+		}
+	}
+	return nil
+}
 
+// startAPI reads the shipped NAD and starts the cluster's API stand-in.
+func (d *demo) startAPI() error {
+	nad, err := kubeapi.NADConfig(d.nadFile)
+	if err != nil {
+		return err
+	}
+	d.nad = nad
+	step("the cluster: a Kubernetes API stand-in, which holds whereabouts' IPPools (the only thing the workers share)")
+	d.api = kubeapi.New()
+	d.onExit(d.api.Close)
+	fmt.Printf("NAD %s: %s\n", d.nadFile, bytes.Join(bytes.Fields(nad), []byte(" ")))
+	return nil
+}
+
+// printPools prints each IPPool's allocations: offset in the range, pod.
+func (d *demo) printPools() {
+	pools := d.api.Allocations()
+	if len(pools) == 0 {
+		fmt.Println("no IPPool")
+	}
+	for _, name := range slices.Sorted(maps.Keys(pools)) {
+		allocs := pools[name]
+		fmt.Printf("IPPool %s: %d allocations\n", name, len(allocs))
+		for _, off := range slices.Sorted(maps.Keys(allocs)) {
+			ref, _ := allocs[off].(map[string]any)["podref"].(string)
+			fmt.Printf("  offset %s: %s\n", off, ref)
+		}
+	}
+}
+
+// bench runs the reference iperf test from pod 1 to pod 2.
+func (d *demo) bench(ctx context.Context, pods map[int]ns.NetNS, ips map[int]string) error {
 	step("bench: server in pod 2 (%s), client in pod 1: %s per size", ips[2], d.duration)
 	srv := exec.CommandContext(ctx, "nsenter", "--net="+pods[2].Path(), d.cvf(), "bench", "server", "--listen", ips[2]+":5201")
 	srv.Stdout = io.Discard
@@ -177,7 +244,7 @@ func (d *demo) run(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	d.onExit(func() {
+	defer func() { // before the pods go
 		_ = srv.Process.Signal(syscall.SIGINT)
 		done := make(chan struct{})
 		go func() { _ = srv.Wait(); close(done) }()
@@ -186,7 +253,7 @@ func (d *demo) run(ctx context.Context) error {
 		case <-time.After(5 * time.Second):
 			_ = srv.Process.Kill()
 		}
-	})
+	}()
 	if err := os.MkdirAll("bench", 0o755); err != nil {
 		return err
 	}
@@ -198,6 +265,31 @@ func (d *demo) run(ctx context.Context) error {
 	fmt.Println("\nplot: bench/demo.svg, figures: bench/demo.json")
 	return nil
 }
+
+// whereabouts writes worker w's whereabouts configuration, as a node's
+// whereabouts install leaves it, in a directory of its own, and returns the
+// NAD's config with its IPAM config naming it.
+func (d *demo) whereabouts(w int) (map[string]any, error) {
+	dir := filepath.Join(d.work, fmt.Sprintf("whereabouts-w%d", w))
+	wn, err := d.api.Whereabouts(dir, filepath.Join("/run/netns", d.netns(w)))
+	if err != nil {
+		return nil, err
+	}
+	var conf map[string]any
+	if err := json.Unmarshal(d.nad, &conf); err != nil {
+		return nil, err
+	}
+	ipam, _ := conf["ipam"].(map[string]any)
+	if ipam["type"] != "whereabouts" {
+		return nil, fmt.Errorf("%s: the IPAM is %v, the demo runs whereabouts", d.nadFile, ipam["type"])
+	}
+	ipam["configuration_path"] = wn.FlatFile
+	fmt.Printf("worker %d whereabouts: flat file %s, kubeconfig %s, log %s, NODENAME %s\n", w, wn.FlatFile, wn.Kubeconfig, wn.LogFile, d.netns(w))
+	return conf, nil
+}
+
+// netns is the name of worker w's network namespace, which is also its node name.
+func (d *demo) netns(w int) string { return fmt.Sprintf("%s-w%d", d.name, w) }
 
 // stateDir is the CNI plugin's state directory on worker w, which the device
 // plugin reads to tell a VF in a pod from a stranded one.
@@ -256,59 +348,72 @@ func (d *demo) allocate(ctx context.Context, w int, cfg string) (string, error) 
 	return car.Envs[env], nil
 }
 
-// attach creates a pod and gives it the VF through libcni, as Multus does.
-func (d *demo) attach(ctx context.Context, w int, pci string) (string, ns.NetNS, error) {
-	step("worker %d: pod testpod%d gets %s as net1 through libcni (the reference NAD, type chelsio-sriov)", w, w, pci)
+// attach creates a pod and gives it the VF through libcni, as Multus does, and
+// returns its address, its namespace and its DEL.
+func (d *demo) attach(ctx context.Context, w int, pci string) (string, ns.NetNS, func() error, error) {
+	step("worker %d: pod testpod%d gets %s as net1 through libcni (the shipped NAD, type chelsio-sriov)", w, w, pci)
+	conf, err := d.whereabouts(w)
+	if err != nil {
+		return "", nil, nil, err
+	}
 	pod, err := testutils.NewNS()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	d.onExit(func() {
 		_ = roottest.RemoveNetns(pod)
 	})
-	// CNI_PATH: chelsio-sriov runs inside the worker; host-local from the module proxy.
+	// CNI_PATH: chelsio-sriov runs inside the worker, and so does the IPAM plugin
+	// it runs, whereabouts, built from the module proxy.
 	wrap := filepath.Join(d.work, fmt.Sprintf("cni-w%d", w))
 	if err := os.MkdirAll(wrap, 0o755); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	// The state is in the demo's work directory, which the node's setting allows
-	// (a NetConf alone may name only a dataDir under /var/lib).
-	script := fmt.Sprintf("#!/bin/sh\n%s=%s exec %s emulate exec --name %s --worker %d -- %s \"$@\"\n",
-		cni.EnvDataDirs, d.work, d.cvf(), d.name, w, filepath.Join(d.bin, "chelsio-sriov"))
+	// (a NetConf alone may name only a dataDir under /var/lib). NODENAME is the
+	// node's name, as whereabouts reads it.
+	script := fmt.Sprintf("#!/bin/sh\nNODENAME=%s %s=%s exec %s emulate exec --name %s --worker %d -- %s \"$@\"\n",
+		d.netns(w), cni.EnvDataDirs, d.work, d.cvf(), d.name, w, filepath.Join(d.bin, "chelsio-sriov"))
 	if err := os.WriteFile(filepath.Join(wrap, "chelsio-sriov"), []byte(script), 0o755); err != nil {
-		return "", nil, err
-	}
-	var conf map[string]any
-	if err := json.Unmarshal([]byte(seedNAD), &conf); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	conf["deviceID"], conf["pciBusID"] = pci, pci // what Multus adds
 	conf["dataDir"] = d.stateDir(w)
-	conf["ipam"].(map[string]any)["dataDir"] = filepath.Join(d.work, "ipam")
 	b, _ := json.Marshal(conf)
 	pc, err := libcni.NetworkPluginConfFromBytes(b)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	runtime := libcni.NewCNIConfigWithCacheDir([]string{wrap, filepath.Join(d.bin, "cni")}, filepath.Join(d.work, "cache"), nil)
 	rt := &libcni.RuntimeConf{
 		ContainerID: fmt.Sprintf("testpod%d", w), NetNS: pod.Path(), IfName: "net1",
-		Args: [][2]string{{"IgnoreUnknown", "true"}, {"K8S_POD_NAME", fmt.Sprintf("testpod%d", w)}},
+		Args: [][2]string{{"IgnoreUnknown", "true"}, {"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", fmt.Sprintf("testpod%d", w)}},
 	}
 	r, err := runtime.AddNetwork(ctx, pc, rt)
 	if err != nil {
-		return "", nil, fmt.Errorf("worker %d: ADD: %w", w, err)
+		return "", nil, nil, fmt.Errorf("worker %d: ADD: %w", w, err)
 	}
-	d.onExit(func() {
+	deleted := false
+	del := func() error {
+		if deleted {
+			return nil
+		}
+		deleted = true
 		fmt.Printf("worker %d: DEL testpod%d\n", w, w)
 		if err := runtime.DelNetwork(context.Background(), pc, rt); err != nil {
-			fmt.Fprintf(os.Stderr, "worker %d: DEL: %v\n", w, err)
+			return fmt.Errorf("worker %d: DEL: %w", w, err)
+		}
+		return nil
+	}
+	d.onExit(func() {
+		if err := del(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
 	})
 	res, err := current.NewResultFromResult(r)
 	if err != nil || len(res.IPs) == 0 {
-		return "", nil, fmt.Errorf("worker %d: ADD result %v: %w", w, r, err)
+		return "", nil, nil, fmt.Errorf("worker %d: ADD result %v: %w", w, r, err)
 	}
 	fmt.Printf("net1 in testpod%d: %s, MAC %s\n", w, res.IPs[0].Address.String(), res.Interfaces[0].Mac)
-	return res.IPs[0].Address.IP.String(), pod, nil
+	return res.IPs[0].Address.IP.String(), pod, del, nil
 }

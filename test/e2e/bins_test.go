@@ -60,6 +60,36 @@ func bin(t *testing.T, name string) string {
 	return filepath.Join(binDir, name)
 }
 
+var (
+	whereaboutsOnce sync.Once
+	whereaboutsErr  error
+)
+
+// whereabouts returns the path of the whereabouts IPAM plugin, built once per
+// test run into the directory of the other binaries (which is on the tests'
+// CNI_PATH) from tools/whereabouts, the module that pins it.
+func whereabouts(t *testing.T) string {
+	t.Helper()
+	bin(t, "chelsio-sriov") // makes binDir
+	whereaboutsOnce.Do(func() {
+		dir, err := filepath.Abs(filepath.Join("..", "..", "tools", "whereabouts"))
+		if err != nil {
+			whereaboutsErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(binDir, "whereabouts"), "github.com/k8snetworkplumbingwg/whereabouts/cmd")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			whereaboutsErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	if whereaboutsErr != nil {
+		t.Fatalf("build whereabouts: %v", whereaboutsErr)
+	}
+	return filepath.Join(binDir, "whereabouts")
+}
+
 type buildError struct {
 	err error
 	out string

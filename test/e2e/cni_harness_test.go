@@ -63,7 +63,10 @@ func newCNIEnv(t *testing.T, node *emuNode) *cniEnv {
 	plugin := bin(t, "chelsio-sriov")
 	for w := 1; w <= 2; w++ {
 		d := t.TempDir()
-		script := fmt.Sprintf("#!/bin/sh\nexec %s emulate exec --name %s --run-dir %s --worker %d -- %s \"$@\"\n", node.cvf, node.name, node.runDir, w, plugin)
+		// NODENAME: the node's name, as a node's runtime has it for IPAM
+		// plugins (whereabouts reads it).
+		script := fmt.Sprintf("#!/bin/sh\nNODENAME=%s exec %s emulate exec --name %s --run-dir %s --worker %d -- %s \"$@\"\n",
+			node.netns(w), node.cvf, node.name, node.runDir, w, plugin)
 		if err := os.WriteFile(filepath.Join(d, "chelsio-sriov"), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -77,11 +80,20 @@ func newCNIEnv(t *testing.T, node *emuNode) *cniEnv {
 // deviceID and pciBusID, and the given keys merged in (nil values delete a key).
 func (e *cniEnv) conf(worker int, deviceID string, over map[string]any) []byte {
 	e.t.Helper()
+	return e.confOf([]byte(seedNADConfig), worker, deviceID, over)
+}
+
+// confOf is conf with another NAD config than the seed's; host-local's dataDir
+// is set only when its IPAM is host-local.
+func (e *cniEnv) confOf(nad []byte, worker int, deviceID string, over map[string]any) []byte {
+	e.t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal([]byte(seedNADConfig), &m); err != nil {
+	if err := json.Unmarshal(nad, &m); err != nil {
 		e.t.Fatal(err)
 	}
-	m["ipam"].(map[string]any)["dataDir"] = e.ipamDir
+	if ipam, _ := m["ipam"].(map[string]any); ipam["type"] == "host-local" {
+		ipam["dataDir"] = e.ipamDir
+	}
 	m["dataDir"] = e.dataDirs[worker]
 	if deviceID != "" {
 		m["deviceID"], m["pciBusID"] = deviceID, deviceID
