@@ -21,6 +21,7 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/servedby"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/version"
 )
@@ -84,6 +85,7 @@ type flags struct {
 	showVersion        bool
 	uevents, fileWatch bool
 	linkEvents         bool
+	servedBy           string
 	heal               healFlags
 }
 
@@ -108,6 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.uevents, "uevents", true, "rescan at once on the kernel's uevents about Chelsio PCI functions and their netdevs")
 	fs.BoolVar(&f.linkEvents, "link-events", true, "follow the ports' link state through netlink link events (off: each rescan reads sysfs carrier)")
 	fs.BoolVar(&f.fileWatch, "file-watch", true, "rescan at once on file events under the sysfs root's bus/pci (only an emulated or copied tree sends them)")
+	fs.StringVar(&f.servedBy, "served-by-dir", servedby.DefaultDir, "served-by locks shared with chelsio-sriov-dra: a VF it offers is not offered here (a sysfs root other than /sys gets a subdirectory of its own); empty turns them off")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version, commit and build date, and exit")
 	f.heal.add(fs)
 	if err := fs.Parse(args); err != nil {
@@ -167,6 +170,9 @@ func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.
 	}
 	r := sysfs.Root(f.root)
 	scanner := deviceplugin.NewChelsioScanner(r, cfg, portLinks)
+	if f.servedBy != "" {
+		scanner.Served = servedby.New(servedby.DirFor(f.servedBy, f.root), "chelsio-sriov-dp")
+	}
 	m := deviceplugin.NewManager(scanner, log)
 	m.Dir, m.Interval, m.Policy, m.DeviceInfoDir, m.CDIKind, m.CDIDir = f.dir, f.interval, f.policy, f.devInfo, f.cdiKind, f.cdiDir
 	f.heal.wire(scanner, m, log)

@@ -97,16 +97,22 @@ func (m *Manager) writeDeviceInfo(res *Resource, d *Device) error {
 	if m.DeviceInfoDir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(m.DeviceInfoDir, 0o755); err != nil {
+	m.devInfoMu.Lock() // not removed by devInfoGC between its check and its removal
+	defer m.devInfoMu.Unlock()
+	return WriteDeviceInfo(m.DeviceInfoDir, res.FullName(), d)
+}
+
+// WriteDeviceInfo writes the Multus device-info file of d, offered as the resource
+// fullName, under dir (DeviceInfoPath), replacing it whole.
+func WriteDeviceInfo(dir, fullName string, d *Device) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("device-info dir: %w", err)
 	}
 	b, err := json.Marshal(deviceInfo{Type: "pci", Version: "1.1.0", PCI: deviceInfoPCI{PCIAddress: d.ID, PFPCIAddress: d.PF}, Extra: d.Extra})
 	if err != nil {
 		return err
 	}
-	p := DeviceInfoPath(m.DeviceInfoDir, res.FullName(), d.ID)
-	m.devInfoMu.Lock() // not removed by devInfoGC between its check and its removal
-	defer m.devInfoMu.Unlock()
+	p := DeviceInfoPath(dir, fullName, d.ID)
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return fmt.Errorf("write device-info: %w", err)
