@@ -199,6 +199,15 @@ func (s *ChelsioScanner) serve(addr string) bool {
 	return false
 }
 
+// OfferedElsewhere reports whether the last scan found VF id held by another
+// daemon's served-by lock.
+func (s *ChelsioScanner) OfferedElsewhere(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.elsewhere[id]
+	return ok
+}
+
 // keepServed lets go of the locks of VFs this scan no longer offers.
 func (s *ChelsioScanner) keepServed(tree DeviceTree) {
 	if s.Served == nil {
