@@ -39,7 +39,7 @@ func RegisterDRA(ctx context.Context, registryDir, driverName string) (*DRAPlugi
 		last = err
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("register DRA driver %s from %s: %w (last: %v)", driverName, registryDir, ctx.Err(), last)
+			return nil, fmt.Errorf("register DRA driver %s from %s: %w", driverName, registryDir, errors.Join(ctx.Err(), last))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -71,7 +71,7 @@ func registerAt(ctx context.Context, socket, driverName string) (*DRAPlugin, err
 	if err != nil {
 		return nil, err
 	}
-	defer reg.Close()
+	defer func() { _ = reg.Close() }()
 	rc := registerapi.NewRegistrationClient(reg)
 	info, err := rc.GetInfo(ctx, &registerapi.InfoRequest{})
 	if err != nil {

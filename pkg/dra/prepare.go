@@ -69,7 +69,7 @@ func (d *Driver) PrepareResourceClaims(_ context.Context, claims []*resourceapi.
 			}
 			cp.Claims[string(c.UID)] = pc
 			if err := cp.write(d.CheckpointPath); err != nil {
-				d.undo(pc)
+				_ = d.undo(pc) // the checkpoint error is the one to report
 				delete(cp.Claims, string(c.UID))
 				out[c.UID] = kubeletplugin.PrepareResult{Err: err}
 				continue
@@ -117,7 +117,7 @@ func (d *Driver) prepare(c *resourceapi.ResourceClaim, cp *checkpoint) (prepared
 		})
 	}
 	if err := d.writeFiles(pc, spec, vfs); err != nil {
-		d.undo(pc)
+		_ = d.undo(pc) // the write error is the one to report
 		return pc, fmt.Errorf("claim %s/%s: %w", c.Namespace, c.Name, err)
 	}
 	return pc, nil
