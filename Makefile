@@ -115,7 +115,7 @@ image: ## the release image IMAGE:TAG (default: ghcr.io/chelsio-k8s/chelsio-srio
 
 image-local: build ## the same image from the binaries of make build, offline (images/Dockerfile.local)
 	@test -n "$(CONTAINER_TOOL)" || { echo 'make image-local: no buildah, podman or docker on PATH (or give CONTAINER_TOOL=)'; exit 1; }
-	@printf '*\n!chelsio-sriov\n!chelsio-sriov-dp\n!chelsio-vf\n' >$(BIN)/.dockerignore
+	@printf '*\n!chelsio-sriov\n!chelsio-sriov-dp\n!chelsio-sriov-dra\n!chelsio-vf\n' >$(BIN)/.dockerignore
 	$(IMAGE_BUILD) -f images/Dockerfile.local $(BIN)
 
 image-archive: ## save IMAGE:TAG as dist/VERSION/chelsio-sriov-image.tar, for ctr -n k8s.io images import on a node
