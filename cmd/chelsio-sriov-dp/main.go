@@ -124,13 +124,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 
 // check refuses flag values out of range, and returns the logger --log-format asks for.
 func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
-	var h slog.Handler = slog.NewTextHandler(stderr, nil)
-	switch f.logFormat {
-	case "json":
-		h = slog.NewJSONHandler(stderr, nil)
-	case "text":
-	default:
-		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+	log, err := deviceplugin.NewLogger(f.logFormat, stderr)
+	if err != nil {
+		return nil, err
 	}
 	if f.policy != deviceplugin.PolicySpread && f.policy != deviceplugin.PolicyPack {
 		return nil, fmt.Errorf("--allocation-policy %q: want spread or pack", f.policy)
@@ -141,7 +137,7 @@ func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
 	if err := f.heal.check(); err != nil {
 		return nil, err
 	}
-	return slog.New(h), nil
+	return log, nil
 }
 
 // newManager loads the pools and wires the scanner, link events, uevents, file watches and

@@ -123,13 +123,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 
 // check refuses flag values out of range, and returns the logger --log-format asks for.
 func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
-	var h slog.Handler = slog.NewTextHandler(stderr, nil)
-	switch f.logFormat {
-	case "json":
-		h = slog.NewJSONHandler(stderr, nil)
-	case "text":
-	default:
-		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+	log, err := deviceplugin.NewLogger(f.logFormat, stderr)
+	if err != nil {
+		return nil, err
 	}
 	if f.nodeName == "" {
 		return nil, errors.New("--node-name is empty: give it, or set NODE_NAME")
@@ -140,7 +136,7 @@ func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
 	if f.interval < 50*time.Millisecond {
 		return nil, fmt.Errorf("--rescan-interval %v: want at least 50ms", f.interval)
 	}
-	return slog.New(h), nil
+	return log, nil
 }
 
 // client is the API server's client: --kubeconfig, else in-cluster.
