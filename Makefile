@@ -32,7 +32,7 @@ K         ?= 50
 N         ?= 16,64
 BENCHTIME ?= 1s
 
-.PHONY: help build test test-unit lint demo bench fuzz stress clean cni-plugins image image-local image-archive release
+.PHONY: help build test test-unit lint demo demo-dra bench fuzz stress clean cni-plugins image image-local image-archive release
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,6 +63,10 @@ cni-plugins: ## install the reference CNI plugins (host-local) from the module p
 demo: build cni-plugins ## the reference flow on an emulated two-worker node (root)
 	$(GO) build -o $(BIN)/demo ./test/demo
 	$(BIN)/demo -bin $(BIN) $(DEMOFLAGS)
+
+demo-dra: build cni-plugins ## the reference flow with a DRA claim per worker instead of the extended resource (root)
+	$(GO) build -o $(BIN)/demo ./test/demo
+	$(BIN)/demo -bin $(BIN) -dra $(DEMOFLAGS)
 
 bench: build cni-plugins ## Go benchmarks of the hot paths, then (root) CNI vs floor and host-device, N-way, device plugin; K=50 N=16,64
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/...

@@ -137,7 +137,7 @@ func (d *demo) run(ctx context.Context) error {
 	pods := map[int]ns.NetNS{}
 	ips := map[int]string{}
 	for w := 1; w <= 2; w++ {
-		pci, err := d.allocate(ctx, w, cfg)
+		pci, err := d.vfFor(ctx, w, cfg)
 		if err != nil {
 			return err
 		}
