@@ -72,7 +72,12 @@ func (d *demo) prepareClaim(ctx context.Context, w int) (string, error) {
 	go func() {
 		done <- drv.Serve(sctx, client, dra.Sockets{RegistryDir: filepath.Join(sock, "registry"), PluginDir: filepath.Join(sock, "plugin")})
 	}()
-	d.onExit(func() { cancel(); <-done })
+	d.onExit(func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintf(os.Stderr, "worker %d: the DRA driver: %v\n", w, err)
+		}
+	})
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer wcancel()
 	dev, err := firstNetdevice(wctx, client)
