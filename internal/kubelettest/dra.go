@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	resourceapi "k8s.io/api/resource/v1"
 	drapb "k8s.io/kubelet/pkg/apis/dra/v1"
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 )
@@ -134,3 +136,22 @@ func (p *DRAPlugin) Unprepare(ctx context.Context, claims ...DRAClaim) (map[stri
 
 // Close closes the connection to the driver.
 func (p *DRAPlugin) Close() { _ = p.conn.Close() }
+
+// AttributeStrings renders the attributes of a ResourceSlice device as strings,
+// for a test to compare.
+func AttributeStrings(d resourceapi.Device) map[string]string {
+	out := map[string]string{}
+	for k, a := range d.Attributes {
+		switch {
+		case a.StringValue != nil:
+			out[string(k)] = *a.StringValue
+		case a.IntValue != nil:
+			out[string(k)] = strconv.FormatInt(*a.IntValue, 10)
+		case a.BoolValue != nil:
+			out[string(k)] = strconv.FormatBool(*a.BoolValue)
+		case a.VersionValue != nil:
+			out[string(k)] = *a.VersionValue
+		}
+	}
+	return out
+}

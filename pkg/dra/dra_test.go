@@ -195,24 +195,6 @@ func (w wantVF) attrs(t *testing.T, root sysfs.Root) map[string]string {
 	}
 }
 
-// attrStrings renders a device's attributes as strings.
-func attrStrings(d resourceapi.Device) map[string]string {
-	out := map[string]string{}
-	for k, a := range d.Attributes {
-		switch {
-		case a.StringValue != nil:
-			out[string(k)] = *a.StringValue
-		case a.IntValue != nil:
-			out[string(k)] = itoa(int(*a.IntValue))
-		case a.BoolValue != nil:
-			out[string(k)] = map[bool]string{true: "true", false: "false"}[*a.BoolValue]
-		case a.VersionValue != nil:
-			out[string(k)] = *a.VersionValue
-		}
-	}
-	return out
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // sameDevices is a waitPublished condition: exactly the VFs of want, each with
@@ -227,7 +209,7 @@ func sameDevices(t *testing.T, root sysfs.Root, want []wantVF, taint func(wantVF
 				problems = append(problems, name+" is not published")
 				continue
 			}
-			if g, e := attrStrings(d), w.attrs(t, root); !mapsEqual(g, e) {
+			if g, e := kubelettest.AttributeStrings(d), w.attrs(t, root); !mapsEqual(g, e) {
 				problems = append(problems, name+": attributes "+describe(g)+", want "+describe(e))
 			}
 			if g, e := taintOf(d), taint(w); g != e {

@@ -79,16 +79,7 @@ func waitSlices(t *testing.T, client *fake.Clientset, what string, want []emulat
 		got := map[string]map[string]string{}
 		for _, s := range list.Items {
 			for _, dev := range s.Spec.Devices {
-				a := map[string]string{}
-				for k, v := range dev.Attributes {
-					switch {
-					case v.StringValue != nil:
-						a[string(k)] = *v.StringValue
-					case v.IntValue != nil:
-						a[string(k)] = strconv.FormatInt(*v.IntValue, 10)
-					}
-				}
-				got[dev.Name] = a
+				got[dev.Name] = kubelettest.AttributeStrings(dev)
 			}
 		}
 		if len(got) != len(want) {
