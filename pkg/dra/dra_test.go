@@ -254,14 +254,22 @@ func describe(m map[string]string) string {
 
 func noTaint(wantVF) string { return "" }
 
-// The published ResourceSlices list every bound VF with every attribute; a port
-// whose link goes down taints its VFs, and its link back lifts the taint.
-func TestResourceSlices(t *testing.T) {
+// startPublished starts a driver on the fixture and waits until it has published
+// every bound VF, untainted.
+func startPublished(t *testing.T) (*sysfstree.Tree, *node, []wantVF) {
+	t.Helper()
 	tree := fixture(t)
 	n := newNode(t, tree)
 	n.start(t)
 	want := boundVFs(tree)
 	n.waitPublished(t, "every bound VF", sameDevices(t, tree.Root, want, noTaint))
+	return tree, n, want
+}
+
+// The published ResourceSlices list every bound VF with every attribute; a port
+// whose link goes down taints its VFs, and its link back lifts the taint.
+func TestResourceSlices(t *testing.T) {
+	tree, n, want := startPublished(t)
 
 	port := tree.Adapters[0].Ports[1]
 	setCarrier(t, tree, port.Name, "0")

@@ -143,11 +143,7 @@ func cdiIDs(t *testing.T, resp map[string]*drapb.NodePrepareResourceResponse, ui
 // restarted between prepare and unprepare, and the unprepare still removes
 // everything the prepare wrote.
 func TestPrepareRestartUnprepare(t *testing.T) {
-	tree := fixture(t)
-	n := newNode(t, tree)
-	n.start(t)
-	want := boundVFs(tree)
-	n.waitPublished(t, "every bound VF", sameDevices(t, tree.Root, want, noTaint))
+	tree, n, _ := startPublished(t)
 	k := n.register(t)
 
 	netAddr, vfioAddr := tree.Adapters[0].VFs[0][0].Addr.String(), tree.Adapters[0].VFs[1][1].Addr.String()
@@ -190,10 +186,7 @@ func TestPrepareRestartUnprepare(t *testing.T) {
 // VF another prepared claim holds is refused with a message naming it, and
 // leaves nothing behind.
 func TestPrepareRefusals(t *testing.T) {
-	tree := fixture(t)
-	n := newNode(t, tree)
-	n.start(t)
-	n.waitPublished(t, "every bound VF", sameDevices(t, tree.Root, boundVFs(tree), noTaint))
+	tree, n, _ := startPublished(t)
 	k := n.register(t)
 	addr := tree.Adapters[0].VFs[0][0].Addr.String()
 	held := claim("held", "uid-held", dra.DeviceName(addr))
