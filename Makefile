@@ -32,7 +32,7 @@ K         ?= 50
 N         ?= 16,64
 BENCHTIME ?= 1s
 
-.PHONY: help build test test-unit lint demo bench fuzz stress clean cni-plugins image image-local image-archive release
+.PHONY: help build test test-unit lint demo demo-dra bench fuzz stress clean cni-plugins image image-local image-archive release
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,10 @@ cni-plugins: ## install the IPAM plugins (host-local, whereabouts) from the modu
 demo: build cni-plugins ## the reference flow on an emulated two-worker node (root)
 	$(GO) build -o $(BIN)/demo ./test/demo
 	$(BIN)/demo -bin $(BIN) $(DEMOFLAGS)
+
+demo-dra: build cni-plugins ## the reference flow with a DRA claim per worker instead of the extended resource (root)
+	$(GO) build -o $(BIN)/demo ./test/demo
+	$(BIN)/demo -bin $(BIN) -dra $(DEMOFLAGS)
 
 bench: build cni-plugins ## Go benchmarks of the hot paths, then (root) CNI vs floor and host-device, N-way, device plugin; K=50 N=16,64
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/...
@@ -119,7 +123,7 @@ image: ## the release image IMAGE:TAG (default: ghcr.io/chelsio-k8s/chelsio-srio
 
 image-local: build ## the same image from the binaries of make build, offline (images/Dockerfile.local)
 	@test -n "$(CONTAINER_TOOL)" || { echo 'make image-local: no buildah, podman or docker on PATH (or give CONTAINER_TOOL=)'; exit 1; }
-	@printf '*\n!chelsio-sriov\n!chelsio-sriov-dp\n!chelsio-vf\n' >$(BIN)/.dockerignore
+	@printf '*\n!chelsio-sriov\n!chelsio-sriov-dp\n!chelsio-sriov-dra\n!chelsio-vf\n' >$(BIN)/.dockerignore
 	$(IMAGE_BUILD) -f images/Dockerfile.local $(BIN)
 
 image-archive: ## save IMAGE:TAG as dist/VERSION/chelsio-sriov-image.tar, for ctr -n k8s.io images import on a node

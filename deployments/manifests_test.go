@@ -119,7 +119,9 @@ func decode(t *testing.T, file string, b []byte) []doc {
 		case "NodeFeatureRule":
 			obj = &nodeFeatureRule{}
 		default:
-			t.Fatalf("%s document %d: unexpected kind %q: teach this test its pod spec", file, i, tm.Kind)
+			if obj = moreKinds(tm.Kind); obj == nil {
+				t.Fatalf("%s document %d: unexpected kind %q: teach this test its pod spec", file, i, tm.Kind)
+			}
 		}
 		if err := yaml.UnmarshalStrict(part, obj); err != nil {
 			t.Fatalf("%s document %d (%s): %v", file, i, tm.Kind, err)
@@ -199,7 +201,7 @@ func TestConfigsLoadWithThePluginsLoaders(t *testing.T) {
 		case *corev1.Pod:
 			for _, c := range o.Spec.Containers {
 				q := c.Resources.Limits["chelsio.com/chelsio_sriov_netdevice"]
-				if q.String() != "1" {
+				if q.String() != "1" && len(c.Resources.Claims) != 1 { // the VF from a DRA claim (dra_test.go)
 					t.Errorf("%s: pod %s container %s does not request one chelsio.com/chelsio_sriov_netdevice", d.file, o.Name, c.Name)
 				}
 			}
@@ -490,7 +492,7 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 	}
 	slices.Sort(daemonSets)
-	if want := []string{"chelsio-sriov-cni", "chelsio-sriov-dp", "chelsio-vf-policy"}; !slices.Equal(daemonSets, want) || len(ws) < 6 {
+	if want := []string{"chelsio-sriov-cni", "chelsio-sriov-dp", "chelsio-sriov-dra", "chelsio-vf-policy"}; !slices.Equal(daemonSets, want) || len(ws) < 6 {
 		t.Errorf("%d workloads, DaemonSets %v: want the DaemonSets %v, the test pods and the benchmark Job", len(ws), daemonSets, want)
 	}
 	for _, w := range ws {

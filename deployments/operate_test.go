@@ -75,8 +75,8 @@ func TestDaemonSetsRunOnChelsioNodes(t *testing.T) {
 			t.Errorf("%s: %s", d.file, p)
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d DaemonSets, want the device plugin, the CNI installer and the policy agent", n)
+	if n != 4 {
+		t.Errorf("%d DaemonSets, want the device plugin, the CNI installer, the policy agent and the DRA driver", n)
 	}
 }
 
@@ -156,8 +156,23 @@ func TestImagesAreVersioned(t *testing.T) {
 			}
 		}
 	}
+	// Every directory with a workload names its images' tags in its kustomization.
+	tagged := map[string]map[string]bool{}
+	for _, d := range load(t) {
+		if k, ok := d.obj.(*kustomization); ok {
+			for _, im := range k.Images {
+				if tagged[filepath.Dir(d.file)] == nil {
+					tagged[filepath.Dir(d.file)] = map[string]bool{}
+				}
+				tagged[filepath.Dir(d.file)][im.Name] = true
+			}
+		}
+	}
 	for _, w := range workloads(load(t)) {
 		for _, c := range append(append([]corev1.Container(nil), w.spec.InitContainers...), w.spec.Containers...) {
+			if !tagged[filepath.Dir(w.file)][c.Image] && !tagged["."][c.Image] {
+				t.Errorf("%s %s container %s: image %q gets no tag from a kustomization", w.kind, w.name, c.Name, c.Image)
+			}
 			if strings.HasSuffix(c.Image, ":latest") || c.ImagePullPolicy != corev1.PullIfNotPresent {
 				t.Errorf("%s %s container %s: image %q, pull policy %q; want a tag set by kustomize and IfNotPresent", w.kind, w.name, c.Name, c.Image, c.ImagePullPolicy)
 			}
@@ -241,7 +256,8 @@ func ipamType(t *testing.T, config string) string {
 	return c.IPAM.Type
 }
 
-// TestComponents builds an overlay of deployments/ with each component, as
+// TestComponents builds an overlay of deployments/ with each component (and the
+// DRA driver's), as
 // docs/install.md tells, and checks what it changes.
 func TestComponents(t *testing.T) {
 	build := kustomizeCommand(t)
@@ -257,7 +273,7 @@ func TestComponents(t *testing.T) {
 		}
 		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + rel(".") + "\ncomponents:\n"
 		for _, c := range components {
-			k += "  - " + rel(filepath.Join("components", c)) + "\n"
+			k += "  - " + rel(c) + "\n"
 		}
 		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 			t.Fatal(err)
@@ -271,7 +287,7 @@ func TestComponents(t *testing.T) {
 	}
 	t.Run("plain-label", func(t *testing.T) {
 		var n int
-		for _, d := range rendered(t, "plain-label") {
+		for _, d := range rendered(t, "components/plain-label") {
 			if ds, ok := d.obj.(*appsv1.DaemonSet); ok {
 				n++
 				for _, p := range checkOperable(ds, "chelsio.com/sriov") {
@@ -286,11 +302,28 @@ func TestComponents(t *testing.T) {
 			t.Errorf("%d DaemonSets", n)
 		}
 	})
+	t.Run("dra", func(t *testing.T) {
+		var dra *appsv1.DaemonSet
+		for _, d := range rendered(t, "dra") {
+			if ds, ok := d.obj.(*appsv1.DaemonSet); ok && ds.Name == "chelsio-sriov-dra" {
+				dra = ds
+			}
+		}
+		if dra == nil {
+			t.Fatal("no chelsio-sriov-dra DaemonSet built")
+		}
+		if dra.Namespace != "chelsio-sriov" || !strings.HasSuffix(dra.Spec.Template.Spec.Containers[0].Image, ":v0.1.0") {
+			t.Errorf("DRA DaemonSet in %q with image %q: want the base's namespace and tag", dra.Namespace, dra.Spec.Template.Spec.Containers[0].Image)
+		}
+		for _, p := range append(checkOperable(dra, nfdLabel), checkPrivilege(workload{"overlay", "DaemonSet", dra.Name, dra.Spec.Template.Spec})...) {
+			t.Error(p)
+		}
+	})
 	t.Run("podmonitor and nfd-rule", func(t *testing.T) {
 		var pm *podMonitor
 		var rule *nodeFeatureRule
 		metricsPods := map[string]bool{}
-		for _, d := range rendered(t, "podmonitor", "nfd-rule") {
+		for _, d := range rendered(t, "components/podmonitor", "components/nfd-rule") {
 			switch o := d.obj.(type) {
 			case *podMonitor:
 				pm = o

@@ -21,6 +21,7 @@ import (
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/httpserve"
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/servedby"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/version"
 )
@@ -84,6 +85,7 @@ type flags struct {
 	showVersion        bool
 	uevents, fileWatch bool
 	linkEvents         bool
+	servedBy           string
 	heal               healFlags
 }
 
@@ -108,6 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.uevents, "uevents", true, "rescan at once on the kernel's uevents about Chelsio PCI functions and their netdevs")
 	fs.BoolVar(&f.linkEvents, "link-events", true, "follow the ports' link state through netlink link events (off: each rescan reads sysfs carrier)")
 	fs.BoolVar(&f.fileWatch, "file-watch", true, "rescan at once on file events under the sysfs root's bus/pci (only an emulated or copied tree sends them)")
+	fs.StringVar(&f.servedBy, "served-by-dir", servedby.DefaultDir, "served-by locks shared with chelsio-sriov-dra: a VF it offers is not offered here (a sysfs root other than /sys gets a subdirectory of its own); empty turns them off")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version, commit and build date, and exit")
 	f.heal.add(fs)
 	if err := fs.Parse(args); err != nil {
@@ -121,13 +124,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 
 // check refuses flag values out of range, and returns the logger --log-format asks for.
 func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
-	var h slog.Handler = slog.NewTextHandler(stderr, nil)
-	switch f.logFormat {
-	case "json":
-		h = slog.NewJSONHandler(stderr, nil)
-	case "text":
-	default:
-		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+	log, err := deviceplugin.NewLogger(f.logFormat, stderr)
+	if err != nil {
+		return nil, err
 	}
 	if f.policy != deviceplugin.PolicySpread && f.policy != deviceplugin.PolicyPack {
 		return nil, fmt.Errorf("--allocation-policy %q: want spread or pack", f.policy)
@@ -138,7 +137,7 @@ func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
 	if err := f.heal.check(); err != nil {
 		return nil, err
 	}
-	return slog.New(h), nil
+	return log, nil
 }
 
 // newManager loads the pools and wires the scanner, link events, uevents, file watches and
@@ -167,6 +166,9 @@ func newManager(ctx context.Context, f *flags, log *slog.Logger) (*deviceplugin.
 	}
 	r := sysfs.Root(f.root)
 	scanner := deviceplugin.NewChelsioScanner(r, cfg, portLinks)
+	if f.servedBy != "" {
+		scanner.Served = servedby.New(servedby.DirFor(f.servedBy, f.root), "chelsio-sriov-dp")
+	}
 	m := deviceplugin.NewManager(scanner, log)
 	m.Dir, m.Interval, m.Policy, m.DeviceInfoDir, m.CDIKind, m.CDIDir = f.dir, f.interval, f.policy, f.devInfo, f.cdiKind, f.cdiDir
 	f.heal.wire(scanner, m, log)

@@ -28,9 +28,27 @@ func EnvName(prefix, name string) string {
 // vfioDevice is the device node of the VFIO container, shared by every group.
 const vfioDevice = "/dev/vfio/vfio"
 
-// containerResponse builds one container's allocation.
+// containerResponse builds one container's allocation, and writes the device-info
+// files of its devices.
 func (m *Manager) containerResponse(res *Resource, devs []*Device) (*pluginapi.ContainerAllocateResponse, error) {
-	env := EnvName(res.Prefix, res.Name)
+	car, err := ContainerEdits(res.Prefix, res.Name, devs, m.CDIKind)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range devs {
+		if err := m.writeDeviceInfo(res, d); err != nil {
+			return nil, err
+		}
+	}
+	return car, nil
+}
+
+// ContainerEdits is what a container that gets devs of the resource prefix/name
+// needs: PCIDEVICE_<PREFIX>_<NAME> (EnvName) with the devices' PCI addresses, its
+// _INFO, and for vfio-pci VFs /dev/vfio/vfio, /dev/vfio/<group> and, with cdiKind,
+// their CDI names.
+func ContainerEdits(prefix, name string, devs []*Device, cdiKind string) (*pluginapi.ContainerAllocateResponse, error) {
+	env := EnvName(prefix, name)
 	ids := make([]string, len(devs))
 	info := map[string]map[string]any{}
 	car := &pluginapi.ContainerAllocateResponse{Envs: map[string]string{}}
@@ -45,8 +63,8 @@ func (m *Manager) containerResponse(res *Resource, devs []*Device) (*pluginapi.C
 			group := "/dev/vfio/" + strconv.Itoa(d.IOMMUGroup)
 			di["vfio"] = map[string]string{"mount": vfioDevice, "dev-mount": group}
 			car.Devices = append(car.Devices, &pluginapi.DeviceSpec{ContainerPath: group, HostPath: group, Permissions: "rw"})
-			if m.CDIKind != "" {
-				car.CdiDevices = append(car.CdiDevices, &pluginapi.CDIDevice{Name: m.CDIKind + "=" + cdiName(d.ID)})
+			if cdiKind != "" {
+				car.CdiDevices = append(car.CdiDevices, &pluginapi.CDIDevice{Name: cdiKind + "=" + cdiName(d.ID)})
 			}
 			vfio = true
 		}
@@ -54,9 +72,6 @@ func (m *Manager) containerResponse(res *Resource, devs []*Device) (*pluginapi.C
 			di["extra"] = d.Extra
 		}
 		info[d.ID] = di
-		if err := m.writeDeviceInfo(res, d); err != nil {
-			return nil, err
-		}
 	}
 	if vfio {
 		car.Devices = append([]*pluginapi.DeviceSpec{{ContainerPath: vfioDevice, HostPath: vfioDevice, Permissions: "rw"}}, car.Devices...)
@@ -97,16 +112,22 @@ func (m *Manager) writeDeviceInfo(res *Resource, d *Device) error {
 	if m.DeviceInfoDir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(m.DeviceInfoDir, 0o755); err != nil {
+	m.devInfoMu.Lock() // not removed by devInfoGC between its check and its removal
+	defer m.devInfoMu.Unlock()
+	return WriteDeviceInfo(m.DeviceInfoDir, res.FullName(), d)
+}
+
+// WriteDeviceInfo writes the Multus device-info file of d, offered as the resource
+// fullName, under dir (DeviceInfoPath), replacing it whole.
+func WriteDeviceInfo(dir, fullName string, d *Device) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("device-info dir: %w", err)
 	}
 	b, err := json.Marshal(deviceInfo{Type: "pci", Version: "1.1.0", PCI: deviceInfoPCI{PCIAddress: d.ID, PFPCIAddress: d.PF}, Extra: d.Extra})
 	if err != nil {
 		return err
 	}
-	p := DeviceInfoPath(m.DeviceInfoDir, res.FullName(), d.ID)
-	m.devInfoMu.Lock() // not removed by devInfoGC between its check and its removal
-	defer m.devInfoMu.Unlock()
+	p := DeviceInfoPath(dir, fullName, d.ID)
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return fmt.Errorf("write device-info: %w", err)

@@ -19,6 +19,9 @@ type Device struct {
 	Driver     string
 	IOMMUGroup int // -1 when none
 	Model      string
+	Chip       string            // T4 … T7
+	MgmtNetdev string            // the parent PF's management netdev
+	LinkSpeed  int               // the port speed the board's model implies, in Mbps
 	Extra      map[string]string // the pool's additionalInfo for this device
 }
 
@@ -28,7 +31,8 @@ func (d *Device) VFIO() bool { return d.Driver == "vfio-pci" }
 func (d *Device) equal(o *Device) bool {
 	return d.ID == o.ID && d.Healthy == o.Healthy && d.Reason == o.Reason && d.Stranded == o.Stranded && d.NUMANode == o.NUMANode &&
 		d.Adapter == o.Adapter && d.Port == o.Port && d.PF == o.PF && d.VFIndex == o.VFIndex &&
-		d.Driver == o.Driver && d.IOMMUGroup == o.IOMMUGroup && d.Model == o.Model && maps.Equal(d.Extra, o.Extra)
+		d.Driver == o.Driver && d.IOMMUGroup == o.IOMMUGroup && d.Model == o.Model &&
+		d.Chip == o.Chip && d.MgmtNetdev == o.MgmtNetdev && d.LinkSpeed == o.LinkSpeed && maps.Equal(d.Extra, o.Extra)
 }
 
 // Resource is one extended resource: a pool of the configuration and its devices.

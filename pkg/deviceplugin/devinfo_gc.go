@@ -140,6 +140,17 @@ func (g *devInfoGC) removeIfOld(p string, now time.Time) (removed bool, _ error)
 	return true, nil
 }
 
+// elsewhere is a Scanner that knows which VFs another daemon of the node offers
+// (ChelsioScanner with served-by locks).
+type elsewhere interface{ OfferedElsewhere(id string) bool }
+
+// offeredElsewhere reports whether the VF id is another daemon's, whose device-info
+// file is that daemon's to remove (the DRA driver writes them in the same place).
+func (m *Manager) offeredElsewhere(id string) bool {
+	e, ok := m.Scanner.(elsewhere)
+	return ok && e.OfferedElsewhere(id)
+}
+
 // deviceInfoFiles returns the device-info files in DeviceInfoDir of the resources
 // served now, each with its resource: <prefix>-<name>-<PCI address>-device.json.
 func (m *Manager) deviceInfoFiles() map[string]string {
@@ -162,7 +173,7 @@ func (m *Manager) deviceInfoFiles() map[string]string {
 				continue
 			}
 			id, ok = strings.CutSuffix(id, "-device.json")
-			if a, err := vf.ParsePCIAddr(id); ok && err == nil && a.String() == id {
+			if a, err := vf.ParsePCIAddr(id); ok && err == nil && a.String() == id && !m.offeredElsewhere(id) {
 				out[filepath.Join(m.DeviceInfoDir, e.Name())] = res
 			}
 		}

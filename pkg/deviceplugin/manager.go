@@ -161,11 +161,11 @@ func (m *Manager) watch() (_ *fsnotify.Watcher, configDir string, _ error) {
 	return w, configDir, nil
 }
 
-// mergeTriggers forwards every Triggers channel into one, which holds at most one
-// pending rescan, until ctx is done.
-func (m *Manager) mergeTriggers(ctx context.Context) <-chan struct{} {
+// MergeTriggers forwards every channel of triggers into one, which holds at most
+// one pending rescan, until ctx is done.
+func MergeTriggers(ctx context.Context, triggers []<-chan struct{}) <-chan struct{} {
 	merged := make(chan struct{}, 1)
-	for _, t := range m.Triggers {
+	for _, t := range triggers {
 		go func() {
 			for {
 				select {
@@ -189,7 +189,7 @@ func (m *Manager) mergeTriggers(ctx context.Context) <-chan struct{} {
 // loop rescans, registers and reloads on ticks, triggers and file events until ctx
 // is done.
 func (m *Manager) loop(ctx context.Context, w *fsnotify.Watcher, configDir string) error {
-	merged := m.mergeTriggers(ctx)
+	merged := MergeTriggers(ctx, m.Triggers)
 	tick := time.NewTicker(m.Interval)
 	defer tick.Stop()
 	settle := m.ConfigSettle

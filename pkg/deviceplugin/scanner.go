@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/servedby"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
@@ -48,11 +49,20 @@ type ChelsioScanner struct {
 	StrandedAfter time.Duration
 	// Log gets a line when a VF becomes stranded and when it no longer is (nil: none).
 	Log *slog.Logger
+	// Served, when set, are the node's served-by locks (pkg/servedby): a VF is
+	// offered only while this daemon holds its lock, so that the device plugin and
+	// the DRA driver never offer the same VF.
+	Served *servedby.Locks
+	// FollowDriver offers a VF whose driver changed with its new driver, healthy,
+	// rather than as Unhealthy in the pool it was first seen in: right where the
+	// driver is an attribute of the device (the DRA driver), not its resource.
+	FollowDriver bool
 
-	mu       sync.Mutex
-	config   *Config
-	home     map[string]homeEntry // VF address → where it was first seen
-	stranded strandedTracker
+	mu        sync.Mutex
+	config    *Config
+	home      map[string]homeEntry // VF address → where it was first seen
+	stranded  strandedTracker
+	elsewhere map[string]string // VF address → the daemon that holds its lock, as last logged
 }
 
 type homeEntry struct {
@@ -92,16 +102,7 @@ func (s *ChelsioScanner) Scan() (DeviceTree, error) {
 	for _, p := range cfg.Pools {
 		tree[p.FullName()] = &Resource{Prefix: p.ResourcePrefix, Name: p.ResourceName, Devices: map[string]*Device{}}
 	}
-	portNetdev := map[string]map[int]string{} // adapter slot → port → netdev
-	for _, a := range node.Adapters {
-		if a.PF4 != nil {
-			m := map[int]string{}
-			for _, pt := range a.PF4.Ports {
-				m[pt.Index] = pt.Netdev
-			}
-			portNetdev[a.Slot] = m
-		}
-	}
+	ports := adapterPorts(node)
 	vfs := node.VFs()
 	stranded := s.strandedVFs(vfs)
 	current := map[string]int{}
@@ -123,8 +124,15 @@ func (s *ChelsioScanner) Scan() (DeviceTree, error) {
 			h = homeEntry{pool: cur, driver: v.Driver}
 			s.home[addr] = h
 		}
+		if !s.serve(addr) {
+			continue
+		}
+		if s.FollowDriver && v.Driver != h.driver {
+			h.driver = v.Driver
+			s.home[addr] = h
+		}
 		pool := cfg.Pools[h.pool]
-		d := s.device(v, pool, portNetdev)
+		d := s.device(v, pool, ports)
 		d.Stranded = stranded[addr]
 		switch {
 		case v.Driver != h.driver:
@@ -141,14 +149,85 @@ func (s *ChelsioScanner) Scan() (DeviceTree, error) {
 			delete(s.home, addr) // gone from sysfs: no longer offered
 		}
 	}
+	s.keepServed(tree)
 	return tree, derr
 }
 
-func (s *ChelsioScanner) device(v *vf.VF, pool Pool, portNetdev map[string]map[int]string) *Device {
+// adapterInfo is what the scan needs of an adapter: its port netdevs
+// and the speed of its ports.
+type adapterInfo struct {
+	netdev map[int]string // port → PF4's netdev
+	speed  int            // Mbps, from the model
+}
+
+// adapterPorts returns the adapterInfo of every adapter, by slot.
+func adapterPorts(node *vf.Node) map[string]adapterInfo {
+	out := map[string]adapterInfo{}
+	for _, a := range node.Adapters {
+		info := adapterInfo{netdev: map[int]string{}, speed: a.Product.PortSpeedMbps()}
+		if a.PF4 != nil {
+			for _, pt := range a.PF4.Ports {
+				info.netdev[pt.Index] = pt.Netdev
+			}
+		}
+		out[a.Slot] = info
+	}
+	return out
+}
+
+// serve takes the VF's served-by lock, and reports whether this daemon may offer
+// it. A VF another daemon holds is logged once, when that starts.
+func (s *ChelsioScanner) serve(addr string) bool {
+	if s.Served == nil {
+		return true
+	}
+	ok, holder, err := s.Served.Take(addr)
+	if err != nil {
+		holder = err.Error()
+	}
+	if s.elsewhere == nil {
+		s.elsewhere = map[string]string{}
+	}
+	if ok {
+		delete(s.elsewhere, addr)
+		return true
+	}
+	if s.elsewhere[addr] != holder {
+		s.elsewhere[addr] = holder
+		logTo(s.Log).Warn("VF not offered: another daemon of the node offers it", "vf", addr, "held-by", holder)
+	}
+	return false
+}
+
+// OfferedElsewhere reports whether the last scan found VF id held by another
+// daemon's served-by lock.
+func (s *ChelsioScanner) OfferedElsewhere(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.elsewhere[id]
+	return ok
+}
+
+// keepServed lets go of the locks of VFs this scan no longer offers.
+func (s *ChelsioScanner) keepServed(tree DeviceTree) {
+	if s.Served == nil {
+		return
+	}
+	keep := map[string]bool{}
+	for _, r := range tree {
+		for id := range r.Devices {
+			keep[id] = true
+		}
+	}
+	s.Served.Keep(keep)
+}
+
+func (s *ChelsioScanner) device(v *vf.VF, pool Pool, ports map[string]adapterInfo) *Device {
 	slot := v.PF.Slot()
 	d := &Device{
 		ID: v.Addr.String(), Healthy: true, NUMANode: v.NUMANode, Adapter: slot, Port: v.Port,
 		PF: v.PF.String(), VFIndex: v.VFIndex, Driver: v.Driver, IOMMUGroup: v.IOMMUGroup, Model: v.Model,
+		Chip: string(v.Chip), MgmtNetdev: v.MgmtNetdev, LinkSpeed: ports[slot].speed,
 	}
 	if pool.ExcludeTopology {
 		d.NUMANode = -1
@@ -158,7 +237,7 @@ func (s *ChelsioScanner) device(v *vf.VF, pool Pool, portNetdev map[string]map[i
 		maps.Copy(d.Extra, info["*"])
 		maps.Copy(d.Extra, info[d.ID])
 	}
-	if nd, ok := portNetdev[slot][v.Port]; ok {
+	if nd, ok := ports[slot].netdev[v.Port]; ok {
 		if up, err := s.portUp(slot, nd); err == nil && !up {
 			d.Healthy, d.Reason = false, fmt.Sprintf("port %d (%s) link down", v.Port, nd)
 		}

@@ -147,6 +147,7 @@ func wantDevice(t *testing.T, tree *sysfstree.Tree, a, pf, k int) *deviceplugin.
 	return &deviceplugin.Device{
 		ID: bv.Addr.String(), Healthy: true, NUMANode: b.Spec.NUMANode, Adapter: b.PFs[pf].Slot(), Port: bv.Port,
 		PF: b.PFs[pf].String(), VFIndex: k, Driver: bv.Driver, IOMMUGroup: group, Model: b.Product.Model,
+		Chip: string(b.Product.Chip), MgmtNetdev: b.Mgmt[pf], LinkSpeed: b.Product.PortSpeedMbps(),
 	}
 }
 

@@ -80,6 +80,17 @@ func WatchUevents(ctx context.Context, root sysfs.Root, log *slog.Logger) (*Ueve
 	return watchUevents(ctx, conn, newUeventWatcher(root, vf.Emulated(root), log)), nil
 }
 
+// WatchUeventsAt is WatchUevents in the network namespace at nsPath, where the
+// emulated node of root sends its uevents (a test that runs in the node's namespace
+// while the emulated worker has its own).
+func WatchUeventsAt(ctx context.Context, nsPath string, root sysfs.Root, log *slog.Logger) (*UeventWatcher, error) {
+	conn, err := uevent.ListenAt(nsPath, ueventRcvBuf)
+	if err != nil {
+		return nil, err
+	}
+	return watchUevents(ctx, conn, newUeventWatcher(root, vf.Emulated(root), log)), nil
+}
+
 // watchUevents follows conn with w until ctx ends, then closes conn.
 func watchUevents(ctx context.Context, conn *uevent.Conn, w *UeventWatcher) *UeventWatcher {
 	w.learnBuses()

@@ -150,7 +150,7 @@ func (d *demo) run(ctx context.Context) error {
 	ips := map[int]string{}
 	dels := map[int]func() error{}
 	for w := 1; w <= 2; w++ {
-		pci, err := d.allocate(ctx, w, cfg)
+		pci, err := d.vfFor(ctx, w, cfg)
 		if err != nil {
 			return err
 		}

@@ -143,7 +143,7 @@ func checkImageConfig(t *testing.T, s *imageStore, ref string, want stamp) {
 func checkImageFiles(t *testing.T, mnt, bins string) {
 	t.Helper()
 	files := filesUnder(t, mnt)
-	want := []string{"usr/bin/chelsio-sriov", "usr/bin/chelsio-sriov-dp", "usr/bin/chelsio-vf"}
+	want := []string{"usr/bin/chelsio-sriov", "usr/bin/chelsio-sriov-dp", "usr/bin/chelsio-sriov-dra", "usr/bin/chelsio-vf"}
 	if !slices.Equal(files, want) {
 		t.Errorf("files in the image %q, want only %q", files, want)
 	}

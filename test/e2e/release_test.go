@@ -79,6 +79,7 @@ func checkStamps(t *testing.T, dir string, want stamp) {
 	for _, c := range []struct{ name, arg, line string }{
 		{"chelsio-vf", "version", "chelsio-vf " + want.line()},
 		{"chelsio-sriov-dp", "--version", "chelsio-sriov-dp " + want.line()},
+		{"chelsio-sriov-dra", "--version", "chelsio-sriov-dra " + want.line()},
 		{"chelsio-sriov", "--version", "CNI plugin chelsio-sriov " + want.line()},
 	} {
 		cmd := exec.Command(filepath.Join(dir, c.name), c.arg)
@@ -165,7 +166,7 @@ func TestRelease(t *testing.T) {
 	want.version = version
 	checkStamps(t, dir, want)
 	checkSums(t, dir)
-	for _, n := range []string{"chelsio-sriov", "chelsio-sriov-dp", "chelsio-vf"} {
+	for _, n := range []string{"chelsio-sriov", "chelsio-sriov-dp", "chelsio-sriov-dra", "chelsio-vf"} {
 		checkStatic(t, filepath.Join(dir, n))
 	}
 

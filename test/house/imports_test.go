@@ -27,23 +27,26 @@ var layers = map[string][]string{
 	"pkg/version":           nil,
 	"pkg/httpserve":         nil,
 	"pkg/podresources":      nil,
+	"pkg/servedby":          nil,
 	"pkg/vf":                {"pkg/sysfs"},
 	"pkg/cnistore":          {"pkg/vf", "pkg/safepath", "pkg/cut"},
 	"pkg/cni":               {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/safepath", "pkg/cut"},
-	"pkg/deviceplugin":      {"pkg/sysfs", "pkg/vf", "pkg/cut", "pkg/uevent", "pkg/cnistore", "pkg/podresources"}, // the CNI state, read only: stranded VFs; kubelet's pod-resources: device-info files
+	"pkg/deviceplugin":      {"pkg/sysfs", "pkg/vf", "pkg/cut", "pkg/uevent", "pkg/cnistore", "pkg/podresources", "pkg/servedby"}, // the CNI state, read only: stranded VFs; kubelet's pod-resources: device-info files; served-by locks: never a VF the DRA driver offers
+	"pkg/dra":               {"pkg/deviceplugin", "pkg/servedby", "pkg/sysfs", "pkg/vf"},                                          // the scanner, uevents and device-info files of the device plugin
 	"pkg/emulate":           {"pkg/sysfs", "pkg/vf", "pkg/emulate/sysfstree", "pkg/uevent"},
 	"pkg/emulate/sysfstree": {"pkg/sysfs", "pkg/vf"},
 	"deployments":           nil,
 	"pkg/bench":             nil,
 	"pkg/node":              {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/cut", "pkg/podresources"},
-	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/httpserve", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
+	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/httpserve", "pkg/podresources", "pkg/servedby", "pkg/sysfs", "pkg/vf", "pkg/version"},
+	"cmd/chelsio-sriov-dra": {"pkg/deviceplugin", "pkg/dra", "pkg/httpserve", "pkg/servedby", "pkg/sysfs", "pkg/vf", "pkg/version"},
 	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cni", "pkg/cnistore", "pkg/emulate", "pkg/httpserve", "pkg/node", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
 	"plugins/chelsio-sriov": {"pkg/cni", "pkg/sysfs", "pkg/vf", "pkg/version"},
 }
 
 // lean are the binaries that run on every node in the data path's control: they
 // carry no test, emulator or plotting code.
-var lean = []string{"cmd/chelsio-sriov-dp", "plugins/chelsio-sriov"}
+var lean = []string{"cmd/chelsio-sriov-dp", "cmd/chelsio-sriov-dra", "plugins/chelsio-sriov"}
 
 // forbiddenInLean says why a dependency has no place in a lean binary, "" if it has.
 func forbiddenInLean(dep string) string {
