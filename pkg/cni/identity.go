@@ -61,7 +61,7 @@ func canonicalPCI(s string) string {
 func ethtoolBusInfo(n ns.NetNS, l netlink.Link) string {
 	name, idx := l.Attrs().Name, l.Attrs().Index
 	bus := ""
-	_ = n.Do(func(ns.NetNS) error {
+	_ = onThreadIn(n, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err
