@@ -3,7 +3,6 @@ package sysfs
 import (
 	"errors"
 	"fmt"
-
 	"io/fs"
 	"os"
 	"path/filepath"

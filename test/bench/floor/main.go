@@ -87,8 +87,11 @@ func addAddress(ph *netlink.Handle, l netlink.Link, b []byte) error {
 			Address string `json:"address"`
 		} `json:"ips"`
 	}
-	if err := json.Unmarshal(b, &r); err != nil || len(r.IPs) == 0 {
-		return fmt.Errorf("IPAM result %q: no address (%v)", b, err)
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("IPAM result %q: %w", b, err)
+	}
+	if len(r.IPs) == 0 {
+		return fmt.Errorf("IPAM result %q: no address", b)
 	}
 	ip, ipnet, err := net.ParseCIDR(r.IPs[0].Address)
 	if err != nil {
