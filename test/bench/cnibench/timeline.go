@@ -23,34 +23,34 @@ type timelines struct {
 
 func newTimelines() *timelines { return &timelines{vals: map[string][]time.Duration{}} }
 
-// stretches names what happens up to each mark of the plugin's timeline, and the
-// rows that are not stretches of the operation.
-var stretches = map[string]string{
-	"process start":  "exec → main (runtime, package init)",
-	"begin":          "main: environment, stdin",
-	"config":         "NetConf, state dir checks, log",
-	"locked":         "state dir, VF lock (with its wait)",
-	"preflight":      "VF, owner, namespaces, links",
-	"state":          "state file (adding)",
-	"move":           "move into the pod, with rename",
-	"mtu":            "MTU",
-	"mac":            "MAC",
-	"up":             "up",
-	"ipam":           "waiting for IPAM after the move",
-	"addresses":      "addresses and routes",
-	"attached":       "state file (attached)",
-	"del-link":       "down, host MTU and MAC, in the pod",
-	"del-move":       "move home, with rename",
-	"del-pf":         "PF-side settings restored",
-	"del-state":      "waiting for IPAM; state removed",
-	"end":            "log, close",
-	"exit":           "exit, as the caller sees it",
-	"wait_lock":      "of which: waiting for the VF lock",
-	"wait_ipam":      "IPAM plugin, exec → exit (alongside)",
-	"wait_ipam_wait": "of which: waiting for IPAM",
-	"cpu":            "CPU time of chelsio-sriov",
-	"children_cpu":   "CPU time of the IPAM plugin",
-	"total":          "total, exec → exit",
+// stretches names, in the order of the summary, what happens up to each mark of
+// the plugin's timeline, and the rows that are not stretches of the operation.
+var stretches = [][2]string{
+	{"process start", "exec → main (runtime, package init)"},
+	{"begin", "main: environment, stdin"},
+	{"config", "NetConf, state dir checks, log"},
+	{"locked", "state dir, VF lock (with its wait)"},
+	{"preflight", "VF, owner, namespaces, links"},
+	{"state", "state file (adding)"},
+	{"move", "move into the pod, with rename"},
+	{"mtu", "MTU"},
+	{"mac", "MAC"},
+	{"up", "up"},
+	{"ipam", "waiting for IPAM after the move"},
+	{"addresses", "addresses and routes"},
+	{"attached", "state file (attached)"},
+	{"del-link", "down, host MTU and MAC, in the pod"},
+	{"del-move", "move home, with rename"},
+	{"del-pf", "PF-side settings restored"},
+	{"del-state", "waiting for IPAM; state removed"},
+	{"end", "log, close"},
+	{"exit", "exit, as the caller sees it"},
+	{"total", "total, exec → exit"},
+	{"wait_lock", "of which: waiting for the VF lock"},
+	{"wait_ipam", "IPAM plugin, exec → exit (alongside)"},
+	{"wait_ipam_wait", "of which: waiting for IPAM"},
+	{"cpu", "CPU time of chelsio-sriov"},
+	{"children_cpu", "CPU time of the IPAM plugin"},
 }
 
 // notMarks are the keys of the timings line that are not the end of a step.
@@ -125,12 +125,18 @@ func (t *timelines) print(title string, span time.Duration) {
 	}
 	fmt.Printf("\n  where the time goes, %s (%d operations; the plugin's own step timings)\n", title, t.ops)
 	fmt.Printf("    %-44s %9s %9s %9s\n", "", "p50 ms", "p95 ms", "sum ms")
+	rows := slices.Clone(stretches)
 	for _, k := range t.order {
-		desc := stretches[k]
-		if desc == "" {
-			desc = k
+		if !slices.ContainsFunc(rows, func(r [2]string) bool { return r[0] == k }) {
+			rows = append(rows, [2]string{k, k}) // a step this table does not know yet
 		}
+	}
+	for _, r := range rows {
+		k, desc := r[0], r[1]
 		v := t.vals[k]
+		if len(v) == 0 {
+			continue
+		}
 		fmt.Printf("    %-44s %9.2f %9.2f %9.1f\n", desc, benchutil.PercentileMS(v, 50), benchutil.PercentileMS(v, 95), benchutil.MS(sum(v)))
 	}
 	cpu := sum(t.vals["cpu"]) + sum(t.vals["children_cpu"])

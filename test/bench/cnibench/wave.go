@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 	"github.com/chelsio-k8s/chelsio-sriov/test/bench/benchutil"
 )
@@ -155,6 +158,10 @@ func (b *bench) concurrent(node *vf.Node, n int, tag string) error {
 		for j := range ks {
 			k := ks[(j+r)%len(ks)]
 			for _, cmd := range []string{"ADD", "DEL"} {
+				if cmd == "ADD" {
+					waitHome(vfs)
+				}
+				time.Sleep(settle)
 				span, runs := startAll(k, n, cmd)
 				stats[k.key+cmd].add(k, span, runs)
 				if cmd == "DEL" {
@@ -188,6 +195,25 @@ func (s *waveStats) add(k kind, span time.Duration, runs []run) {
 		}
 		if k.timing {
 			s.tl.add(r)
+		}
+	}
+}
+
+// waitHome waits, up to 5 s, until sysfs shows each VF's netdev in the host
+// namespace, where netlink finds it: an emulated node's tree follows the moves
+// a moment later (its watcher), and an ADD that comes first is told to try again.
+func waitHome(vfs []*vf.VF) {
+	root := sysfs.FromEnv()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, v := range vfs {
+		for time.Now().Before(deadline) {
+			cur, err := vf.LookupVF(root, v.Addr, vf.Options{})
+			if err == nil && cur.Netdev == v.Netdev {
+				if _, err := netlink.LinkByName(v.Netdev); err == nil {
+					break
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
