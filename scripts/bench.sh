@@ -2,7 +2,10 @@
 # The node-level benchmark on an emulated node of one worker with 64 VFs:
 #   cnibench: K sequential ADD+DEL cycles of chelsio-sriov next to the floor (no
 #     IPAM) and next to the reference host-device plugin (same host-local IPAM),
-#     interleaved; then N ADDs and N DELs at once for each N of the comma list N;
+#     interleaved; then for each N of the comma list N, N ADDs and N DELs at once
+#     by the floor, the floor with host-local, chelsio-sriov with host-local and
+#     without IPAM, in turn, three rounds (one when K <= 5), with the plugin's
+#     own step timings summed up;
 #   dpbench: the device plugin's start, RSS, Allocate, kubelet restart, port link down,
 #     VF count change with uevents and with rescans only;
 #   report: one table of every figure against its target, and bench/results.json.
@@ -42,12 +45,14 @@ trap 'exit 130' INT TERM
 "$BIN/chelsio-vf" emulate up --name "$NAME" --vfs 64 --workers 1 >/dev/null
 
 dpflags=()
+rounds=3
 if [ "$K" -le 5 ]; then
   dpflags=(-starts 2 -allocs 20 -restarts 2 -linkdowns 1 -changes 4)
+  rounds=1
 fi
 rm -f bench/cni.json bench/cni.svg bench/dp.json bench/results.json
 "$BIN/chelsio-vf" emulate exec --name "$NAME" --worker 1 -- \
-  "$BIN/cnibench" -k "$K" -n "$N" -tag "$TAG" -plugin "$BIN/chelsio-sriov" -floor "$BIN/floor" \
+  "$BIN/cnibench" -k "$K" -n "$N" -rounds "$rounds" -tag "$TAG" -plugin "$BIN/chelsio-sriov" -floor "$BIN/floor" \
   -hostdevice "$BIN/cni/host-device" -ipam "$BIN/cni/host-local" -json bench/cni.json -plot bench/cni.svg
 "$BIN/dpbench" -dp "$BIN/chelsio-sriov-dp" -cvf "$BIN/chelsio-vf" -emu "$NAME" "${dpflags[@]}" -json bench/dp.json
 "$BIN/report" -cni bench/cni.json -dp bench/dp.json -json bench/results.json

@@ -100,10 +100,13 @@ func (ad *addition) preflight() error {
 	if err := ad.inv.store.Ensure(); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	lock, err := ad.inv.store.LockVF(v.Addr.String(), p.LockTimeout)
 	if err != nil {
 		return err
 	}
+	ad.inv.tl.waited("lock", t0)
+	ad.inv.tl.mark("locked")
 	ad.lock = lock.File()
 	ad.closers = append(ad.closers, lock.Unlock)
 	tookOver, err := p.checkOwner(ad.inv, v, args)
@@ -128,7 +131,11 @@ func (ad *addition) preflight() error {
 		}
 	}
 	ad.a = ad.attachment()
-	return ad.readPF()
+	if err := ad.readPF(); err != nil {
+		return err
+	}
+	ad.inv.tl.mark("preflight")
+	return nil
 }
 
 // findLinks opens the pod's namespace, finds the VF's netdev in the host's and
@@ -213,7 +220,7 @@ func (ad *addition) step(name string, undo func() error) error {
 	if undo != nil {
 		ad.undo = append(ad.undo, undo)
 	}
-	return ad.p.fault(name)
+	return ad.inv.fault(name)
 }
 
 // rollback undoes every change of a failed ADD, the last first. Undo errors join
@@ -303,6 +310,7 @@ func (ad *addition) startIPAM() {
 // and writing its owner, leaves a lease that no DEL can find), and the runtime's
 // DEL waits on the lock until it has, then frees what it allocated.
 func (ad *addition) ipamAdd() (types.Result, error) {
+	defer ad.inv.tl.waited("ipam", time.Now())
 	return ad.p.execIPAMWith(ipamExec{hold: ad.lock}, "ADD", ad.c.IPAMType, ad.c.Raw, ad.args)
 }
 
@@ -425,6 +433,7 @@ func (ad *addition) ipam() error {
 // ADD, which may have allocated before it failed.
 func (ad *addition) ipamResult() (types.Result, error) {
 	if ad.ipamWait != nil {
+		defer ad.inv.tl.waited("ipam_wait", time.Now())
 		return ad.ipamWait()
 	}
 	r, err := ad.ipamAdd()

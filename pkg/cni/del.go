@@ -114,7 +114,7 @@ func (p *Plugin) beginFromState(args *skel.CmdArgs, a *cnistore.Attachment, data
 	}
 	log, closeLog, _ := openLog(&NetConf{}, p.Stderr)
 	log = log.With("verb", "DEL", "container", args.ContainerID, "ifname", args.IfName)
-	return &invocation{verb: "DEL", args: args, conf: c, log: log, store: store, close: closeLog}, nil
+	return &invocation{p: p, tl: &timeline{}, verb: "DEL", args: args, conf: c, log: log, store: store, close: closeLog}, nil
 }
 
 // release is DEL's work, shared with GC (which runs IPAM GC itself afterwards):
@@ -137,15 +137,18 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *cnistore.Attach
 		}
 	}
 	if !addr.IsZero() {
+		t0 := time.Now()
 		unlock, err := inv.store.LockIfStored(addr.String(), p.LockTimeout)
 		if err != nil {
 			return err
 		}
 		defer unlock()
+		inv.tl.waited("lock", t0)
+		inv.tl.mark("locked")
 	}
 	ipamWait := func() (bool, error) { return false, nil }
 	if runIPAM && ipamType != "" {
-		w, err := p.startIPAMDel(args, ipamType, netconf)
+		w, err := p.startIPAMDel(inv, args, ipamType, netconf)
 		if err != nil {
 			// Keep the state so that the runtime's retry can free the lease.
 			return err
@@ -165,7 +168,9 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *cnistore.Attach
 			errs = append(errs, err)
 		}
 	}
+	t0 := time.Now()
 	ipamMissing, err := ipamWait()
+	inv.tl.waited("ipam_wait", t0)
 	if err != nil {
 		// Keep the state so that the runtime's retry can free the lease.
 		errs = append(errs, err)
@@ -181,16 +186,18 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *cnistore.Attach
 // waits for it; others (dhcp releases through the pod's interface) run at once,
 // and a failure is returned. wait reports an IPAM plugin missing from CNI_PATH,
 // which is no error.
-func (p *Plugin) startIPAMDel(args *skel.CmdArgs, ipamType string, netconf []byte) (wait func() (missing bool, err error), _ error) {
+func (p *Plugin) startIPAMDel(inv *invocation, args *skel.CmdArgs, ipamType string, netconf []byte) (wait func() (missing bool, err error), _ error) {
 	del := func() (bool, error) {
+		t0 := time.Now()
 		_, err := p.execIPAM("DEL", ipamType, netconf, args)
+		inv.tl.waited("ipam", t0)
 		if errors.Is(err, errIPAMMissing) {
 			return true, nil
 		}
 		if err != nil {
 			return false, err
 		}
-		return false, p.fault(StepDelIPAM)
+		return false, inv.fault(StepDelIPAM)
 	}
 	if !ipamWithoutInterface[ipamType] {
 		missing, err := del()
@@ -229,7 +236,7 @@ func (p *Plugin) forget(inv *invocation, args *skel.CmdArgs, a *cnistore.Attachm
 	} else if err := inv.store.RemoveAttachment(args.ContainerID, args.IfName, addrString(addr)); err != nil {
 		return withCode(CodeIOFailure, err)
 	}
-	if err := p.fault(StepDelState); err != nil {
+	if err := inv.fault(StepDelState); err != nil {
 		return err
 	}
 	inv.log.Info("released", "vf", addrString(addr))
@@ -302,14 +309,14 @@ func (p *Plugin) releasePendingIPAM(inv *invocation, args *skel.CmdArgs, a *cnis
 		}
 		return err
 	}
-	if err := p.fault(StepDelIPAM); err != nil {
+	if err := inv.fault(StepDelIPAM); err != nil {
 		return err
 	}
 	if err := inv.store.RemoveAttachment(args.ContainerID, args.IfName, a.VF); err != nil {
 		return withCode(CodeIOFailure, err)
 	}
 	inv.log.Info("released the lease kept from an earlier DEL", "ipam", a.IPAMType)
-	return p.fault(StepDelState)
+	return inv.fault(StepDelState)
 }
 
 func addrString(a vf.PCIAddr) string {
@@ -344,7 +351,7 @@ func (p *Plugin) restoreVF(inv *invocation, args *skel.CmdArgs, addr vf.PCIAddr,
 	if a.PF != nil {
 		if err := restorePF(vf.NewMgmt(p.Root), a.PF); err != nil {
 			errs = append(errs, err)
-		} else if err := p.fault(StepDelPF); err != nil {
+		} else if err := inv.fault(StepDelPF); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -373,7 +380,7 @@ func (p *Plugin) bringHome(inv *invocation, netnsPath string, addr vf.PCIAddr, a
 	}
 	if !gone {
 		defer pod.Close()
-		err := p.moveBack(pod, host, addr, a, p.fault)
+		err := p.moveBack(pod, host, addr, a, inv.fault)
 		switch {
 		case err == nil:
 			inv.log.Info("VF returned to the host", "vf", addr.String())

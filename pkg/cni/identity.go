@@ -26,10 +26,16 @@ import (
 type KernelDevice func(n ns.NetNS, l netlink.Link) string
 
 // kernelDevice is the real KernelDevice: IFLA_PARENT_DEV_NAME of a PCI parent, else
-// ETHTOOL_GDRVINFO's bus info when it is a PCI address.
+// ETHTOOL_GDRVINFO's bus info when it is a PCI address. A link of a kind (the
+// IFLA_INFO_KIND the kernel reports: veth, vlan, macvlan, bridge…) was made by
+// software and has no bus device: it is not asked, which spares a call that takes
+// the kernel's rtnl lock, the lock every namespace move holds.
 func kernelDevice(n ns.NetNS, l netlink.Link) string {
 	if a := l.Attrs(); a.ParentDev != "" && a.ParentDevBus == "pci" {
 		return canonicalPCI(a.ParentDev)
+	}
+	if l.Type() != "device" {
+		return ""
 	}
 	return ethtoolBusInfo(n, l)
 }
@@ -61,7 +67,7 @@ func canonicalPCI(s string) string {
 func ethtoolBusInfo(n ns.NetNS, l netlink.Link) string {
 	name, idx := l.Attrs().Name, l.Attrs().Index
 	bus := ""
-	_ = n.Do(func(ns.NetNS) error {
+	_ = onThreadIn(n, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err

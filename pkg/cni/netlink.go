@@ -3,6 +3,7 @@ package cni
 import (
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -93,7 +94,7 @@ func sameNetNS(a, b ns.NetNS) bool {
 //
 // Equivalent to: ip -n <from> link set <dev> netns <to> name <name>
 func moveLink(from ns.NetNS, idx int, to ns.NetNS, name string) error {
-	return from.Do(func(ns.NetNS) error {
+	return onThreadIn(from, func() error {
 		req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 		msg.Index = int32(idx)
@@ -121,7 +122,7 @@ func inNS(n ns.NetNS, f func(h *netlink.Handle) error) error {
 // handleIn opens a netlink handle in namespace n; the caller closes it.
 func handleIn(n ns.NetNS) (*netlink.Handle, error) {
 	var h *netlink.Handle
-	err := n.Do(func(ns.NetNS) error {
+	err := onThreadIn(n, func() error {
 		var err error
 		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 		return err
@@ -144,4 +145,32 @@ func freeName(h *netlink.Handle, name string) string {
 			return n
 		}
 	}
+}
+
+// onThreadIn runs f on the calling goroutine's own thread, switched into namespace
+// n for the time of f, and switches the thread back. f must only make sockets and
+// use them (a socket keeps the namespace it was made in): ns.Do would run f on a
+// goroutine of its own, which needs a thread of its own, and a thread costs a
+// short-lived process more than the netlink call it serves. As with ns.Do, a thread
+// that cannot be switched back stays locked to the goroutine, so that it is never
+// used for anything else (the runtime ends it with the goroutine), and the call
+// fails.
+func onThreadIn(n ns.NetNS, f func() error) error {
+	runtime.LockOSThread()
+	cur, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("open the thread's netns: %w", err)
+	}
+	defer unix.Close(cur)
+	if err := unix.Setns(int(n.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter netns %s: %w", n.Path(), err)
+	}
+	ferr := f()
+	if err := unix.Setns(cur, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("return from netns %s: %w", n.Path(), err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }

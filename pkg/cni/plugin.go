@@ -104,6 +104,12 @@ func (p *Plugin) fault(step string) error {
 	return nil
 }
 
+// fault marks the end of step in the invocation's timeline and calls p.Fault.
+func (inv *invocation) fault(step string) error {
+	inv.tl.mark(step)
+	return inv.p.fault(step)
+}
+
 // errIPAMMissing marks an IPAM plugin that is not in CNI_PATH.
 var errIPAMMissing = errors.New("IPAM plugin not found")
 
@@ -137,6 +143,8 @@ func (p *Plugin) execIPAMWith(x ipamExec, command, typ string, netconf []byte, a
 
 // invocation is what every verb starts with: the NetConf, its logger, the store.
 type invocation struct {
+	p     *Plugin
+	tl    *timeline
 	verb  string
 	args  *skel.CmdArgs
 	conf  *NetConf
@@ -151,6 +159,7 @@ func (inv *invocation) end(err *error) {
 	if *err != nil && keyed(inv.verb) {
 		inv.log.Error(inv.verb+" failed", "err", *err)
 	}
+	inv.tl.log(inv.log)
 	inv.close()
 }
 
@@ -185,6 +194,8 @@ func (p *Plugin) Status(args *skel.CmdArgs) error { return p.runVerb(args, "STAT
 // the allowed directories too): a refused invocation creates no file, the log
 // included.
 func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
+	tl := &timeline{}
+	tl.mark("begin")
 	conf, err := Load(args.StdinData, args.Args)
 	if err != nil {
 		return nil, err
@@ -219,7 +230,8 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string) (*invocation, error) {
 		return nil, err
 	}
 	log = log.With("verb", verb, "container", args.ContainerID, "ifname", args.IfName)
-	return &invocation{verb: verb, args: args, conf: conf, log: log, store: store, close: closeLog}, nil
+	tl.mark("config")
+	return &invocation{p: p, tl: tl, verb: verb, args: args, conf: conf, log: log, store: store, close: closeLog}, nil
 }
 
 // keyed reports whether verb acts on one attachment, named by CNI_CONTAINERID and

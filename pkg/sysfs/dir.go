@@ -43,6 +43,13 @@ func (d *Dir) ReadString(name string) (string, error) {
 		return "", &fs.PathError{Op: "open", Path: d.Path(name), Err: err}
 	}
 	defer unix.Close(fd)
+	return readFD(fd, d.Path(name))
+}
+
+// readFD reads the open file fd (at path, for errors) to its end, with surrounding
+// white space removed: plain read(2) calls, without the runtime's poller, which a
+// sysfs attribute does not need and a short-lived process pays for at every open.
+func readFD(fd int, path string) (string, error) {
 	// Read up to one byte past the limit: a file that fills it is too large, as
 	// Root.ReadString says.
 	buf := make([]byte, 4096)
@@ -56,14 +63,14 @@ func (d *Dir) ReadString(name string) (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", &fs.PathError{Op: "read", Path: d.Path(name), Err: err}
+			return "", &fs.PathError{Op: "read", Path: path, Err: err}
 		}
 		if m == 0 {
 			return strings.TrimSpace(string(buf[:n])), nil
 		}
 		n += m
 	}
-	return "", &fs.PathError{Op: "read", Path: d.Path(name), Err: errors.New("file larger than 64 KiB")}
+	return "", &fs.PathError{Op: "read", Path: path, Err: errors.New("file larger than 64 KiB")}
 }
 
 // ReadInt returns the file's content as a decimal integer.

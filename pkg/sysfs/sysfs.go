@@ -3,13 +3,14 @@ package sysfs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultRoot is the sysfs mount point of a running Linux system.
@@ -52,19 +53,17 @@ func (e *ParseError) Error() string {
 // ReadString returns the content of the file with surrounding white space removed.
 func (r Root) ReadString(rel string) (string, error) {
 	p := r.Path(rel)
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err // *fs.PathError names the path
+	for {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return "", &fs.PathError{Op: "open", Path: p, Err: err}
+		}
+		defer unix.Close(fd)
+		return readFD(fd, p)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return "", &fs.PathError{Op: "read", Path: p, Err: unwrapPathErr(err)}
-	}
-	if len(data) > maxFileSize {
-		return "", &fs.PathError{Op: "read", Path: p, Err: errors.New("file larger than 64 KiB")}
-	}
-	return strings.TrimSpace(string(data)), nil
 }
 
 // ReadInt returns the file's content as a decimal integer ("-1" included).

@@ -146,38 +146,34 @@ func LookupID(deviceID uint16) (Product, FuncKind, bool) {
 	if k != FuncPF03 && k != FuncPF4 && k != FuncStorage && k != FuncVF {
 		return Product{}, 0, false
 	}
-	p, ok := productByKey[productKey{c, uint8(deviceID)}]
+	p, ok := productByKey(c, uint8(deviceID))
 	return p, k, ok
 }
 
 // LookupModel finds a product by model name, ignoring case ("t62100-cr").
 func LookupModel(model string) (Product, bool) {
-	p, ok := productByModel[strings.ToLower(model)]
-	return p, ok
+	// Several "Custom" boards share a name; the first (lowest ID) wins.
+	for _, p := range products {
+		if strings.EqualFold(p.Model, model) {
+			return p, true
+		}
+	}
+	return Product{}, false
 }
 
 // Products returns every product of the table, upstream ones first in ID order.
 func Products() []Product { return append([]Product(nil), products...) }
 
-type productKey struct {
-	chip Chip
-	code uint8
-}
-
-// The indexes are built once from the fixed table below.
-var productByKey, productByModel = indexProducts(products)
-
-func indexProducts(ps []Product) (map[productKey]Product, map[string]Product) {
-	byKey := make(map[productKey]Product, len(ps))
-	byModel := make(map[string]Product, len(ps))
-	for _, p := range ps {
-		byKey[productKey{p.Chip, p.Code}] = p
-		// Several "Custom" boards share a name; the first (lowest ID) wins.
-		if _, dup := byModel[strings.ToLower(p.Model)]; !dup {
-			byModel[strings.ToLower(p.Model)] = p
+// productByKey finds the product of a chip and product code. The table is
+// searched as it is: a map built at start would cost every short-lived process
+// (one CNI call each) more than the few lookups it makes.
+func productByKey(c Chip, code uint8) (Product, bool) {
+	for _, p := range products {
+		if p.Chip == c && p.Code == code {
+			return p, true
 		}
 	}
-	return byKey, byModel
+	return Product{}, false
 }
 
 // products is the Chelsio ID table: the upstream cxgb4/cxgb4vf list (T4, T5, T6; the

@@ -3,6 +3,7 @@ package vf
 import (
 	"os"
 	"regexp"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -39,14 +40,17 @@ func Emulated(root sysfs.Root) bool {
 // emulatedAltRE is the form of an emulated VF netdev's alternative name:
 // <anything>-w<worker>.<domain>.<bus>.<device>.<function>, the PCI address with '.'
 // for ':' (an alternative name cannot hold ':').
-var emulatedAltRE = regexp.MustCompile(`-w[0-9]+\.([0-9a-f]{4,5})\.([0-9a-f]{2})\.([0-9a-f]{2})\.([0-7])$`)
+// Compiled at first use: a real node never needs it.
+var emulatedAltRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`-w[0-9]+\.([0-9a-f]{4,5})\.([0-9a-f]{2})\.([0-9a-f]{2})\.([0-7])$`)
+})
 
 // EmulatedAltNameAddr returns the PCI address that an alternative name of an
 // emulated VF netdev carries, and false for a name of another form. Callers honour
 // it only when Emulated(root) holds, and never alone for a netdev in a pod's
 // namespace, where the pod can add alternative names of its own.
 func EmulatedAltNameAddr(altName string) (PCIAddr, bool) {
-	m := emulatedAltRE.FindStringSubmatch(altName)
+	m := emulatedAltRE().FindStringSubmatch(altName)
 	if m == nil {
 		return PCIAddr{}, false
 	}

@@ -5,9 +5,12 @@
 //   - K sequential ADD+DEL cycles with the same host-local IPAM, next to the
 //     reference host-device plugin of containernetworking/plugins on the same VF
 //     and the same pod namespace, interleaved A B A B;
-//   - for each N of -n, N ADDs at once on N VFs into N namespaces, then the N DELs:
-//     makespan, per-op median/p95, failures, and makespan / (N × the median
-//     sequential ADD of the no-IPAM run).
+//   - for each N of -n, N ADDs at once on N VFs into N namespaces, then the N DELs,
+//     by four kinds in turn, -rounds times: the floor (all N at once), the floor
+//     with the same host-local IPAM, chelsio-sriov with host-local and without
+//     IPAM: each kind's makespan, our makespans over the floors', and from the
+//     plugin's own step timings where each operation's time goes (wave.go,
+//     timeline.go).
 //
 // It prints medians, p95 and ratios and writes them as JSON. Run it inside an
 // emulated worker:
@@ -27,7 +30,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -48,9 +50,10 @@ func main() {
 	tag := flag.String("tag", strconv.Itoa(os.Getpid()), "part of the names of everything it creates (netns chelsio-bench-<tag>-*, directories chelsio-*-bench-<tag>-*)")
 	jsonOut := flag.String("json", "", "also write the figures to this file")
 	plotOut := flag.String("plot", "", "also draw the figures into this .svg or .png file")
+	rounds := flag.Int("rounds", 3, "rounds of the waves of N operations at once (each kind's makespan is the median)")
 	flag.DurationVar(&settle, "settle", settle, "pause before each measured operation, so that none is charged the kernel's deferred work of the one before")
 	flag.Parse()
-	b := &bench{k: *k, plugin: *plugin, floor: *floor, hostDevice: *hostDevice, ipam: *ipam, tag: *tag, res: map[string]float64{}}
+	b := &bench{k: *k, rounds: max(*rounds, 1), plugin: *plugin, floor: *floor, hostDevice: *hostDevice, ipam: *ipam, tag: *tag, res: map[string]float64{}}
 	b.left.RemoveOnSignal()
 	err := b.run(*addr, *ns)
 	b.left.Remove()
@@ -69,8 +72,9 @@ func main() {
 }
 
 type bench struct {
-	k                               int
+	k, rounds                       int
 	plugin, floor, hostDevice, ipam string
+	ipamConf                        map[string]any // host-local's, on a directory of its own
 	tag                             string
 	res                             map[string]float64
 	left                            benchutil.Leftovers // the namespaces and directories made
@@ -105,10 +109,7 @@ func (b *bench) newNetns(name string) (string, error) {
 
 // cni execs a CNI plugin once and times it.
 func cni(plugin, cmd, containerID, podPath, cniPath string, conf []byte) (time.Duration, error) {
-	c := exec.Command(plugin)
-	c.Env = append(os.Environ(), "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+containerID, "CNI_NETNS="+podPath, "CNI_IFNAME=net1", "CNI_PATH="+cniPath)
-	c.Stdin = bytes.NewReader(conf)
-	d, out, err := timedRun(c)
+	d, out, err := timedRun(cniCmd(plugin, cmd, containerID, podPath, cniPath, conf))
 	if err != nil {
 		return d, fmt.Errorf("%s %s: %w: %s", filepath.Base(plugin), cmd, err, strings.TrimSpace(out))
 	}
@@ -235,14 +236,17 @@ func (b *bench) run(addr, levels string) error {
 		b.res["floor_move_median_ms"] = benchutil.PercentileMS(moves, 50)
 	}
 
-	// 1b. ours vs host-device, the same host-local IPAM.
-	if b.hostDevice != "" {
+	if b.ipam != "" {
 		// host-local's default store is /var/lib/cni/networks: measure on that filesystem.
 		ipamDir, err := b.left.TempDir("/var/lib/cni", "chelsio-ipam-bench-"+tag+"-")
 		if err != nil {
 			return err
 		}
-		ipam := map[string]any{"type": "host-local", "subnet": "203.0.113.0/24", "dataDir": ipamDir}
+		b.ipamConf = map[string]any{"type": "host-local", "subnet": "203.0.113.0/24", "dataDir": ipamDir}
+	}
+	// 1b. ours vs host-device, the same host-local IPAM.
+	if b.hostDevice != "" && b.ipam != "" {
+		ipam := b.ipamConf
 		path := strings.Join([]string{filepath.Dir(b.plugin), filepath.Dir(b.ipam), filepath.Dir(b.hostDevice)}, string(os.PathListSeparator))
 		oursConf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "chelsio-sriov", "deviceID": addr, "dataDir": b.dataDir, "ipam": ipam})
 		hdConf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "host-device", "device": v.Netdev, "ipam": ipam})
@@ -297,82 +301,6 @@ func (b *bench) run(addr, levels string) error {
 		}
 		if err := b.concurrent(node, n, tag); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// concurrent runs n ADDs at once on n VFs, each into its own namespace, then the
-// n DELs at once.
-func (b *bench) concurrent(node *vf.Node, n int, tag string) error {
-	var vfs []*vf.VF
-	for _, v := range node.VFs() {
-		if v.Netdev != "" {
-			vfs = append(vfs, v)
-		}
-	}
-	if len(vfs) < n {
-		return fmt.Errorf("%d-way: only %d VFs with a netdev here", n, len(vfs))
-	}
-	vfs = vfs[:n]
-	pods := make([]string, n)
-	confs := make([][]byte, n)
-	for i, v := range vfs {
-		p, err := b.newNetns(fmt.Sprintf("chelsio-bench-%s-c%d-%d", tag, n, i))
-		if err != nil {
-			return err
-		}
-		pods[i] = p
-		confs[i], _ = json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "chelsio-sriov", "deviceID": v.Addr.String(), "dataDir": b.dataDir})
-	}
-	fmt.Fprintf(os.Stderr, "%d ADDs at once on %d VFs, then %d DELs\n", n, n, n)
-	single := b.res["add_median_ms"]
-	for _, cmd := range []string{"ADD", "DEL"} {
-		durs := make([]time.Duration, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				durs[i], errs[i] = cni(b.plugin, cmd, fmt.Sprintf("bench-c%d", i), pods[i], filepath.Dir(b.plugin), confs[i])
-			})
-		}
-		t0 := time.Now()
-		close(start)
-		wg.Wait()
-		span := time.Since(t0)
-		fails := 0
-		var firstErr error
-		for _, e := range errs {
-			if e != nil {
-				fails++
-				if firstErr == nil {
-					firstErr = e
-				}
-			}
-		}
-		p := fmt.Sprintf("c%d_%s_", n, strings.ToLower(cmd))
-		b.res[p+"makespan_ms"] = benchutil.MS(span)
-		b.res[p+"median_ms"] = benchutil.PercentileMS(durs, 50)
-		b.res[p+"p95_ms"] = benchutil.PercentileMS(durs, 95)
-		b.res[p+"failures"] = float64(fails)
-		b.waves = append(b.waves, wave{n, cmd, durs})
-		single := single
-		if cmd == "DEL" {
-			single = b.res["del_median_ms"]
-		}
-		b.res[p+"ratio"] = benchutil.MS(span) / (float64(n) * single)
-		fmt.Printf("  %2d-way %s: makespan %.1f ms, per-op p50 %.1f p95 %.1f ms, %d failures, makespan/(N x single %s) %.2f\n",
-			n, cmd, benchutil.MS(span), b.res[p+"median_ms"], b.res[p+"p95_ms"], fails, cmd, b.res[p+"ratio"])
-		if firstErr != nil {
-			fmt.Fprintf(os.Stderr, "  first failure: %v\n", firstErr)
-		}
-	}
-	// Leave no VF in the namespaces: a failed DEL is retried once, sequentially.
-	for i := range n {
-		if _, err := cni(b.plugin, "DEL", fmt.Sprintf("bench-c%d", i), pods[i], filepath.Dir(b.plugin), confs[i]); err != nil {
-			fmt.Fprintf(os.Stderr, "  cleanup DEL %d: %v\n", i, err)
 		}
 	}
 	return nil

@@ -1,16 +1,25 @@
 // Command floor is the benchmark floor of a CNI ADD or DEL: the same netlink work as
 // chelsio-sriov (move and rename the VF netdev in one message, set it up; or down,
 // move and rename back) done by one small process, with no configuration, state,
-// sysfs, lock or IPAM. It prints the time of the namespace move alone
-// ("move_us=<n>"). Run in the host namespace:
+// sysfs or lock. It prints the time of the namespace move alone ("move_us=<n>").
+// With -ipam it also runs that IPAM plugin as chelsio-sriov does (ADD while the
+// netdev moves, then the first address it returns on the pod's interface; DEL
+// while the netdev moves home), so that the IPAM plugin's cost under load shows
+// apart from ours. Run in the host namespace:
 //
-//	floor add <host-netdev> <pod-netns-path> <ifname>
-//	floor del <host-netdev> <pod-netns-path> <ifname>
+//	floor [-ipam <plugin> -conf <netconf> -id <container>] add <host-netdev> <pod-netns-path> <ifname>
+//	floor [-ipam <plugin> -conf <netconf> -id <container>] del <host-netdev> <pod-netns-path> <ifname>
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"flag"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -22,17 +31,78 @@ import (
 
 func main() {
 	runtime.LockOSThread()
-	if len(os.Args) != 5 {
-		fmt.Fprintln(os.Stderr, "usage: floor add|del <host-netdev> <pod-netns-path> <ifname>")
+	ipam := flag.String("ipam", "", "IPAM plugin to run alongside the move (empty: none)")
+	conf := flag.String("conf", "", "the network config given to the IPAM plugin")
+	id := flag.String("id", "floor", "CNI_CONTAINERID given to the IPAM plugin")
+	flag.Parse()
+	if flag.NArg() != 4 {
+		fmt.Fprintln(os.Stderr, "usage: floor [-ipam <plugin> -conf <netconf> -id <container>] add|del <host-netdev> <pod-netns-path> <ifname>")
 		os.Exit(2)
 	}
-	if err := run(os.Args[1], os.Args[2], os.Args[3], os.Args[4]); err != nil {
+	a := flag.Args()
+	f := &floor{ipam: *ipam, conf: []byte(*conf), id: *id, podPath: a[2], ifname: a[3]}
+	if err := f.run(a[0], a[1]); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
 	}
 }
 
-func run(verb, hostName, podPath, ifname string) error {
+// floor is one operation's arguments.
+type floor struct {
+	ipam            string
+	conf            []byte
+	id              string
+	podPath, ifname string
+}
+
+// startIPAM runs the IPAM plugin for cmd on a goroutine; wait returns its output.
+func (f *floor) startIPAM(cmd string) (wait func() ([]byte, error)) {
+	if f.ipam == "" {
+		return func() ([]byte, error) { return nil, nil }
+	}
+	type out struct {
+		b   []byte
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		c := exec.Command(f.ipam)
+		c.Env = append(os.Environ(), "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+f.id, "CNI_NETNS="+f.podPath, "CNI_IFNAME="+f.ifname, "CNI_PATH="+filepath.Dir(f.ipam))
+		c.Stdin = bytes.NewReader(f.conf)
+		var stderr bytes.Buffer
+		c.Stderr = &stderr
+		b, err := c.Output()
+		if err != nil {
+			err = fmt.Errorf("IPAM %s: %w: %s %s", cmd, err, b, stderr.Bytes())
+		}
+		ch <- out{b, err}
+	}()
+	return func() ([]byte, error) { o := <-ch; return o.b, o.err }
+}
+
+// addAddress puts the first address of the IPAM result b on the pod's link.
+func addAddress(ph *netlink.Handle, l netlink.Link, b []byte) error {
+	var r struct {
+		IPs []struct {
+			Address string `json:"address"`
+		} `json:"ips"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("IPAM result %q: %w", b, err)
+	}
+	if len(r.IPs) == 0 {
+		return fmt.Errorf("IPAM result %q: no address", b)
+	}
+	ip, ipnet, err := net.ParseCIDR(r.IPs[0].Address)
+	if err != nil {
+		return err
+	}
+	ipnet.IP = ip
+	return ph.AddrAdd(l, &netlink.Addr{IPNet: ipnet})
+}
+
+func (f *floor) run(verb, hostName string) error {
+	podPath, ifname := f.podPath, f.ifname
 	host, err := netns.Get()
 	if err != nil {
 		return err
@@ -54,6 +124,7 @@ func run(verb, hostName, podPath, ifname string) error {
 		if err != nil {
 			return err
 		}
+		wait := f.startIPAM("ADD")
 		if err := timed(func() error { return move(l.Attrs().Index, pod, ifname) }); err != nil {
 			return err
 		}
@@ -61,8 +132,16 @@ func run(verb, hostName, podPath, ifname string) error {
 		if err != nil {
 			return err
 		}
-		return ph.LinkSetUp(pl)
+		if err := ph.LinkSetUp(pl); err != nil {
+			return err
+		}
+		b, err := wait()
+		if err != nil || f.ipam == "" {
+			return err
+		}
+		return addAddress(ph, pl, b)
 	case "del":
+		wait := f.startIPAM("DEL")
 		pl, err := ph.LinkByName(ifname)
 		if err != nil {
 			return err
@@ -76,6 +155,9 @@ func run(verb, hostName, podPath, ifname string) error {
 		err = timed(func() error { return move(pl.Attrs().Index, host, hostName) })
 		if serr := netns.Set(host); serr != nil {
 			return serr
+		}
+		if _, werr := wait(); err == nil {
+			err = werr
 		}
 		return err
 	}
