@@ -36,7 +36,7 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	f, err := parseFlags(args, stderr)
 	if err != nil {
-		if !errors.Is(err, errParse) {
+		if !errors.Is(err, deviceplugin.ErrParse) {
 			fmt.Fprintf(stderr, "chelsio-sriov-dp: %v\n", err)
 		}
 		return 2
@@ -89,9 +89,6 @@ type flags struct {
 	heal               healFlags
 }
 
-// errParse is a command line the flag package refused, and has said why on stderr.
-var errParse = errors.New("bad command line")
-
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	var f flags
 	fs := flag.NewFlagSet("chelsio-sriov-dp", flag.ContinueOnError)
@@ -113,11 +110,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.servedBy, "served-by-dir", servedby.DefaultDir, "served-by locks shared with chelsio-sriov-dra: a VF it offers is not offered here (a sysfs root other than /sys gets a subdirectory of its own); empty turns them off")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version, commit and build date, and exit")
 	f.heal.add(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, errParse
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if err := deviceplugin.ParseArgs(fs, args); err != nil {
+		return nil, err
 	}
 	return &f, nil
 }

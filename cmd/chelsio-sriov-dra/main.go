@@ -43,7 +43,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parseFlags(args, stderr)
 	if err != nil {
-		if !errors.Is(err, errParse) {
+		if !errors.Is(err, deviceplugin.ErrParse) {
 			fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		}
 		return 2
@@ -99,9 +99,6 @@ type flags struct {
 	showVersion                   bool
 }
 
-// errParse is a command line the flag package refused, and has said why on stderr.
-var errParse = errors.New("bad command line")
-
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	var f flags
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -125,11 +122,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.healthAddr, "health-address", "127.0.0.1:29102", "address of /healthz (200 once the ResourceSlices are published, 503 with the reason before and after a failed publish); $(HOST_IP):29102 in the DaemonSet; empty turns it off")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version, commit and build date, and exit")
-	if err := fs.Parse(args); err != nil {
-		return nil, errParse
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if err := deviceplugin.ParseArgs(fs, args); err != nil {
+		return nil, err
 	}
 	return &f, nil
 }

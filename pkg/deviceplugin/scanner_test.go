@@ -11,35 +11,16 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/chelsio-k8s/chelsio-sriov/internal/vftree"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/deviceplugin"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/vf"
 )
 
-// scanFixture builds two adapters, every port netdev with carrier:
-//   - 0: a T62100-CR at 0000:81:00 on NUMA node 0, VFs 2, 2, 1, 1 on PF0-PF3
-//     (PF0/PF2 → port 0, enp129s0f4; PF1/PF3 → port 1, enp129s0f4d1); VF 1/1
-//     (0000:81:01.5) on vfio-pci. VF device ID 680d.
-//   - 1: a T540-CR at 0000:83:00 on NUMA node 1, one VF on each PF (PFn → port n);
-//     VF 2/0 (0000:83:01.2) unbound.
-//
-// Its VFs: 81:01.0 (PF0 VF0), 81:01.4 (PF0 VF1), 81:01.1 (PF1 VF0), 81:01.5 (PF1
-// VF1, vfio), 81:01.2 (PF2 VF0), 81:01.3 (PF3 VF0); 83:01.0-83:01.3 (PF0-PF3 VF0).
+// scanFixture is vftree.TwoAdapters with carrier on every port netdev.
 func scanFixture(t *testing.T) *sysfstree.Tree {
 	t.Helper()
-	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{},
-		sysfstree.Adapter{
-			Model: "T62100-CR", Bus: 0x81, NUMANode: 0, VFs: [4]int{2, 2, 1, 1},
-			Drivers: map[sysfstree.VFRef]string{{PF: 1, VF: 1}: vf.DriverVFIO},
-		},
-		sysfstree.Adapter{
-			Model: "T540-CR", Bus: 0x83, NUMANode: 1, VFs: [4]int{1, 1, 1, 1},
-			Drivers: map[sysfstree.VFRef]string{{PF: 2, VF: 0}: ""},
-		},
-	)
-	if err != nil {
-		t.Fatalf("sysfstree.Build: %v", err)
-	}
+	tree := vftree.TwoAdapters(t)
 	portsUp(t, tree)
 	return tree
 }

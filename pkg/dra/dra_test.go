@@ -18,6 +18,7 @@ import (
 	"k8s.io/dynamic-resource-allocation/resourceslice"
 
 	"github.com/chelsio-k8s/chelsio-sriov/internal/kubelettest"
+	"github.com/chelsio-k8s/chelsio-sriov/internal/vftree"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/dra"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/emulate/sysfstree"
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
@@ -29,23 +30,10 @@ const nodeName = "worker-1"
 // waitFor is how long a test waits for something the driver does on its own.
 const waitFor = 20 * time.Second
 
-// fixture is a node of two adapters: a T62100-CR (NUMA node 0) with a VF on
-// vfio-pci, and a T540-CR (NUMA node 1) with an unbound VF, every port cabled.
+// fixture is vftree.TwoAdapters with every port cabled.
 func fixture(t *testing.T) *sysfstree.Tree {
 	t.Helper()
-	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{},
-		sysfstree.Adapter{
-			Model: "T62100-CR", Bus: 0x81, NUMANode: 0, VFs: [4]int{2, 2, 1, 1},
-			Drivers: map[sysfstree.VFRef]string{{PF: 1, VF: 1}: vf.DriverVFIO},
-		},
-		sysfstree.Adapter{
-			Model: "T540-CR", Bus: 0x83, NUMANode: 1, VFs: [4]int{1, 1, 1, 1},
-			Drivers: map[sysfstree.VFRef]string{{PF: 2, VF: 0}: ""},
-		},
-	)
-	if err != nil {
-		t.Fatalf("sysfstree.Build: %v", err)
-	}
+	tree := vftree.TwoAdapters(t)
 	for _, a := range tree.Adapters {
 		for _, p := range a.Ports {
 			setCarrier(t, tree, p.Name, "1")
