@@ -57,11 +57,15 @@ func TestPrivilegedDRASlicesFollowVFCount(t *testing.T) {
 	if out, errb, err := d.setup(1, "--pf", "0", "--vfs", "2"); err != nil {
 		t.Fatalf("setup --vfs 2: %v\n%s%s", err, out, errb)
 	}
+	start := time.Now()
 	waitSlices(t, client, "PF0's first 2 VFs only", slices.DeleteFunc(slices.Clone(all), func(v emulate.VF) bool { return v.PF == 0 && v.Index >= 2 }))
+	t.Logf("VFs removed: the slices followed %v after setup returned", time.Since(start).Round(time.Millisecond))
 	if out, errb, err := d.setup(1, "--pf", "0", "--vfs", "4"); err != nil {
 		t.Fatalf("setup --vfs 4: %v\n%s%s", err, out, errb)
 	}
+	start = time.Now()
 	waitSlices(t, client, "every VF again", all)
+	t.Logf("VFs added: the slices followed %v after setup returned", time.Since(start).Round(time.Millisecond))
 }
 
 // waitSlices polls the fake API server until the driver's slices list exactly
