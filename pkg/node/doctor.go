@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -121,39 +122,19 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Sysfs == "" {
-		c.Sysfs = sysfs.FromEnv()
-	}
-	if c.Proc == "" {
-		c.Proc = "/proc"
-	}
-	if c.CNIBinDir == "" {
-		c.CNIBinDir = DefaultCNIBinDir
-	}
-	if c.CNIConfDir == "" {
-		c.CNIConfDir = DefaultCNIConfDir
-	}
-	if c.IPAM == "" {
-		c.IPAM = DefaultIPAM
-	}
-	if c.EtcRoot == "" {
-		c.EtcRoot = "/etc"
-	}
-	if c.PluginName == "" {
-		c.PluginName = PluginName
-	}
-	if c.DevicePluginDir == "" {
-		c.DevicePluginDir = DefaultDevicePluginDir
-	}
+	c.Sysfs = cmp.Or(c.Sysfs, sysfs.FromEnv())
+	c.Proc = cmp.Or(c.Proc, "/proc")
+	c.CNIBinDir = cmp.Or(c.CNIBinDir, DefaultCNIBinDir)
+	c.CNIConfDir = cmp.Or(c.CNIConfDir, DefaultCNIConfDir)
+	c.IPAM = cmp.Or(c.IPAM, DefaultIPAM)
+	c.EtcRoot = cmp.Or(c.EtcRoot, "/etc")
+	c.PluginName = cmp.Or(c.PluginName, PluginName)
+	c.DevicePluginDir = cmp.Or(c.DevicePluginDir, DefaultDevicePluginDir)
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = time.Second
 	}
-	if c.CNIStateDir == "" {
-		c.CNIStateDir = cnistore.DefaultDir
-	}
-	if c.PolicyStatusFile == "" {
-		c.PolicyStatusFile = DefaultPolicyStatusFile
-	}
+	c.CNIStateDir = cmp.Or(c.CNIStateDir, cnistore.DefaultDir)
+	c.PolicyStatusFile = cmp.Or(c.PolicyStatusFile, DefaultPolicyStatusFile)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
