@@ -81,15 +81,19 @@ func Discover(ctx context.Context, url string, every time.Duration, progress io.
 		progress = io.Discard
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
+	var last error // the last answer's, not a try that ctx's end cut short
 	for try := 1; ; try++ {
 		addr, err := askAddress(ctx, client, url)
 		if err == nil {
 			return addr, nil
 		}
-		fmt.Fprintf(progress, "chelsio-vf bench: %s: %v (try %d, again in %v)\n", url, err, try, every)
+		if ctx.Err() == nil || last == nil {
+			last = err
+			fmt.Fprintf(progress, "chelsio-vf bench: %s: %v (try %d, again in %v)\n", url, err, try, every)
+		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("no bench server announced itself at %s: %w", url, err)
+			return "", fmt.Errorf("no bench server announced itself at %s: %w", url, last)
 		case <-time.After(every):
 		}
 	}

@@ -36,7 +36,7 @@ func TestAnnounceAndDiscover(t *testing.T) {
 	defer srv.Close()
 
 	var progress strings.Builder
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_, err := Discover(ctx, srv.URL+"/address", 5*time.Millisecond, &progress)
 	cancel()
 	if err == nil || !strings.Contains(err.Error(), "no bench server announced itself at "+srv.URL+"/address") ||
@@ -72,7 +72,7 @@ func TestDiscoverRefusesWhatIsNotAnAnnouncement(t *testing.T) {
 		`{"addresses":["1.2.3.4"],"port":0}`: "no address or no port",
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(body)) }))
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := Discover(ctx, srv.URL, 10*time.Millisecond, nil)
 		cancel()
 		srv.Close()
