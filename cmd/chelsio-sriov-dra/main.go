@@ -128,12 +128,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	return &f, nil
 }
 
-// check refuses flag values out of range, and returns the logger --log-format asks for.
+// check refuses flag values out of range, then returns the logger --log-format
+// asks for.
 func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
-	log, err := deviceplugin.NewLogger(f.logFormat, stderr)
-	if err != nil {
-		return nil, err
-	}
 	if f.nodeName == "" {
 		return nil, errors.New("--node-name is empty: give it, or set NODE_NAME")
 	}
@@ -143,7 +140,7 @@ func (f *flags) check(stderr io.Writer) (*slog.Logger, error) {
 	if f.interval < 50*time.Millisecond {
 		return nil, fmt.Errorf("--rescan-interval %v: want at least 50ms", f.interval)
 	}
-	return log, nil
+	return deviceplugin.NewLogger(f.logFormat, stderr)
 }
 
 // client is the API server's client: --kubeconfig, else in-cluster.
