@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -148,12 +149,12 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *cnistore.Attach
 	}
 	ipamWait := func() (bool, error) { return false, nil }
 	if runIPAM && ipamType != "" {
-		w, err := p.startIPAMDel(inv, args, ipamType, netconf)
+		start, w, err := p.startIPAMDel(inv, args, ipamType, netconf)
 		if err != nil {
 			// Keep the state so that the runtime's retry can free the lease.
 			return err
 		}
-		ipamWait = w
+		inv.linkDown, ipamWait = start, w
 	}
 	var errs []error
 	vfKept := false
@@ -181,12 +182,16 @@ func (p *Plugin) release(inv *invocation, args *skel.CmdArgs, a *cnistore.Attach
 	return p.forget(inv, args, a, addr, ipamType, netconf, ipamMissing)
 }
 
-// startIPAMDel runs IPAM DEL. One that needs no interface (host-local, static,
-// whereabouts) runs while the VF moves home, as in ADD: it is started, and wait
-// waits for it; others (dhcp releases through the pod's interface) run at once,
-// and a failure is returned. wait reports an IPAM plugin missing from CNI_PATH,
+// startIPAMDel runs IPAM DEL. One that needs an interface (dhcp releases through
+// the pod's) runs at once, and a failure is returned. One that needs none
+// (host-local, static, whereabouts) runs while the VF moves home, as in ADD: start
+// starts it, once the VF's link is down in the pod (no packet leaves with the
+// address then, so another pod may have it), and wait starts it if nothing did and
+// waits for it. Starting it then rather than first also spreads the IPAM plugins of
+// many DELs at once over their moves, instead of all of them competing with the
+// first moves for the CPUs. wait reports an IPAM plugin missing from CNI_PATH,
 // which is no error.
-func (p *Plugin) startIPAMDel(inv *invocation, args *skel.CmdArgs, ipamType string, netconf []byte) (wait func() (missing bool, err error), _ error) {
+func (p *Plugin) startIPAMDel(inv *invocation, args *skel.CmdArgs, ipamType string, netconf []byte) (start func(), wait func() (missing bool, err error), _ error) {
 	del := func() (bool, error) {
 		t0 := time.Now()
 		_, err := p.execIPAM("DEL", ipamType, netconf, args)
@@ -202,20 +207,26 @@ func (p *Plugin) startIPAMDel(inv *invocation, args *skel.CmdArgs, ipamType stri
 	if !ipamWithoutInterface[ipamType] {
 		missing, err := del()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func() (bool, error) { return missing, nil }, nil
+		return func() {}, func() (bool, error) { return missing, nil }, nil
 	}
 	type out struct {
 		missing bool
 		err     error
 	}
 	ch := make(chan out, 1)
-	go func() {
-		missing, err := del()
-		ch <- out{missing, err}
-	}()
-	return func() (bool, error) {
+	var once sync.Once
+	start = func() {
+		once.Do(func() {
+			go func() {
+				missing, err := del()
+				ch <- out{missing, err}
+			}()
+		})
+	}
+	return start, func() (bool, error) {
+		start()
 		o := <-ch
 		return o.missing, o.err
 	}, nil
@@ -380,7 +391,7 @@ func (p *Plugin) bringHome(inv *invocation, netnsPath string, addr vf.PCIAddr, a
 	}
 	if !gone {
 		defer pod.Close()
-		err := p.moveBack(pod, host, addr, a, inv.fault)
+		err := p.moveBack(pod, host, addr, a, inv.delStep)
 		switch {
 		case err == nil:
 			inv.log.Info("VF returned to the host", "vf", addr.String())
@@ -391,6 +402,9 @@ func (p *Plugin) bringHome(inv *invocation, netnsPath string, addr vf.PCIAddr, a
 	}
 	if !known {
 		return nil
+	}
+	if inv.linkDown != nil {
+		inv.linkDown() // no link in a pod to wait for
 	}
 	// In the host. After a namespace is destroyed the kernel brings the netdev back
 	// asynchronously: wait a little for it then.

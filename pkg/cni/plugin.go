@@ -81,8 +81,9 @@ const (
 var AddSteps = []string{StepState, StepPFVLAN, StepPFMAC, StepPFRate, StepPFState, StepMove, StepMTU, StepMAC, StepUp, StepIPAM, StepAddresses, StepAttached}
 
 // Steps of DEL (and of GC, which releases the same way) that change something.
-// An interface-free IPAM's DEL runs while the VF moves home, so StepDelIPAM may
-// come anywhere before StepDelState.
+// An interface-free IPAM's DEL starts once the link is down in the pod and runs
+// while the VF moves home, so StepDelIPAM may come anywhere after StepDelLink (or
+// before it, when there is no link to take down) and before StepDelState.
 const (
 	StepDelIPAM  = "del-ipam"  // IPAM DEL
 	StepDelLink  = "del-link"  // the netdev down, with its host MTU and MAC, in the pod
@@ -108,6 +109,15 @@ func (p *Plugin) fault(step string) error {
 func (inv *invocation) fault(step string) error {
 	inv.tl.mark(step)
 	return inv.p.fault(step)
+}
+
+// delStep is the step callback of DEL's moveBack: fault, and linkDown once the
+// link is down in the pod.
+func (inv *invocation) delStep(step string) error {
+	if step == StepDelLink && inv.linkDown != nil {
+		inv.linkDown()
+	}
+	return inv.fault(step)
 }
 
 // errIPAMMissing marks an IPAM plugin that is not in CNI_PATH.
@@ -151,6 +161,9 @@ type invocation struct {
 	log   *slog.Logger
 	store cnistore.Store
 	close func()
+	// linkDown, in a DEL, starts what waits for the VF's link to be down in the
+	// pod (IPAM DEL: startIPAMDel); delStep calls it.
+	linkDown func()
 }
 
 // end closes the log, after logging the failure *err of a verb of one attachment

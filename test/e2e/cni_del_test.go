@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -530,4 +532,54 @@ func TestPrivilegedCNIDelStateOfOlderRules(t *testing.T) {
 	if _, ok := podIfaceOf(t, pod, "net1"); ok {
 		t.Error("net1 still in the pod")
 	}
+}
+
+// TestPrivilegedCNIDelIPAMAfterLinkDown: an interface-free IPAM plugin's DEL
+// starts only once the VF's link is down in the pod, so that no packet leaves the
+// pod with an address that IPAM may already have given to another. The plugin,
+// in process, is slowed (300 ms) while it finds the VF in the pod, before it takes
+// the link down; an IPAM plugin (named host-local) records the link as its DEL
+// finds it: down, or already gone home, never up.
+func TestPrivilegedCNIDelIPAMAfterLinkDown(t *testing.T) {
+	roottest.Require(t)
+	e, before, beforePF := delEnv(t)
+	ipamDir, record := t.TempDir(), filepath.Join(t.TempDir(), "seen")
+	script := fmt.Sprintf(`#!/bin/sh
+case "$CNI_COMMAND" in
+ADD) echo '{"cniVersion":"1.0.0","ips":[{"address":"198.51.100.11/24"}]}' ;;
+DEL) nsenter --net="$CNI_NETNS" ip -o link show dev "$CNI_IFNAME" >%[1]s 2>&1 || echo gone >>%[1]s ;;
+esac
+`, record)
+	if err := os.WriteFile(filepath.Join(ipamDir, "host-local"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := e.inProcess(1)
+	conf := e.conf(1, delVF, map[string]any{"cniVersion": "1.0.0", "ipam": map[string]any{"type": "host-local"}})
+	pod := newPod(t)
+	args := e.args("ipam-late", pod, conf)
+	args.Path = ipamDir + ":" + binDir
+	if _, err := p.Add(args); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if pi, ok := podIfaceOf(t, pod, "net1"); !ok || !pi.Up {
+		t.Fatalf("net1 after ADD: present %v, up %v; want it up", ok, pi.Up)
+	}
+	p.KernelDevice = func(ns.NetNS, netlink.Link) string {
+		time.Sleep(300 * time.Millisecond)
+		return "" // a veth: no device named, as the kernel says
+	}
+	if err := p.Del(args); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	seen, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatalf("IPAM DEL did not run: %v", err)
+	}
+	if regexp.MustCompile(`[<,]UP[,>]`).Match(seen) {
+		t.Errorf("IPAM DEL ran while net1 was still up in the pod: %s", seen)
+	}
+	t.Logf("IPAM DEL found: %s", strings.TrimSpace(string(seen)))
+	// The emulated PF reads the VF's MAC off its netdev once it is home.
+	e.waitHome(t, 1, delVF, before, false)
+	assertReleased(t, e, delVF, before, &beforePF)
 }

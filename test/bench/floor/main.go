@@ -4,8 +4,8 @@
 // sysfs or lock. It prints the time of the namespace move alone ("move_us=<n>").
 // With -ipam it also runs that IPAM plugin as chelsio-sriov does (ADD while the
 // netdev moves, then the first address it returns on the pod's interface; DEL
-// while the netdev moves home), so that the IPAM plugin's cost under load shows
-// apart from ours. Run in the host namespace:
+// once the pod's interface is down, while the netdev moves home), so that the
+// IPAM plugin's cost under load shows apart from ours. Run in the host namespace:
 //
 //	floor [-ipam <plugin> -conf <netconf> -id <container>] add <host-netdev> <pod-netns-path> <ifname>
 //	floor [-ipam <plugin> -conf <netconf> -id <container>] del <host-netdev> <pod-netns-path> <ifname>
@@ -141,7 +141,6 @@ func (f *floor) run(verb, hostName string) error {
 		}
 		return addAddress(ph, pl, b)
 	case "del":
-		wait := f.startIPAM("DEL")
 		pl, err := ph.LinkByName(ifname)
 		if err != nil {
 			return err
@@ -149,6 +148,7 @@ func (f *floor) run(verb, hostName string) error {
 		if err := ph.LinkSetDown(pl); err != nil {
 			return err
 		}
+		wait := f.startIPAM("DEL")
 		if err := netns.Set(pod); err != nil {
 			return err
 		}
