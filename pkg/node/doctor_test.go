@@ -601,6 +601,25 @@ func TestDoctor(t *testing.T) {
 			mention: []string{"cxgb4vf in /", "/etc/modules; vfio-pci in /"},
 		},
 		{
+			name: "boot list in /usr/lib/modules-load.d",
+			breakIt: func(t *testing.T, fx *fixture) {
+				must(t, os.RemoveAll(filepath.Join(fx.cfg.EtcRoot, "modules-load.d")))
+				writeFile(t, filepath.Join(filepath.Dir(fx.cfg.EtcRoot), "usr/lib/modules-load.d", "chelsio.conf"), "cxgb4vf\nvfio-pci\n", 0o644)
+			},
+			check:   CheckBootModules,
+			mention: []string{"cxgb4vf in /", "/usr/lib/modules-load.d/chelsio.conf; vfio-pci in /"},
+		},
+		{
+			name: "a /usr/lib list masked by an empty one of that name in /etc",
+			breakIt: func(t *testing.T, fx *fixture) {
+				writeFile(t, filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf"), "", 0o644)
+				writeFile(t, filepath.Join(filepath.Dir(fx.cfg.EtcRoot), "usr/lib/modules-load.d", "chelsio-sriov.conf"), "cxgb4vf\nvfio-pci\n", 0o644)
+			},
+			want:    map[string]Status{CheckBootModules: Warn},
+			check:   CheckBootModules,
+			mention: []string{"not loaded at boot: cxgb4vf, vfio-pci (named in no ", "/usr/lib/modules-load.d/*.conf"},
+		},
+		{
 			name: "cxgb4vf built in",
 			breakIt: func(t *testing.T, fx *fixture) {
 				writeFile(t, filepath.Join(fx.cfg.EtcRoot, "modules-load.d", "chelsio-sriov.conf"), "vfio-pci\n", 0o644)

@@ -111,8 +111,8 @@ func installIPAMFix(name, dir string) string {
 
 // checkBootModules checks that the VF drivers in use come back after a reboot:
 // cxgb4vf always, vfio-pci when a VF is on it now. A module is loaded at boot
-// when <etc>/modules-load.d/*.conf or <etc>/modules names it, or when it is
-// built in (in /sys/module, not in /proc/modules).
+// when a modules-load.d/*.conf (bootModules) or <etc>/modules names it, or when it
+// is built in (in /sys/module, not in /proc/modules).
 func checkBootModules(f *Facts) Result {
 	want := []string{vf.DriverCxgb4VF}
 	if f.HW != nil && slices.ContainsFunc(f.HW.VFs(), (*vf.VF).IsVFIO) {
@@ -136,7 +136,7 @@ func checkBootModules(f *Facts) Result {
 		return Result{Status: OK, Finding: strings.Join(oks, "; ")}
 	}
 	finding := fmt.Sprintf("not loaded at boot: %s (named in no %s/*.conf nor %s, not built in)",
-		strings.Join(missing, ", "), filepath.Join(f.EtcRoot, "modules-load.d"), filepath.Join(f.EtcRoot, "modules"))
+		strings.Join(missing, ", "), strings.Join(bootModuleDirs(f.EtcRoot), "/*.conf, "), filepath.Join(f.EtcRoot, "modules"))
 	if len(unreadable) > 0 {
 		finding += "; " + strings.Join(unreadable, "; ")
 	}
@@ -147,20 +147,25 @@ func checkBootModules(f *Facts) Result {
 	return Result{Status: Warn, Finding: finding, Fix: fix}
 }
 
-// bootModules reads the lists of modules loaded at boot, <etc>/modules-load.d/*.conf
-// (systemd) and <etc>/modules (Debian): the file that names each module, by
-// moduleKey, and what could not be read.
+// bootModules reads the lists of modules loaded at boot: modules-load.d/*.conf in
+// systemd's directories, where a file in <etc>/modules-load.d replaces one of the
+// same name in /run, /usr/local/lib, /usr/lib or /lib (read under the parent of
+// <etc> when its name is etc: /host for /host/etc), and <etc>/modules (Debian): the
+// file that names each module, by moduleKey, and what could not be read.
 func (f *Facts) bootModules() (named map[string]string, unreadable []string) {
 	named = map[string]string{}
-	dir := filepath.Join(f.EtcRoot, "modules-load.d")
 	var files []string
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		unreadable = append(unreadable, fmt.Sprintf("cannot read %s: %v", dir, innerErr(err)))
-	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".conf") {
-			files = append(files, filepath.Join(dir, e.Name()))
+	seen := map[string]bool{}
+	for _, dir := range bootModuleDirs(f.EtcRoot) {
+		entries, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			unreadable = append(unreadable, fmt.Sprintf("cannot read %s: %v", dir, innerErr(err)))
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".conf") && !seen[e.Name()] {
+				seen[e.Name()] = true
+				files = append(files, filepath.Join(dir, e.Name()))
+			}
 		}
 	}
 	for _, p := range append(files, filepath.Join(f.EtcRoot, "modules")) {
@@ -184,4 +189,18 @@ func (f *Facts) bootModules() (named map[string]string, unreadable []string) {
 		}
 	}
 	return named, unreadable
+}
+
+// bootModuleDirs lists systemd's modules-load.d directories, the first first:
+// <etc>'s, then, when <etc> is named etc, those under its parent.
+func bootModuleDirs(etc string) []string {
+	dirs := []string{filepath.Join(etc, "modules-load.d")}
+	if filepath.Base(etc) != "etc" {
+		return dirs
+	}
+	root := filepath.Dir(etc)
+	for _, d := range []string{"run", "usr/local/lib", "usr/lib", "lib"} {
+		dirs = append(dirs, filepath.Join(root, d, "modules-load.d"))
+	}
+	return dirs
 }
