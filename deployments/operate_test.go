@@ -56,7 +56,7 @@ type nodeFeatureRule struct {
 // class 0200 (Ethernet) from vendor 1425 (Chelsio).
 const nfdLabel = "feature.node.kubernetes.io/pci-0200_1425.present"
 
-// metricsPorts are the ports of /metrics and /healthz: not in 9100-9999, which
+// metricsPorts are the ports of /metrics, /healthz and /livez: not in 9100-9999, which
 // Prometheus has given out to other exporters.
 var metricsPorts = map[string]int32{"chelsio-sriov-dp": 29100, "chelsio-vf-policy": 29101}
 
@@ -99,6 +99,11 @@ func checkOperable(ds *appsv1.DaemonSet, label string) []string {
 		if c.ReadinessProbe == nil {
 			bad("container %s has no readiness probe", c.Name)
 		}
+		// /healthz is 503 while a binary waits for kubelet or the API server; a
+		// liveness probe on it would restart the pod for what a restart cannot mend.
+		if l := c.LivenessProbe; l != nil && l.HTTPGet != nil && l.HTTPGet.Path != "/livez" {
+			bad("container %s: liveness probe asks %s, want /livez", c.Name, l.HTTPGet.Path)
+		}
 		if want, ok := metricsPorts[ds.Name]; ok {
 			out = append(out, checkMetrics(ds.Name, spec, c, want)...)
 		}
@@ -106,9 +111,9 @@ func checkOperable(ds *appsv1.DaemonSet, label string) []string {
 	return out
 }
 
-// checkMetrics: the container serves /metrics and /healthz on the node's address
-// (HOST_IP from the downward API), at want, in a port named metrics, which its
-// probes use.
+// checkMetrics: the container serves /metrics, /healthz and /livez on the node's
+// address (HOST_IP from the downward API), at want, in a port named metrics, which
+// its probes use: readiness /healthz, liveness /livez.
 func checkMetrics(name string, spec corev1.PodSpec, c corev1.Container, want int32) []string {
 	var out []string
 	bad := func(f string, a ...any) { out = append(out, name+": "+fmt.Sprintf(f, a...)) }
@@ -135,9 +140,12 @@ func checkMetrics(name string, spec corev1.PodSpec, c corev1.Container, want int
 	if !hostIP {
 		bad("no HOST_IP from status.hostIP")
 	}
-	for what, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port.String() != "metrics" || p.HTTPGet.Host != "" {
-			bad("%s probe %+v: want GET /healthz on the port named metrics, at the pod's (the node's) address", what, p)
+	for _, pr := range []struct {
+		what, path string
+		p          *corev1.Probe
+	}{{"readiness", "/healthz", c.ReadinessProbe}, {"liveness", "/livez", c.LivenessProbe}} {
+		if p := pr.p; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != pr.path || p.HTTPGet.Port.String() != "metrics" || p.HTTPGet.Host != "" {
+			bad("%s probe %+v: want GET %s on the port named metrics, at the pod's (the node's) address", pr.what, p, pr.path)
 		}
 	}
 	return out

@@ -200,15 +200,10 @@ func newDriver(ctx context.Context, f *flags, log *slog.Logger) (*dra.Driver, er
 	}, nil
 }
 
-// healthHandler serves /healthz: 200 while d's ResourceSlices are published.
+// healthHandler serves /healthz (200 while d's ResourceSlices are published) and
+// /livez.
 func healthHandler(d *dra.Driver) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := d.Healthy(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	httpserve.Health(mux, d.Healthy)
 	return mux
 }

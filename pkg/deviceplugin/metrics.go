@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/httpserve"
 )
 
 // metrics are the plugin's Prometheus series, on its own registry.
@@ -116,17 +118,11 @@ func (m *metrics) observeRegistration(resource string) {
 
 func (m *metrics) observeList(resource string) { m.lists.WithLabelValues(resource).Inc() }
 
-// handler serves /metrics and /healthz (200 while the last scan succeeded and every
-// resource is served and registered).
+// handler serves /metrics, /healthz (200 while the last scan succeeded and every
+// resource is served and registered) and /livez.
 func (m *metrics) handler(healthy func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := healthy(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	httpserve.Health(mux, healthy)
 	return mux
 }

@@ -45,3 +45,23 @@ func Serve(addr string, h http.Handler) (bound string, stop func(), err error) {
 	go func() { _ = srv.Serve(l) }()
 	return l.Addr().String(), func() { _ = srv.Close() }, nil
 }
+
+// Health adds the probes' endpoints to mux: /healthz, 200 "ok" while ready returns
+// nil and 503 with its error otherwise (nil ready: always 200), for startup and
+// readiness; and /livez, 200 "ok" whenever the process answers, for liveness: a
+// binary that is waiting for something outside it (kubelet restarting, the API
+// server away) is alive, and restarting it would not bring that back.
+func Health(mux *http.ServeMux, ready func() error) {
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if ready != nil {
+			if err := ready(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+}

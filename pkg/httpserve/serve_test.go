@@ -1,8 +1,10 @@
 package httpserve
 
 import (
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -51,5 +53,36 @@ func TestServe(t *testing.T) {
 	}
 	if _, _, err := Serve("127.0.0.1:bad", h); err == nil {
 		t.Error("Serve took a bad port")
+	}
+}
+
+// TestHealth: /healthz follows ready (503 with its error); /livez answers 200
+// whatever ready says: liveness must not restart a binary that only waits.
+func TestHealth(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		ready       func() error
+		healthz     int
+		healthzSays string
+	}{
+		{"no readiness", nil, http.StatusOK, "ok"},
+		{"ready", func() error { return nil }, http.StatusOK, "ok"},
+		{"not ready", func() error { return errors.New("chelsio.com/vf is not registered with kubelet") }, http.StatusServiceUnavailable, "chelsio.com/vf is not registered with kubelet"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			Health(mux, tt.ready)
+			for _, c := range []struct {
+				path string
+				code int
+				says string
+			}{{"/healthz", tt.healthz, tt.healthzSays}, {"/livez", http.StatusOK, "ok"}} {
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, c.path, nil))
+				if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.says) {
+					t.Errorf("GET %s = %d %q, want %d with %q", c.path, rec.Code, rec.Body.String(), c.code, c.says)
+				}
+			}
+		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chelsio-k8s/chelsio-sriov/pkg/httpserve"
 )
 
 // PolicyMetrics are the policy agent's Prometheus series, on their own registry.
@@ -70,12 +72,10 @@ func (m *PolicyMetrics) Observe(st PolicyStatus) {
 	}
 }
 
-// Handler serves /metrics, and /healthz (200 while the agent runs).
+// Handler serves /metrics, and /healthz and /livez (200 while the agent runs).
 func (m *PolicyMetrics) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	httpserve.Health(mux, nil)
 	return mux
 }

@@ -1048,7 +1048,7 @@ func httpGetIn(t *testing.T, nsh ns.NetNS, addr, path string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// TestPrivilegedDPMetrics reads /metrics and /healthz on the metrics address, in the
+// TestPrivilegedDPMetrics reads /metrics, /healthz and /livez on the metrics address, in the
 // worker's network namespace where the plugin runs.
 func TestPrivilegedDPMetrics(t *testing.T) {
 	roottest.Require(t)
@@ -1066,6 +1066,9 @@ func TestPrivilegedDPMetrics(t *testing.T) {
 		code, body := httpGetIn(t, w, addr, "/healthz")
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})
+	if code, body := httpGetIn(t, w, addr, "/livez"); code != http.StatusOK {
+		t.Errorf("/livez: %d %s", code, body)
+	}
 	if _, err := d.kubelet.Allocate(context.Background(), "chelsio.com/vf", "0000:81:01.0"); err != nil {
 		t.Fatalf("Allocate: %v", err)
 	}

@@ -31,13 +31,13 @@ var layers = map[string][]string{
 	"pkg/vf":                {"pkg/sysfs"},
 	"pkg/cnistore":          {"pkg/vf", "pkg/safepath", "pkg/cut"},
 	"pkg/cni":               {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/safepath", "pkg/cut"},
-	"pkg/deviceplugin":      {"pkg/sysfs", "pkg/vf", "pkg/cut", "pkg/uevent", "pkg/cnistore", "pkg/podresources", "pkg/servedby"}, // the CNI state, read only: stranded VFs; kubelet's pod-resources: device-info files; served-by locks: never a VF the DRA driver offers
+	"pkg/deviceplugin":      {"pkg/sysfs", "pkg/vf", "pkg/cut", "pkg/uevent", "pkg/cnistore", "pkg/podresources", "pkg/servedby", "pkg/httpserve"}, // the CNI state, read only: stranded VFs; kubelet's pod-resources: device-info files; served-by locks: never a VF the DRA driver offers
 	"pkg/dra":               {"pkg/deviceplugin", "pkg/servedby", "pkg/sysfs", "pkg/vf"},                                          // the scanner, uevents and device-info files of the device plugin
 	"pkg/emulate":           {"pkg/sysfs", "pkg/vf", "pkg/emulate/sysfstree", "pkg/uevent"},
 	"pkg/emulate/sysfstree": {"pkg/sysfs", "pkg/vf"},
 	"deployments":           nil,
 	"pkg/bench":             nil,
-	"pkg/node":              {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/cut", "pkg/podresources"},
+	"pkg/node":              {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/cut", "pkg/podresources", "pkg/httpserve"},
 	"cmd/chelsio-sriov-dp":  {"pkg/deviceplugin", "pkg/httpserve", "pkg/podresources", "pkg/servedby", "pkg/sysfs", "pkg/vf", "pkg/version"},
 	"cmd/chelsio-sriov-dra": {"pkg/deviceplugin", "pkg/dra", "pkg/httpserve", "pkg/servedby", "pkg/sysfs", "pkg/vf", "pkg/version"},
 	"cmd/chelsio-vf":        {"pkg/bench", "pkg/cni", "pkg/cnistore", "pkg/emulate", "pkg/httpserve", "pkg/node", "pkg/podresources", "pkg/sysfs", "pkg/vf", "pkg/version"},
