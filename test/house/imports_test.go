@@ -32,7 +32,7 @@ var layers = map[string][]string{
 	"pkg/cnistore":          {"pkg/vf", "pkg/safepath", "pkg/cut"},
 	"pkg/cni":               {"pkg/sysfs", "pkg/vf", "pkg/cnistore", "pkg/safepath", "pkg/cut"},
 	"pkg/deviceplugin":      {"pkg/sysfs", "pkg/vf", "pkg/cut", "pkg/uevent", "pkg/cnistore", "pkg/podresources", "pkg/servedby", "pkg/httpserve"}, // the CNI state, read only: stranded VFs; kubelet's pod-resources: device-info files; served-by locks: never a VF the DRA driver offers
-	"pkg/dra":               {"pkg/deviceplugin", "pkg/servedby", "pkg/sysfs", "pkg/vf"},                                          // the scanner, uevents and device-info files of the device plugin
+	"pkg/dra":               {"pkg/deviceplugin", "pkg/servedby", "pkg/sysfs", "pkg/vf"},                                                           // the scanner, uevents and device-info files of the device plugin
 	"pkg/emulate":           {"pkg/sysfs", "pkg/vf", "pkg/emulate/sysfstree", "pkg/uevent"},
 	"pkg/emulate/sysfstree": {"pkg/sysfs", "pkg/vf"},
 	"deployments":           nil,
