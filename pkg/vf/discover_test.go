@@ -982,7 +982,7 @@ func TestDiscoverErrorsInOrder(t *testing.T) {
 	}
 	slices.Sort(vendor)
 	slices.Sort(numa)
-	broken := append(vendor, numa...)
+	broken := slices.Concat(vendor, numa)
 	var first string
 	var firstVFs []string
 	for run := range 5 {
