@@ -102,7 +102,7 @@ func (s *ChelsioScanner) Scan() (DeviceTree, error) {
 	for _, p := range cfg.Pools {
 		tree[p.FullName()] = &Resource{Prefix: p.ResourcePrefix, Name: p.ResourceName, Devices: map[string]*Device{}}
 	}
-	ports := adapterPorts(node)
+	ports := s.adapterPorts(node)
 	vfs := node.VFs()
 	stranded := s.strandedVFs(vfs)
 	current := map[string]int{}
@@ -153,21 +153,26 @@ func (s *ChelsioScanner) Scan() (DeviceTree, error) {
 	return tree, derr
 }
 
-// adapterInfo is what the scan needs of an adapter: its port netdevs
-// and the speed of its ports.
+// adapterInfo is what the scan needs of an adapter: its port netdevs, the ones
+// whose link is down, and the speed of its ports.
 type adapterInfo struct {
 	netdev map[int]string // port → PF4's netdev
+	down   map[int]bool   // port → link down
 	speed  int            // Mbps, from the model
 }
 
-// adapterPorts returns the adapterInfo of every adapter, by slot.
-func adapterPorts(node *vf.Node) map[string]adapterInfo {
+// adapterPorts returns the adapterInfo of every adapter, by slot. Each port's link
+// is read here once, not once for each of its VFs.
+func (s *ChelsioScanner) adapterPorts(node *vf.Node) map[string]adapterInfo {
 	out := map[string]adapterInfo{}
 	for _, a := range node.Adapters {
-		info := adapterInfo{netdev: map[int]string{}, speed: a.Product.PortSpeedMbps()}
+		info := adapterInfo{netdev: map[int]string{}, down: map[int]bool{}, speed: a.Product.PortSpeedMbps()}
 		if a.PF4 != nil {
 			for _, pt := range a.PF4.Ports {
 				info.netdev[pt.Index] = pt.Netdev
+				if up, err := s.portUp(a.Slot, pt.Netdev); err == nil && !up {
+					info.down[pt.Index] = true
+				}
 			}
 		}
 		out[a.Slot] = info
@@ -237,10 +242,8 @@ func (s *ChelsioScanner) device(v *vf.VF, pool Pool, ports map[string]adapterInf
 		maps.Copy(d.Extra, info["*"])
 		maps.Copy(d.Extra, info[d.ID])
 	}
-	if nd, ok := ports[slot].netdev[v.Port]; ok {
-		if up, err := s.portUp(slot, nd); err == nil && !up {
-			d.Healthy, d.Reason = false, fmt.Sprintf("port %d (%s) link down", v.Port, nd)
-		}
+	if nd, ok := ports[slot].netdev[v.Port]; ok && ports[slot].down[v.Port] {
+		d.Healthy, d.Reason = false, fmt.Sprintf("port %d (%s) link down", v.Port, nd)
 	}
 	return d
 }

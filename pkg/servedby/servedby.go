@@ -44,15 +44,24 @@ func DirFor(base, root string) string {
 // Locks are the locks of one daemon.
 type Locks struct {
 	dir, owner string
+	note       []byte // what each lock file says while this daemon holds it
 
 	mu   sync.Mutex
-	held map[string]*os.File // VF address → its locked file
+	held map[string]int // VF address → the descriptor of its locked file
 }
+
+// noteSize is the length of a holder's note: a lock file is overwritten in place
+// with a note padded to this length rather than truncated and written anew, which
+// on a disk filesystem costs a journal transaction per VF (a daemon's start takes
+// hundreds). A note that was longer is cut at its first line by the reader.
+const noteSize = 64
 
 // New returns the locks of owner (a binary's name) in dir. Nothing is created until
 // the first Take.
 func New(dir, owner string) *Locks {
-	return &Locks{dir: dir, owner: owner, held: map[string]*os.File{}}
+	line := fmt.Sprintf("%s pid %d", owner, os.Getpid())
+	note := []byte(line + strings.Repeat(" ", max(noteSize-len(line)-1, 0)) + "\n")
+	return &Locks{dir: dir, owner: owner, note: note, held: map[string]int{}}
 }
 
 // Take locks addr (a canonical PCI address, "0000:81:01.0") for this daemon. ok is
@@ -67,37 +76,57 @@ func (l *Locks) Take(addr string) (ok bool, holder string, err error) {
 	if _, ok := l.held[addr]; ok {
 		return true, "", nil
 	}
-	if err := os.MkdirAll(l.dir, 0o755); err != nil {
-		return false, "", fmt.Errorf("served-by locks: %w", err)
-	}
 	p := filepath.Join(l.dir, addr+".lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	fd, err := l.open(p)
 	if err != nil {
-		return false, "", fmt.Errorf("served-by lock: %w", err)
+		return false, "", err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b := make([]byte, 128)
-		n, _ := f.ReadAt(b, 0)
-		_ = f.Close()
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder := readNote(fd)
+		_ = unix.Close(fd)
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return false, strings.TrimSpace(string(b[:n])), nil
+			return false, holder, nil
 		}
 		return false, "", fmt.Errorf("served-by lock %s: %w", p, err)
 	}
-	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(fmt.Sprintf("%s pid %d\n", l.owner, os.Getpid())), 0)
-	}
-	l.held[addr] = f
+	_, _ = unix.Pwrite(fd, l.note, 0) // for messages only
+	l.held[addr] = fd
 	return true, "", nil
+}
+
+// open opens (or creates) the lock file p, and the directory on first use. A
+// descriptor of its own, not an *os.File: a start opens hundreds and keeps them,
+// and needs nothing of the runtime's poller for them.
+func (l *Locks) open(p string) (int, error) {
+	const flags = unix.O_RDWR | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Open(p, flags, 0o644)
+	if errors.Is(err, unix.ENOENT) {
+		if err := os.MkdirAll(l.dir, 0o755); err != nil {
+			return -1, fmt.Errorf("served-by locks: %w", err)
+		}
+		fd, err = unix.Open(p, flags, 0o644)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("served-by lock: %w", &os.PathError{Op: "open", Path: p, Err: err})
+	}
+	return fd, nil
+}
+
+// readNote returns the first line of the note of a lock file's holder.
+func readNote(fd int) string {
+	b := make([]byte, 128)
+	n, _ := unix.Pread(fd, b, 0)
+	line, _, _ := strings.Cut(string(b[:max(n, 0)]), "\n")
+	return strings.TrimSpace(line)
 }
 
 // Keep releases every lock whose VF is not in addrs.
 func (l *Locks) Keep(addrs map[string]bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for a, f := range l.held {
+	for a, fd := range l.held {
 		if !addrs[a] {
-			_ = f.Close() // closing the only descriptor drops the flock
+			_ = unix.Close(fd) // closing the only descriptor drops the flock
 			delete(l.held, a)
 		}
 	}

@@ -1,6 +1,7 @@
 package servedby
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,5 +72,38 @@ func TestDirFor(t *testing.T) {
 	}
 	if again := DirFor(base, "/tmp/emu/w1/./sys"); again != a {
 		t.Errorf("DirFor of one tree spelt twice: %q and %q", a, again)
+	}
+}
+
+// A lock file keeps what its earlier holders wrote, since a holder overwrites its
+// note in place: the holder a refused Take names is the one that holds the lock
+// now, after a longer text of several lines; and after a note shorter than
+// noteSize, as earlier versions wrote, the whole file says only the new holder (as
+// those versions read it).
+func TestHolderOverEarlierNote(t *testing.T) {
+	want := fmt.Sprintf("chelsio-sriov-dp pid %d", os.Getpid())
+	for name, earlier := range map[string]string{
+		"longer text": "chelsio-sriov-dra pid 4194304 and then some text that runs past the note\nand a second line\n",
+		"older note":  "chelsio-sriov-dra pid 4194304\n",
+	} {
+		older := name == "older note"
+		dir := t.TempDir()
+		const a = "0000:81:01.0"
+		p := filepath.Join(dir, a+".lock")
+		if err := os.WriteFile(p, []byte(earlier), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dp := New(dir, "chelsio-sriov-dp")
+		if ok, _, err := dp.Take(a); !ok || err != nil {
+			t.Fatalf("%s: dp takes %s: ok %v, err %v", name, a, ok, err)
+		}
+		ok, holder, err := New(dir, "chelsio-sriov-dra").Take(a)
+		if ok || err != nil || holder != want {
+			t.Errorf("%s: dra takes %s: ok %v, holder %q, err %v; want holder %q", name, a, ok, holder, err, want)
+		}
+		if b, err := os.ReadFile(p); err != nil || older && strings.TrimSpace(string(b)) != want {
+			t.Errorf("%s: the lock file says %q (err %v); want %q", name, b, err, want)
+		}
+		dp.Close()
 	}
 }

@@ -43,13 +43,14 @@ func (d *Dir) ReadString(name string) (string, error) {
 		return "", &fs.PathError{Op: "open", Path: d.Path(name), Err: err}
 	}
 	defer unix.Close(fd)
-	return readFD(fd, d.Path(name))
+	return readFD(fd, func() string { return d.Path(name) })
 }
 
-// readFD reads the open file fd (at path, for errors) to its end, with surrounding
-// white space removed: plain read(2) calls, without the runtime's poller, which a
-// sysfs attribute does not need and a short-lived process pays for at every open.
-func readFD(fd int, path string) (string, error) {
+// readFD reads the open file fd to its end, with surrounding white space removed:
+// plain read(2) calls, without the runtime's poller, which a sysfs attribute does
+// not need and a short-lived process pays for at every open. path names the file
+// in an error; it is only built then, as a scan reads thousands of files.
+func readFD(fd int, path func() string) (string, error) {
 	// Read up to one byte past the limit: a file that fills it is too large, as
 	// Root.ReadString says.
 	buf := make([]byte, 4096)
@@ -63,14 +64,14 @@ func readFD(fd int, path string) (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", &fs.PathError{Op: "read", Path: path, Err: err}
+			return "", &fs.PathError{Op: "read", Path: path(), Err: err}
 		}
 		if m == 0 {
 			return strings.TrimSpace(string(buf[:n])), nil
 		}
 		n += m
 	}
-	return "", &fs.PathError{Op: "read", Path: path, Err: errors.New("file larger than 64 KiB")}
+	return "", &fs.PathError{Op: "read", Path: path(), Err: errors.New("file larger than 64 KiB")}
 }
 
 // ReadInt returns the file's content as a decimal integer.
@@ -79,7 +80,7 @@ func (d *Dir) ReadInt(name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseIntValue(d.Path(name), s)
+	return parseIntValue(func() string { return d.Path(name) }, s)
 }
 
 // ReadHex returns the file's content as a hexadecimal number, with or without one
@@ -89,22 +90,25 @@ func (d *Dir) ReadHex(name string, bits int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseHexValue(d.Path(name), s, bits)
+	return parseHexValue(func() string { return d.Path(name) }, s, bits)
 }
 
 // LinkBase returns the last element of the target of the symbolic link name.
 func (d *Dir) LinkBase(name string) (string, error) {
 	// A target that fills the buffer may have been cut: read it again into a larger
-	// one (the kernel stores targets of up to PATH_MAX bytes).
-	for size := 512; ; size *= 2 {
-		buf := make([]byte, size)
+	// one (the kernel stores targets of up to PATH_MAX bytes). The first is on the
+	// stack: a scan reads a few links of every VF.
+	var first [512]byte
+	buf := first[:]
+	for {
 		n, err := unix.Readlinkat(d.fd, name, buf)
 		if err != nil {
 			return "", &fs.PathError{Op: "readlink", Path: d.Path(name), Err: err}
 		}
-		if n < size {
-			return linkBase(d.Path(name), string(buf[:n]))
+		if n < len(buf) {
+			return linkBase(func() string { return d.Path(name) }, string(buf[:n]))
 		}
+		buf = make([]byte, 2*len(buf))
 	}
 }
 

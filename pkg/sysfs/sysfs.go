@@ -62,7 +62,7 @@ func (r Root) ReadString(rel string) (string, error) {
 			return "", &fs.PathError{Op: "open", Path: p, Err: err}
 		}
 		defer unix.Close(fd)
-		return readFD(fd, p)
+		return readFD(fd, func() string { return p })
 	}
 }
 
@@ -72,13 +72,13 @@ func (r Root) ReadInt(rel string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseIntValue(r.Path(rel), s)
+	return parseIntValue(func() string { return r.Path(rel) }, s)
 }
 
-func parseIntValue(path, s string) (int, error) {
+func parseIntValue(path func() string, s string) (int, error) {
 	v, err := strconv.Atoi(s)
 	if err != nil {
-		return 0, &ParseError{Path: path, Value: cut(s), Want: "an integer"}
+		return 0, &ParseError{Path: path(), Value: cut(s), Want: "an integer"}
 	}
 	return v, nil
 }
@@ -90,17 +90,17 @@ func (r Root) ReadHex(rel string, bits int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseHexValue(r.Path(rel), s, bits)
+	return parseHexValue(func() string { return r.Path(rel) }, s, bits)
 }
 
-func parseHexValue(path, s string, bits int) (uint64, error) {
+func parseHexValue(path func() string, s string, bits int) (uint64, error) {
 	h, ok := strings.CutPrefix(s, "0x")
 	if !ok {
 		h, _ = strings.CutPrefix(s, "0X") // one prefix at most: "0x0X1" is not a number
 	}
 	v, err := strconv.ParseUint(h, 16, bits)
 	if err != nil || h == "" {
-		return 0, &ParseError{Path: path, Value: cut(s), Want: fmt.Sprintf("a %d-bit hexadecimal number", bits)}
+		return 0, &ParseError{Path: path(), Value: cut(s), Want: fmt.Sprintf("a %d-bit hexadecimal number", bits)}
 	}
 	return v, nil
 }
@@ -118,13 +118,13 @@ func (r Root) LinkBase(rel string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return linkBase(r.Path(rel), t)
+	return linkBase(func() string { return r.Path(rel) }, t)
 }
 
-func linkBase(path, target string) (string, error) {
+func linkBase(path func() string, target string) (string, error) {
 	b := filepath.Base(target)
 	if b == "." || b == "/" || b == "" || b == ".." {
-		return "", &ParseError{Path: path, Value: cut(target), Want: "a link to a named entry"}
+		return "", &ParseError{Path: path(), Value: cut(target), Want: "a link to a named entry"}
 	}
 	return b, nil
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/chelsio-k8s/chelsio-sriov/pkg/sysfs"
 )
@@ -35,8 +37,10 @@ func devPath(addr string, elem ...string) string {
 
 // Discover reads every Chelsio adapter, PF and VF under root. Functions with broken
 // sysfs entries are left out and reported, joined, in the error, which lists
-// *DeviceError values; the returned Node is complete for all others. Only a missing
-// bus/pci/devices returns a nil Node.
+// *DeviceError values (those of classifying the functions, then those of reading
+// the VFs, each in address order); the returned Node is complete for all others.
+// Only a missing bus/pci/devices returns a nil Node. It reads several functions at
+// once (readers).
 func Discover(root sysfs.Root, opts Options) (*Node, error) {
 	names, err := root.ReadDir(devicesDir)
 	if err != nil {
@@ -48,8 +52,10 @@ func Discover(root sysfs.Root, opts Options) (*Node, error) {
 		adapters: map[string]*Adapter{}, pfByAddr: map[PCIAddr]*PF{},
 	}
 	defer s.closeVFDirs()
-	for _, name := range names {
-		s.readFunc(name)
+	funcs := make([]funcRead, len(names))
+	inParallel(len(names), func(i int) { funcs[i] = s.readFunc(names[i]) })
+	for i, f := range funcs {
+		s.add(names[i], f)
 	}
 	s.assemble()
 	s.readVFs()
@@ -84,75 +90,114 @@ func (s *discovery) closeVFDirs() {
 	}
 }
 
-// readFunc reads the PCI function name when it is a Chelsio PF, and keeps a VF's
-// directory open for readVFs, which needs its parent PF read first.
-func (s *discovery) readFunc(name string) {
+// readers is how many PCI functions Discover reads at once: each is a few system
+// calls on sysfs, which the kernel serves on every CPU at once.
+const readers = 4
+
+// inParallel calls read(i) for each i in [0, n), readers at a time.
+func inParallel(n int, read func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(readers, n) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				read(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// funcRead is what readFunc found of one PCI function: at most one of pf, pf4 and
+// vf, or nothing (not a Chelsio function we serve, or vanished), and its error.
+type funcRead struct {
+	addr PCIAddr
+	id   uint16
+	numa int
+	pf   *PF
+	pf4  *PF4
+	vf   *sysfs.Dir // a VF's directory, open for readVFs, which needs its parent PF read first
+	err  error
+}
+
+// readFunc reads the PCI function name when it is a Chelsio PF, and opens a VF's
+// directory. It only reads s: Discover runs several at once.
+func (s *discovery) readFunc(name string) funcRead {
 	d, err := openFunc(s.root, name)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) { // else it vanished since the listing
-			s.fail(name, err)
+		if errors.Is(err, fs.ErrNotExist) { // it vanished since the listing
+			return funcRead{}
 		}
-		return
+		return funcRead{err: err}
 	}
-	keep, err := s.classify(d, name)
-	if err != nil {
-		s.fail(name, err)
-	}
-	if keep != nil {
-		s.vfDirs[*keep] = d
-	} else {
+	f, err := s.classify(d, name)
+	f.err = err
+	if f.vf == nil {
 		_ = d.Close()
+	}
+	return f
+}
+
+// add records what readFunc found of the function name.
+func (s *discovery) add(name string, f funcRead) {
+	if f.err != nil {
+		s.fail(name, f.err)
+	}
+	switch {
+	case f.pf != nil:
+		s.pfs = append(s.pfs, f.pf)
+		s.devIDs[f.addr], s.numa[f.addr] = f.id, f.numa
+	case f.pf4 != nil:
+		s.pf4s = append(s.pf4s, f.pf4)
+		s.devIDs[f.addr], s.numa[f.addr] = f.id, f.numa
+	case f.vf != nil:
+		s.vfAddrs = append(s.vfAddrs, f.addr)
+		s.devIDs[f.addr] = f.id
+		s.vfDirs[f.addr] = f.vf
 	}
 }
 
 // classify classifies one PCI function and reads it when it is a Chelsio PF; a VF's
-// address is returned so that its directory stays open for readVF.
-func (s *discovery) classify(d *sysfs.Dir, name string) (*PCIAddr, error) {
+// directory d is returned in vf, open for readVF.
+func (s *discovery) classify(d *sysfs.Dir, name string) (funcRead, error) {
 	vendor, err := d.ReadHex("vendor", 16)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil // not a PCI function we can identify; not ours to judge
+			return funcRead{}, nil // not a PCI function we can identify; not ours to judge
 		}
-		return nil, err
+		return funcRead{}, err
 	}
 	if vendor != VendorID {
-		return nil, nil
+		return funcRead{}, nil
 	}
 	addr, err := ParsePCIAddr(name)
 	if err != nil {
-		return nil, err
+		return funcRead{}, err
 	}
 	dev, err := d.ReadHex("device", 16)
 	if err != nil {
-		return nil, err
+		return funcRead{}, err
 	}
-	id := uint16(dev)
-	if _, ok := ChipOf(id); !ok {
-		return nil, nil
+	f := funcRead{addr: addr, id: uint16(dev)}
+	if _, ok := ChipOf(f.id); !ok {
+		return funcRead{}, nil
 	}
-	switch KindOf(id) {
+	switch KindOf(f.id) {
 	case FuncPF03:
-		pf, err := readPF(d, addr, id)
-		if err != nil {
-			return nil, err
+		if f.pf, err = readPF(d, addr, f.id); err != nil {
+			return funcRead{}, err
 		}
-		s.pfs = append(s.pfs, pf)
-		s.devIDs[addr], s.numa[addr] = id, pf.NUMANode
+		f.numa = f.pf.NUMANode
 	case FuncPF4:
-		pf4, n, err := readPF4(d, addr)
-		if err != nil {
-			return nil, err
+		if f.pf4, f.numa, err = readPF4(d, addr); err != nil {
+			return funcRead{}, err
 		}
-		s.pf4s = append(s.pf4s, pf4)
-		s.devIDs[addr], s.numa[addr] = id, n
 	case FuncVF:
-		if IsVFID(id, s.opts.AllowT7) {
-			s.vfAddrs = append(s.vfAddrs, addr)
-			s.devIDs[addr] = id
-			return &addr, nil
+		if IsVFID(f.id, s.opts.AllowT7) {
+			f.vf = d
 		}
 	}
-	return nil, nil
+	return f, nil
 }
 
 // adapter returns the adapter in addr's slot, made on first use from the function's
@@ -192,7 +237,7 @@ func (s *discovery) assemble() {
 	}
 }
 
-// readVFs reads each VF and puts it on its parent PF.
+// readVFs reads each VF, several at once, and puts it on its parent PF.
 func (s *discovery) readVFs() {
 	parent := func(pfAddr PCIAddr) (*PF, int, error) {
 		pf, ok := s.pfByAddr[pfAddr]
@@ -201,10 +246,15 @@ func (s *discovery) readVFs() {
 		}
 		return pf, s.adapters[pfAddr.Slot()].NumPorts, nil
 	}
-	for _, addr := range s.vfAddrs {
-		v, err := readVF(s.root, s.vfDirs[addr], addr, s.devIDs[addr], parent)
-		if err != nil {
-			s.fail(addr.String(), err)
+	vfs := make([]*VF, len(s.vfAddrs))
+	errs := make([]error, len(s.vfAddrs))
+	inParallel(len(s.vfAddrs), func(i int) {
+		addr := s.vfAddrs[i]
+		vfs[i], errs[i] = readVF(s.root, s.vfDirs[addr], addr, s.devIDs[addr], parent)
+	})
+	for i, v := range vfs {
+		if errs[i] != nil {
+			s.fail(s.vfAddrs[i].String(), errs[i])
 			continue
 		}
 		pf := s.pfByAddr[v.PF]

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -950,5 +951,64 @@ func TestVFMarshalJSON(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got[1]); diff != "" {
 		t.Errorf("MarshalJSON() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// Discover reads functions several at a time; what it returns must not depend on
+// which finishes first: a node of 256 VFs with a broken vendor file on some (read
+// while classifying) and a broken numa_node on others (read with the VF) gives the
+// same error, its device errors in address order (those of classifying first), and
+// the same VFs, every time.
+func TestDiscoverErrorsInOrder(t *testing.T) {
+	a := sysfstree.Adapter{Model: "T62100-CR", TotalVFs: 16, VFs: [4]int{16, 16, 16, 16}}
+	tree, err := sysfstree.Build(t.TempDir(), sysfstree.Options{}, a, a, a, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := vf.Discover(tree.Root, vf.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vendor, numa []string
+	for i, v := range node.VFs() {
+		switch i % 7 {
+		case 2:
+			write(t, tree, sysfstree.DevicePath(v.Addr)+"/vendor", "0xzz\n")
+			vendor = append(vendor, v.Addr.String())
+		case 5:
+			write(t, tree, sysfstree.DevicePath(v.Addr)+"/numa_node", "garbage\n")
+			numa = append(numa, v.Addr.String())
+		}
+	}
+	slices.Sort(vendor)
+	slices.Sort(numa)
+	broken := slices.Concat(vendor, numa)
+	var first string
+	var firstVFs []string
+	for run := range 5 {
+		node, err := vf.Discover(tree.Root, vf.Options{})
+		if node == nil || err == nil {
+			t.Fatalf("Discover() = %v, %v; want a node and an error", node, err)
+		}
+		var addrs, vfs []string
+		for _, de := range deviceErrors(err) {
+			addrs = append(addrs, de.Addr)
+		}
+		for _, v := range node.VFs() {
+			vfs = append(vfs, v.Addr.String())
+		}
+		if diff := cmp.Diff(broken, addrs); diff != "" {
+			t.Fatalf("run %d: device errors (-want +got):\n%s", run, diff)
+		}
+		if run == 0 {
+			first, firstVFs = err.Error(), vfs
+			if len(vfs) != 256-len(broken) {
+				t.Fatalf("Discover() found %d VFs, want %d", len(vfs), 256-len(broken))
+			}
+			continue
+		}
+		if err.Error() != first || !slices.Equal(vfs, firstVFs) {
+			t.Fatalf("run %d: Discover() differs from the first run:\n%v\nVFs %v\nfirst:\n%s\nVFs %v", run, err, vfs, first, firstVFs)
+		}
 	}
 }

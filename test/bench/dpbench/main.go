@@ -122,6 +122,10 @@ func stop(c *exec.Cmd) {
 	}
 }
 
+// servedBy is the plugin's --served-by-dir, in dir, which the benchmark removes:
+// under the node's default each temporary tree would leave its locks behind.
+func servedBy(dir string) string { return filepath.Join(dir, "served-by") }
+
 func wait(k *kubelettest.Kubelet, what string, cond func(p *kubelettest.Plugin) bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -171,7 +175,7 @@ func (b *bench) run(starts, allocs, restarts int) error {
 		}
 		t0 := time.Now()
 		if last, err = b.start(b.dp, "--sysfs-root", string(tree.Root), "--config-file", absent, "--device-plugin-dir", k.Dir,
-			"--metrics-address", "", "--device-info-dir", infoDir, "--cni-state-dir", "", "--pod-resources-socket", ""); err != nil {
+			"--metrics-address", "", "--device-info-dir", infoDir, "--served-by-dir", servedBy(infoDir), "--cni-state-dir", "", "--pod-resources-socket", ""); err != nil {
 			return err
 		}
 		if err := wait(k, "start: 256 devices listed", all(256)); err != nil {
@@ -264,7 +268,7 @@ func (b *bench) linkDown(cvf, name string, runs int) error {
 	}
 	p, err := b.start(cvf, "emulate", "exec", "--name", name, "--worker", "1", "--", b.dp,
 		"--device-plugin-dir", k.Dir, "--metrics-address", "", "--config-file", filepath.Join(infoDir, "absent", "config.json"),
-		"--device-info-dir", infoDir, "--cni-state-dir", "", "--pod-resources-socket", "")
+		"--device-info-dir", infoDir, "--served-by-dir", servedBy(infoDir), "--cni-state-dir", "", "--pod-resources-socket", "")
 	if err != nil {
 		return err
 	}

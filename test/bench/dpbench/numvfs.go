@@ -116,7 +116,7 @@ func (b *bench) numVFsRun(cvf, name string, w *emulate.Worker, pf vf.PCIAddr, n,
 	}
 	p, err := b.start(cvf, "emulate", "exec", "--name", name, "--worker", "1", "--", b.dp,
 		"--device-plugin-dir", k.Dir, "--metrics-address", "", "--config-file", filepath.Join(infoDir, "absent", "config.json"),
-		"--device-info-dir", infoDir, "--file-watch=false", "--link-events=false", "--uevents="+strconv.FormatBool(uevents))
+		"--device-info-dir", infoDir, "--served-by-dir", servedBy(infoDir), "--file-watch=false", "--link-events=false", "--uevents="+strconv.FormatBool(uevents))
 	if err != nil {
 		return nil, nil, err
 	}
